@@ -1,0 +1,1 @@
+"""The example app served by flash.toml.example."""

@@ -1,0 +1,115 @@
+"""The `flash` command: options in, stage calls out; the one error boundary and exit codes.
+
+Heavy modules (jsonschema, jinja2, sanic, requests) are imported inside the commands so that
+`flash --help` and `flash validate` start in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import ConfigError, FlashError
+
+EXIT_INTERRUPTED = 130
+FORMATS = click.Choice(["text", "json", "github"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flash")
+@click.option("-v", "--verbose", is_flag=True, help="Log what flash does (to stderr).")
+def cli(verbose: bool) -> None:
+    """Build and deploy RunPod load-balanced endpoints from flash.toml.
+
+    Start with `flash init`, check with `flash validate`. RunPod's deprecated
+    runpod-flash also installs a `flash` script: uninstall it or use `python -m pipeline`.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="flash: %(message)s")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
+@click.option("-c", "--config", "configs", multiple=True, help="Config file (repeatable). Default: flash.toml.")
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default=None,
+    help="Output format. Default: text (plus annotations in GitHub Actions).",
+)
+def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) -> int:
+    """Check config files; report every problem with file:line:col."""
+    from pipeline import report
+    from pipeline.validate import check_file
+
+    names = list(configs) + list(files) or ["flash.toml"]
+    results = [check_file(Path(name), name) for name in names]
+    if fmt == "json":
+        click.echo(report.validation_json(results))
+    elif fmt == "github":
+        click.echo(report.validation_github(results) or report.summary(results))
+    else:
+        in_actions = fmt is None and os.environ.get("GITHUB_ACTIONS") == "true"
+        click.echo(report.validation_text(results, annotations=in_actions))
+    return ConfigError.exit_code if any(r.diagnostics for r in results) else 0
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init(directory: Path, force: bool) -> int:
+    """Write flash.toml and a runnable example app into DIRECTORY."""
+    from pipeline.scaffold import scaffold
+
+    written = scaffold(directory, force=force)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: flash validate -c {directory / 'flash.toml'}")
+    return 0
+
+
+@cli.command()
+def schema() -> int:
+    """Print the JSON Schema of flash.toml (for editor completion)."""
+    from pipeline.resources import resource_path
+
+    click.echo(resource_path("schemas", "flash.schema.json").read_text(encoding="utf-8"), nl=False)
+    return 0
+
+
+def _print_error(exc: FlashError) -> None:
+    from pipeline import report
+
+    if isinstance(exc, ConfigError):
+        click.echo(report.config_error_text(exc.diagnostics, "nothing was done"), err=True)
+    else:
+        click.echo(report.error_text(str(exc), getattr(exc, "hint", "")), err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `flash` script: run the command, map the outcome to an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="flash", standalone_mode=False)
+    except FlashError as exc:
+        _print_error(exc)
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("flash: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("\nflash: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except Exception:  # a bug: show everything needed to report it
+        traceback.print_exc()
+        click.echo("flash: internal error (a bug in flash); please report it with the traceback above", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

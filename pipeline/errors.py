@@ -1,0 +1,81 @@
+"""The error tree: every failure a user can cause or meet ends in one of these leaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem in a config file; ordered by position so reports read top to bottom."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+    hint: str = ""
+
+
+class FlashError(Exception):
+    """Base of every expected failure; cli.py prints these without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(FlashError):
+    """The config is invalid; carries every diagnostic found."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics)
+        super().__init__(f"{len(self.diagnostics)} problem(s) in the config")
+
+
+class UsageError(FlashError):
+    """The command line asks for something that cannot be done (e.g. overwrite without --force)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.hint = hint
+        super().__init__(message)
+
+
+class BuildError(FlashError):
+    """Rendering, writing or docker build/push failed."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.hint = hint
+        super().__init__(message)
+
+
+class ApiError(FlashError):
+    """A control-plane call failed (or provisioning did)."""
+
+    exit_code = 4
+
+    def __init__(
+        self, operation: str, message: str, *, status: int | None = None, request_id: str | None = None, hint: str = ""
+    ) -> None:
+        self.operation = operation
+        self.status = status
+        self.request_id = request_id
+        self.hint = hint
+        super().__init__(message)
+
+
+class HealthError(FlashError):
+    """An endpoint did not answer /ping 200 in time."""
+
+    exit_code = 5
+
+    def __init__(self, endpoint: str, waited: float, last_status: str, hint: str = "") -> None:
+        self.endpoint = endpoint
+        self.waited = waited
+        self.last_status = last_status
+        self.hint = hint
+        super().__init__(f"{endpoint}: not healthy after {waited:.0f}s (last /ping: {last_status})")

@@ -1,0 +1,113 @@
+"""The validated project: frozen values every later stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import Diagnostic
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a value was written, for messages about it after validation."""
+
+    file: str
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Gpu:
+    pools: tuple[str, ...]
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Cpu:
+    flavor: str
+    vcpu: int
+    memory_gb: int
+
+    @property
+    def instance_id(self) -> str:
+        return f"{self.flavor}-{self.vcpu}-{self.memory_gb}"
+
+
+@dataclass(frozen=True)
+class Workers:
+    min: int
+    max: int
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    module: str
+    function: str
+    loc: Loc
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}:{self.function}"
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """Path parameter names in order of appearance."""
+        return tuple(seg[1:-1] for seg in self.path.split("/") if seg.startswith("{"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    key: str
+    name: str  # the RunPod name, "{app}-{endpoint}"
+    compute: Gpu | Cpu
+    workers: Workers
+    routes: tuple[Route, ...]
+    loc: Loc
+    scaler_value: int = 4
+    idle_timeout: int = 5
+    timeout: int = 600
+    datacenters: tuple[str, ...] = ()
+    flashboot: bool = True
+    disk: int = 20
+    network_volumes: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    image: str | None = None
+    base_image: str | None = None
+    init: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    health_timeout: int = 600
+
+    @property
+    def is_gpu(self) -> bool:
+        return isinstance(self.compute, Gpu)
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    config_path: Path
+    python: str = "3.11"
+    registry: str | None = None
+    source: str = "."
+    endpoints: tuple[Endpoint, ...] = field(default_factory=tuple)
+
+    @property
+    def root(self) -> Path:
+        """The folder holding flash.toml; relative paths in it start here."""
+        return self.config_path.parent
+
+    @property
+    def source_dir(self) -> Path:
+        return (self.root / self.source).resolve()
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of validating one config file: a Project or its diagnostics."""
+
+    display: str
+    project: Project | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
