@@ -32,6 +32,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-markdown table, so output can be pasted into BENCHMARKS.md as is."""
     cells = [[str(c) for c in headers]] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
     return "\n".join(lines)

@@ -14,8 +14,10 @@ BENCHMARKS = ["startup", "validate_scale"]
 
 
 def main(names: list[str]) -> None:
-    print(f"# flash benchmarks, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {platform.python_version()}, "
-          f"{__import__('os').cpu_count()} cores\n")
+    print(
+        f"# flash benchmarks, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {platform.python_version()}, "
+        f"{__import__('os').cpu_count()} cores\n"
+    )
     for name in names or BENCHMARKS:
         importlib.import_module(name).main()
         print()
