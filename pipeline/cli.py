@@ -11,11 +11,15 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline import __version__
 from pipeline.errors import ConfigError, FlashError
+
+if TYPE_CHECKING:
+    from pipeline.model import Project
 
 EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
@@ -75,6 +79,44 @@ def init(directory: Path, force: bool) -> int:
 
 
 @cli.command()
+@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder. Default: .flash/build next to the config.")
+@click.option("--push", is_flag=True, help="docker build and push each endpoint's image to app.registry.")
+def build(config: str, out: Path | None, push: bool) -> int:
+    """Render workers, Dockerfiles and manifest.json for every endpoint."""
+    import time
+
+    from pipeline import report
+    from pipeline.build import build as build_project
+
+    project = _load(config, "nothing was built")
+    started = time.perf_counter()
+    try:
+        result = build_project(project, out)
+    except ConfigError as exc:
+        exc.consequence = "nothing was built"
+        raise
+    click.echo(report.build_text(result, time.perf_counter() - started))
+    if push:
+        from pipeline.docker import push as push_images
+
+        push_images(result, project.registry, click.echo)
+        click.echo(report.push_text(result))
+    return 0
+
+
+def _load(config: str, consequence: str) -> Project:
+    """Validate the config, or raise ConfigError saying what did not happen."""
+    from pipeline.validate import validate_file
+
+    try:
+        return validate_file(Path(config), config)
+    except ConfigError as exc:
+        exc.consequence = consequence
+        raise
+
+
+@cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
     from pipeline.resources import resource_path
@@ -87,7 +129,7 @@ def _print_error(exc: FlashError) -> None:
     from pipeline import report
 
     if isinstance(exc, ConfigError):
-        click.echo(report.config_error_text(exc.diagnostics, "nothing was done"), err=True)
+        click.echo(report.config_error_text(exc.diagnostics, exc.consequence), err=True)
     else:
         click.echo(report.error_text(str(exc), getattr(exc, "hint", "")), err=True)
 

@@ -28,8 +28,9 @@ class ConfigError(FlashError):
 
     exit_code = 2
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], consequence: str = "") -> None:
         self.diagnostics = sorted(diagnostics)
+        self.consequence = consequence  # what did not happen, e.g. "nothing was built"
         super().__init__(f"{len(self.diagnostics)} problem(s) in the config")
 
 

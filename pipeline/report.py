@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from pipeline.build import BuildResult
 from pipeline.model import FileResult
 
 
@@ -95,3 +99,28 @@ def config_error_text(diagnostics: Sequence[Diagnostic], consequence: str) -> st
     files = sorted({d.file for d in diagnostics})
     results = [FileResult(f, None, tuple(d for d in diagnostics if d.file == f)) for f in files]
     return validation_text(results, consequence=consequence)
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def build_text(result: BuildResult, seconds: float) -> str:
+    """One line per endpoint (written or unchanged, where, image), then a summary."""
+    lines = []
+    for e in result.endpoints:
+        if e.path is None:
+            lines.append(f"prebuilt  {e.key}: deploys {e.image} as is")
+            continue
+        state = "built    " if e.changed else "unchanged"
+        lines.append(f"{state} {e.key}: {_shown_path(e.path)} ({plural(e.files, 'file')}, image {e.image})")
+    built = [e for e in result.endpoints if e.path is not None]
+    lines.append(f"flash: {plural(len(built), 'endpoint')} built in {seconds:.2f}s -> {_shown_path(result.out_dir)}")
+    return "\n".join(lines)
+
+
+def push_text(result: BuildResult) -> str:
+    return "\n".join(f"pushed {e.image}" for e in result.endpoints if e.path is not None)

@@ -1,0 +1,96 @@
+"""`flash build`: check handlers, render every endpoint, write .flash/build/, optionally push."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import BuildError, ConfigError
+from pipeline.handlers import check_handlers
+from pipeline.ignore import included_files
+from pipeline.model import Project
+from pipeline.render import Tree, content_hash, image_ref, manifest, render_endpoint, write_tree
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class BuiltEndpoint:
+    key: str
+    name: str
+    image: str
+    path: Path | None  # None: the endpoint deploys a prebuilt image
+    digest: str | None = None
+    files: int = 0
+    changed: bool = False
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    endpoints: tuple[BuiltEndpoint, ...]
+
+
+def default_out_dir(project: Project) -> Path:
+    return project.root / ".flash" / "build"
+
+
+def build(project: Project, out_dir: Path | None = None) -> BuildResult:
+    """Render and write every endpoint's build context; ConfigError if a handler is missing."""
+    problems = check_handlers(project)
+    if problems:
+        raise ConfigError(problems)
+    out = (out_dir or default_out_dir(project)).resolve()
+    try:
+        source = _read_files(project.source_dir, skip=(out, project.root / ".flash"))
+        runtime = _read_files(_runtime_dir())
+    except OSError as exc:
+        raise BuildError(f"cannot read the source folder: {exc}", "check app.source and file permissions") from None
+    built, hashes = [], {}
+    for endpoint in project.endpoints:
+        if endpoint.image:
+            built.append(BuiltEndpoint(endpoint.key, endpoint.name, endpoint.image, None))
+            continue
+        tree = render_endpoint(project, endpoint, runtime, source)
+        digest = hashes[endpoint.key] = content_hash(tree)
+        changed = _write(out / endpoint.key, tree)
+        built.append(BuiltEndpoint(endpoint.key, endpoint.name, image_ref(project, endpoint, digest), out / endpoint.key, digest, len(tree), changed))
+    _write_manifest(out / MANIFEST, manifest(project, hashes))
+    _remove_stale(out, {e.key for e in project.endpoints})
+    return BuildResult(out, tuple(built))
+
+
+def _write(root: Path, tree: Tree) -> bool:
+    try:
+        return write_tree(root, tree)
+    except OSError as exc:
+        raise BuildError(f"cannot write {root}: {exc.strerror or exc}", "check the output folder's permissions and free space") from None
+
+
+def _write_manifest(path: Path, data: bytes) -> None:
+    if path.is_file() and path.read_bytes() == data:
+        return
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def _remove_stale(out: Path, keys: set[str]) -> None:
+    """Drop build folders of endpoints the config no longer has (only folders flash made)."""
+    import shutil
+
+    for folder in out.iterdir():
+        if folder.is_dir() and folder.name not in keys and (folder / "flash_worker.py").is_file():
+            shutil.rmtree(folder)
+
+
+def _runtime_dir() -> Path:
+    spec = importlib.util.find_spec("runtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError("the flash runtime package is missing from this installation", "reinstall flash-pipeline")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _read_files(root: Path, skip: tuple[Path, ...] = ()) -> Tree:
+    return {rel.as_posix(): (root / rel).read_bytes() for rel in included_files(root, skip)}

@@ -1,0 +1,144 @@
+"""Render each endpoint's build context from the templates; write the tree atomically.
+
+Templates only place values; every value reaches generated Python through `repr` (the `py`
+filter) and the Dockerfile's CMD through `tojson`, so no config string can become code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pipeline.ignore import ALWAYS_EXCLUDED
+from pipeline.model import Endpoint, Gpu, Project
+from pipeline.resources import resource_path
+
+Tree = dict[str, bytes]  # relative POSIX path -> content
+WORKER_FILE = "flash_worker.py"
+START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in the image and locally
+RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
+
+
+@cache
+def _environment() -> Any:
+    import jinja2  # heavy: only when building
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_path("templates"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters["py"] = repr
+    return env
+
+
+def _render(template: str, **values: Any) -> bytes:
+    return str(_environment().get_template(template).render(**values)).encode("utf-8")
+
+
+def base_image(project: Project, endpoint: Endpoint) -> str:
+    """The FROM image: the endpoint's base_image, else the slim Python image of app.python."""
+    return endpoint.base_image or f"python:{project.python}-slim"
+
+
+def render_endpoint(project: Project, endpoint: Endpoint, runtime: Mapping[str, bytes], source: Mapping[str, bytes]) -> Tree:
+    """Every file of one endpoint's build context."""
+    image_env = ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"]
+    if isinstance(endpoint.compute, Gpu):
+        image_env += ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
+    worker = _render(
+        f"{WORKER_FILE}.j2",
+        name=endpoint.name,
+        routes=[{"method": r.method, "path": r.path, "handler": r.handler} for r in endpoint.routes],
+        init=endpoint.init,
+    )
+    compile(worker, WORKER_FILE, "exec")  # a template bug must fail the build, not the deploy
+    tree: Tree = {
+        WORKER_FILE: worker,
+        "Dockerfile": _render("Dockerfile.j2", name=endpoint.name, base_image=base_image(project, endpoint), image_env=image_env, command=list(START_COMMAND)),
+        "requirements.txt": _render("requirements.txt.j2", requirements=[*RUNTIME_REQUIREMENTS, *endpoint.dependencies]),
+        ".dockerignore": _render("dockerignore.j2", patterns=[f"**/{p.rstrip('/')}" for p in ALWAYS_EXCLUDED]),
+    }
+    tree.update({f"runtime/{path}": data for path, data in runtime.items()})
+    tree.update({f"src/{path}": data for path, data in source.items()})
+    return tree
+
+
+def content_hash(tree: Mapping[str, bytes]) -> str:
+    """A digest of a whole tree: paths and contents, order-independent."""
+    digest = hashlib.sha256()
+    for path in sorted(tree):
+        digest.update(path.encode() + b"\0" + hashlib.sha256(tree[path]).digest())
+    return digest.hexdigest()
+
+
+def image_ref(project: Project, endpoint: Endpoint, digest: str) -> str:
+    """Where the endpoint's image lives: its own `image`, else {registry}/{app}-{endpoint}:{hash}."""
+    if endpoint.image:
+        return endpoint.image
+    repository = f"{project.registry}/{endpoint.name}" if project.registry else endpoint.name
+    return f"{repository}:{digest[:12]}"
+
+
+def manifest(project: Project, hashes: Mapping[str, str]) -> bytes:
+    """manifest.json: per endpoint, the resolved config, image reference and content hash."""
+    endpoints: dict[str, Any] = {}
+    for endpoint in project.endpoints:
+        config = asdict(endpoint)
+        config.pop("loc")
+        config["routes"] = {f"{r.method} {r.path}": r.handler for r in endpoint.routes}
+        config["env"] = dict(endpoint.env)  # as written: ${VAR} stays unresolved here
+        digest = hashes.get(endpoint.key)
+        endpoints[endpoint.key] = {
+            "name": endpoint.name,
+            "image": image_ref(project, endpoint, digest or ""),
+            "build": digest is not None,
+            "hash": digest,
+            "config": config,
+        }
+    data = {"app": project.name, "python": project.python, "registry": project.registry, "endpoints": endpoints}
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def read_tree(root: Path) -> Tree:
+    """A folder's files, or {} if it does not exist."""
+    if not root.is_dir():
+        return {}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_tree(root: Path, tree: Mapping[str, bytes]) -> bool:
+    """Make root hold exactly tree. Unchanged: touch nothing. Changed: build aside, then swap in.
+
+    Unchanged files are hard-linked into the new tree, so their mtimes (and docker's cache) survive.
+    Returns whether anything changed.
+    """
+    old = read_tree(root)
+    if old == dict(tree):
+        return False
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a build context is not secret
+    for path, data in tree.items():
+        target = staging / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if old.get(path) == data:
+            os.link(root / path, target)
+        else:
+            target.write_bytes(data)
+    retired = root.with_name(f".{root.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if root.exists():
+        root.rename(retired)
+    staging.rename(root)
+    shutil.rmtree(retired, ignore_errors=True)
+    return True

@@ -1,0 +1,189 @@
+"""The worker's Sanic app: the route table, the /ping lifecycle, results and errors as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse, empty
+from sanic.response import json as json_response
+
+from runtime.binding import MISSING, BindError, Binding, bind, plan
+
+MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
+log = logging.getLogger("flash.worker")
+
+# (METHOD, "/path/{param}", "module:function")
+RouteSpec = tuple[str, str, str]
+
+
+class Lifecycle:
+    """What /ping reports: initializing (204) until the init hook returns, then ready (200) or failed (503)."""
+
+    def __init__(self) -> None:
+        self.state = "initializing"
+
+    def ping_status(self) -> int:
+        return {"initializing": 204, "ready": 200}.get(self.state, 503)
+
+
+class JsonErrors(ErrorHandler):
+    """Every error answers JSON with an `error` field; tracebacks stay in the log."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, SanicException):
+            return _error(exception.status_code, _describe(exception, request), request)
+        request_id = _request_id(request)
+        log.error("unhandled error in %s %s [%s]", request.method, request.path, request_id, exc_info=exception)
+        return json_response({"error": "internal error", "request_id": request_id}, status=500)
+
+
+def load_callable(ref: str) -> Callable[..., Any]:
+    """Import "module:function"."""
+    module_name, _, attr = ref.partition(":")
+    func = getattr(importlib.import_module(module_name), attr)
+    if not callable(func):
+        raise TypeError(f"{ref} is not callable")
+    return func  # type: ignore[no-any-return]
+
+
+def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None) -> Sanic:
+    """A Sanic app serving routes and /ping; init runs in the background once serving starts."""
+    app = Sanic(name, error_handler=JsonErrors(), configure_logging=False)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    lifecycle = Lifecycle()
+    app.ctx.lifecycle = lifecycle
+
+    async def ping(request: Request) -> HTTPResponse:
+        status = lifecycle.ping_status()
+        return empty(status=204) if status == 204 else json_response({"status": lifecycle.state}, status=status)
+
+    app.add_route(ping, "/ping", methods=["GET"], name="flash_ping")
+    for index, (method, path, ref) in enumerate(routes):
+        app.add_route(_route_handler(method, path, ref, lifecycle), _sanic_path(path), methods=[method], name=f"route_{index}")
+
+    @app.after_server_start
+    async def start_init(app: Sanic) -> None:
+        app.add_task(_run_init(init, lifecycle))
+
+    return app
+
+
+async def _run_init(init: str | None, lifecycle: Lifecycle) -> None:
+    if init is None:
+        lifecycle.state = "ready"
+        return
+    started = time.perf_counter()
+    try:
+        hook = load_callable(init)
+        if inspect.iscoroutinefunction(hook):
+            await hook()
+        else:  # in a thread, so /ping keeps answering 204 meanwhile
+            await asyncio.to_thread(hook)
+    except Exception:
+        lifecycle.state = "failed"
+        log.exception("init hook %s failed; /ping answers 503", init)
+        return
+    lifecycle.state = "ready"
+    log.info("init hook %s finished in %.2fs; ready", init, time.perf_counter() - started)
+
+
+def _sanic_path(path: str) -> str:
+    return path.replace("{", "<").replace("}", ">")
+
+
+def _route_handler(method: str, path: str, ref: str, lifecycle: Lifecycle) -> Callable[..., Any]:
+    func = load_callable(ref)
+    path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
+    binding = plan(func, method, path_params, Request)
+    is_async = inspect.iscoroutinefunction(func)
+
+    async def handle(request: Request, **path_args: str) -> HTTPResponse | None:
+        started = time.perf_counter()
+        response = await _dispatch(request, func, binding, is_async, lifecycle, path_args)
+        status = response.status if response is not None else 200
+        log.info(json.dumps({"method": method, "path": request.path, "status": status, "ms": round((time.perf_counter() - started) * 1000, 2), "request_id": _request_id(request)}))
+        return response
+
+    return handle
+
+
+async def _dispatch(
+    request: Request, func: Callable[..., Any], binding: Binding, is_async: bool, lifecycle: Lifecycle, path_args: dict[str, str]
+) -> HTTPResponse | None:
+    if lifecycle.state != "ready":
+        return _error(503, f"worker is {lifecycle.state}", request)
+    body: Any = MISSING
+    if binding.wants_body and request.body:
+        try:
+            body = json.loads(request.body)
+        except ValueError as exc:
+            return _error(400, f"request body is not valid JSON: {exc}", request)
+    try:
+        kwargs = bind(binding, path_args, request.args, body, request)
+    except BindError as exc:
+        return _error(422, str(exc), request)
+    if is_async:
+        result = await func(**kwargs)
+    elif inspect.isasyncgenfunction(func):
+        result = func(**kwargs)
+    else:
+        result = await asyncio.to_thread(func, **kwargs)
+    return await _respond(request, result)
+
+
+async def _respond(request: Request, result: Any) -> HTTPResponse | None:
+    """Turn a handler's result into a response (CONTRACT section 5)."""
+    if isinstance(result, HTTPResponse):
+        return result
+    if inspect.isasyncgen(result):
+        stream = await request.respond(content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        async for item in result:
+            await stream.send(_sse_event(item))
+        await stream.eof()
+        return None
+    status = 200
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
+        result, status = result
+    try:
+        payload = json.dumps(result, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"handler result is not JSON-serialisable: {exc}") from exc
+    return HTTPResponse(payload, status=status, content_type="application/json")
+
+
+def _sse_event(item: Any) -> str:
+    text = item if isinstance(item, str) else json.dumps(item)
+    return "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
+
+
+def _request_id(request: Request) -> str:
+    if not hasattr(request.ctx, "request_id"):
+        request.ctx.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    return str(request.ctx.request_id)
+
+
+def _error(status: int, message: str, request: Request) -> HTTPResponse:
+    return json_response({"error": message, "request_id": _request_id(request)}, status=status)
+
+
+def _describe(exception: SanicException, request: Request) -> str:
+    status = exception.status_code
+    if status == 404:
+        return f"no route for {request.method} {request.path}"
+    if status == 405:
+        return f"method {request.method} not allowed for {request.path}"
+    if status == 413:
+        return "request body is larger than 30 MB"
+    return str(exception) or "request failed"

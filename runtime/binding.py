@@ -1,0 +1,125 @@
+"""Argument binding: which request part feeds which handler parameter, decided once per route.
+
+Path parameters by name; the JSON body (POST/PUT/PATCH) to the first other parameter; query
+values to parameters of the same name, converted by annotation; a parameter annotated with the
+request type gets the request itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+MISSING: Any = object()
+
+
+class BindError(Exception):
+    """The request does not fit the handler's parameters (answered with 422)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    source: str  # "path" | "body" | "query" | "request"
+    annotation: Any
+    default: Any  # MISSING when required
+    many: bool = False  # list[...] query parameter: every value
+
+
+@dataclass(frozen=True)
+class Binding:
+    params: tuple[Param, ...]
+    wants_body: bool
+
+
+def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], request_type: type) -> Binding:
+    """Decide, once, where each parameter of func comes from."""
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # unresolvable string annotations: fall back to the raw ones
+        hints = {}
+    params: list[Param] = []
+    body_taken = method not in BODY_METHODS
+    for p in inspect.signature(func).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = hints.get(p.name, p.annotation)
+        default = MISSING if p.default is p.empty else p.default
+        if annotation is request_type or (isinstance(annotation, type) and issubclass(annotation, request_type)):
+            params.append(Param(p.name, "request", annotation, default))
+        elif p.name in path_params:
+            params.append(Param(p.name, "path", annotation, default))
+        elif not body_taken:
+            body_taken = True
+            params.append(Param(p.name, "body", annotation, default))
+        else:
+            many = typing.get_origin(annotation) in (list, tuple, set)
+            params.append(Param(p.name, "query", annotation, default, many))
+    return Binding(tuple(params), any(p.source == "body" for p in params))
+
+
+def bind(
+    binding: Binding, path_args: Mapping[str, str], query: Mapping[str, list[str]], body: Any, request: Any
+) -> dict[str, Any]:
+    """Keyword arguments for the handler; BindError says which argument is missing or wrong."""
+    kwargs: dict[str, Any] = {}
+    for p in binding.params:
+        if p.source == "request":
+            kwargs[p.name] = request
+        elif p.source == "path":
+            kwargs[p.name] = convert(p.name, path_args[p.name], p.annotation)
+        elif p.source == "body":
+            if body is MISSING:
+                if p.default is MISSING:
+                    raise BindError(f"missing JSON body (for argument '{p.name}')")
+                continue
+            kwargs[p.name] = check_body(p.name, body, p.annotation)
+        elif p.name in query:
+            values = query[p.name]
+            if p.many:
+                inner = (typing.get_args(p.annotation) or (str,))[0]
+                kwargs[p.name] = [convert(p.name, v, inner) for v in values]
+            else:
+                kwargs[p.name] = convert(p.name, values[-1], p.annotation)
+        elif p.default is MISSING:
+            raise BindError(f"missing query parameter '{p.name}'")
+    return kwargs
+
+
+def convert(name: str, raw: str, annotation: Any) -> Any:
+    """A path or query string converted to the parameter's annotated type."""
+    target = _unwrap_optional(annotation)
+    try:
+        if target is bool:
+            lowered = raw.lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError
+            return lowered in _TRUE
+        if target in (int, float):
+            return target(raw)
+    except ValueError:
+        raise BindError(f"argument '{name}': expected {target.__name__}, got {raw!r}") from None
+    return raw
+
+
+def check_body(name: str, body: Any, annotation: Any) -> Any:
+    """The decoded JSON body, if it has the annotated container/scalar type."""
+    target = typing.get_origin(annotation) or _unwrap_optional(annotation)
+    expected = {dict: "a JSON object", list: "a JSON array", str: "a JSON string", int: "a JSON number", float: "a JSON number"}
+    if target in expected and not isinstance(body, target if target is not float else (int, float)):
+        raise BindError(f"argument '{name}': expected {expected[target]} as the request body")
+    return body
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
