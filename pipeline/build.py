@@ -55,7 +55,17 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
         tree = render_endpoint(project, endpoint, runtime, source)
         digest = hashes[endpoint.key] = content_hash(tree)
         changed = _write(out / endpoint.key, tree)
-        built.append(BuiltEndpoint(endpoint.key, endpoint.name, image_ref(project, endpoint, digest), out / endpoint.key, digest, len(tree), changed))
+        built.append(
+            BuiltEndpoint(
+                endpoint.key,
+                endpoint.name,
+                image_ref(project, endpoint, digest),
+                out / endpoint.key,
+                digest,
+                len(tree),
+                changed,
+            )
+        )
     _write_manifest(out / MANIFEST, manifest(project, hashes))
     _remove_stale(out, {e.key for e in project.endpoints})
     return BuildResult(out, tuple(built))
@@ -65,7 +75,9 @@ def _write(root: Path, tree: Tree) -> bool:
     try:
         return write_tree(root, tree)
     except OSError as exc:
-        raise BuildError(f"cannot write {root}: {exc.strerror or exc}", "check the output folder's permissions and free space") from None
+        raise BuildError(
+            f"cannot write {root}: {exc.strerror or exc}", "check the output folder's permissions and free space"
+        ) from None
 
 
 def _write_manifest(path: Path, data: bytes) -> None:

@@ -80,7 +80,12 @@ def init(directory: Path, force: bool) -> int:
 
 @cli.command()
 @click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder. Default: .flash/build next to the config.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder. Default: .flash/build next to the config.",
+)
 @click.option("--push", is_flag=True, help="docker build and push each endpoint's image to app.registry.")
 def build(config: str, out: Path | None, push: bool) -> int:
     """Render workers, Dockerfiles and manifest.json for every endpoint."""

@@ -20,11 +20,18 @@ def check_handlers(project: Project) -> list[Diagnostic]:
     cache: dict[str, set[str] | str] = {}
     source = project.source_dir
     if not source.is_dir():
-        return [_diag(project.endpoints[0].loc, "app.source", f"source folder {project.source!r} does not exist", "set app.source to the folder holding your handlers, relative to flash.toml")]
+        return [
+            _diag(
+                project.endpoints[0].loc,
+                "app.source",
+                f"source folder {project.source!r} does not exist",
+                "set app.source to the folder holding your handlers, relative to flash.toml",
+            )
+        ]
     for endpoint in project.endpoints:
         if endpoint.image:
             continue  # a prebuilt image brings its own code
-        refs = [(r.handler, r.loc, f"endpoints.{endpoint.key}.routes.\"{r.method} {r.path}\"") for r in endpoint.routes]
+        refs = [(r.handler, r.loc, f'endpoints.{endpoint.key}.routes."{r.method} {r.path}"') for r in endpoint.routes]
         if endpoint.init:
             refs.append((endpoint.init, endpoint.loc, f"endpoints.{endpoint.key}.init"))
         for ref, loc, path in refs:
@@ -47,7 +54,10 @@ def _check(source: Path, ref: str, cache: dict[str, set[str] | str], shown: str)
         return names, _module_hint(module, shown)
     if function not in names:
         guess = did_you_mean(function, sorted(names))
-        return f"module {module} defines no function {function!r}", guess or f"define `def {function}(...)` in {module.replace('.', '/')}.py"
+        return (
+            f"module {module} defines no function {function!r}",
+            guess or f"define `def {function}(...)` in {module.replace('.', '/')}.py",
+        )
     return None
 
 

@@ -50,7 +50,9 @@ def base_image(project: Project, endpoint: Endpoint) -> str:
     return endpoint.base_image or f"python:{project.python}-slim"
 
 
-def render_endpoint(project: Project, endpoint: Endpoint, runtime: Mapping[str, bytes], source: Mapping[str, bytes]) -> Tree:
+def render_endpoint(
+    project: Project, endpoint: Endpoint, runtime: Mapping[str, bytes], source: Mapping[str, bytes]
+) -> Tree:
     """Every file of one endpoint's build context."""
     image_env = ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"]
     if isinstance(endpoint.compute, Gpu):
@@ -64,8 +66,16 @@ def render_endpoint(project: Project, endpoint: Endpoint, runtime: Mapping[str, 
     compile(worker, WORKER_FILE, "exec")  # a template bug must fail the build, not the deploy
     tree: Tree = {
         WORKER_FILE: worker,
-        "Dockerfile": _render("Dockerfile.j2", name=endpoint.name, base_image=base_image(project, endpoint), image_env=image_env, command=list(START_COMMAND)),
-        "requirements.txt": _render("requirements.txt.j2", requirements=[*RUNTIME_REQUIREMENTS, *endpoint.dependencies]),
+        "Dockerfile": _render(
+            "Dockerfile.j2",
+            name=endpoint.name,
+            base_image=base_image(project, endpoint),
+            image_env=image_env,
+            command=list(START_COMMAND),
+        ),
+        "requirements.txt": _render(
+            "requirements.txt.j2", requirements=[*RUNTIME_REQUIREMENTS, *endpoint.dependencies]
+        ),
         ".dockerignore": _render("dockerignore.j2", patterns=[f"**/{p.rstrip('/')}" for p in ALWAYS_EXCLUDED]),
     }
     tree.update({f"runtime/{path}": data for path, data in runtime.items()})

@@ -23,6 +23,7 @@ from runtime.binding import MISSING, BindError, Binding, bind, plan
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 log = logging.getLogger("flash.worker")
 
+App = Sanic[Any, Any]  # the config and ctx types are Sanic's defaults
 # (METHOD, "/path/{param}", "module:function")
 RouteSpec = tuple[str, str, str]
 
@@ -57,9 +58,9 @@ def load_callable(ref: str) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None) -> Sanic:
+def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None) -> App:
     """A Sanic app serving routes and /ping; init runs in the background once serving starts."""
-    app = Sanic(name, error_handler=JsonErrors(), configure_logging=False)
+    app: App = Sanic(name, error_handler=JsonErrors(), configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
     lifecycle = Lifecycle()
@@ -71,10 +72,12 @@ def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None) 
 
     app.add_route(ping, "/ping", methods=["GET"], name="flash_ping")
     for index, (method, path, ref) in enumerate(routes):
-        app.add_route(_route_handler(method, path, ref, lifecycle), _sanic_path(path), methods=[method], name=f"route_{index}")
+        app.add_route(
+            _route_handler(method, path, ref, lifecycle), _sanic_path(path), methods=[method], name=f"route_{index}"
+        )
 
     @app.after_server_start
-    async def start_init(app: Sanic) -> None:
+    async def start_init(app: App) -> None:
         app.add_task(_run_init(init, lifecycle))
 
     return app
@@ -113,14 +116,29 @@ def _route_handler(method: str, path: str, ref: str, lifecycle: Lifecycle) -> Ca
         started = time.perf_counter()
         response = await _dispatch(request, func, binding, is_async, lifecycle, path_args)
         status = response.status if response is not None else 200
-        log.info(json.dumps({"method": method, "path": request.path, "status": status, "ms": round((time.perf_counter() - started) * 1000, 2), "request_id": _request_id(request)}))
+        log.info(
+            json.dumps(
+                {
+                    "method": method,
+                    "path": request.path,
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": _request_id(request),
+                }
+            )
+        )
         return response
 
     return handle
 
 
 async def _dispatch(
-    request: Request, func: Callable[..., Any], binding: Binding, is_async: bool, lifecycle: Lifecycle, path_args: dict[str, str]
+    request: Request,
+    func: Callable[..., Any],
+    binding: Binding,
+    is_async: bool,
+    lifecycle: Lifecycle,
+    path_args: dict[str, str],
 ) -> HTTPResponse | None:
     if lifecycle.state != "ready":
         return _error(503, f"worker is {lifecycle.state}", request)
@@ -128,8 +146,10 @@ async def _dispatch(
     if binding.wants_body and request.body:
         try:
             body = json.loads(request.body)
-        except ValueError as exc:
-            return _error(400, f"request body is not valid JSON: {exc}", request)
+        except json.JSONDecodeError as exc:
+            return _error(400, f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})", request)
+        except ValueError:  # not UTF-8
+            return _error(400, "request body is not valid JSON (not UTF-8)", request)
     try:
         kwargs = bind(binding, path_args, request.args, body, request)
     except BindError as exc:
@@ -164,7 +184,7 @@ async def _respond(request: Request, result: Any) -> HTTPResponse | None:
 
 
 def _sse_event(item: Any) -> str:
-    text = item if isinstance(item, str) else json.dumps(item)
+    text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
     return "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
 
 

@@ -60,7 +60,7 @@ def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], requ
             body_taken = True
             params.append(Param(p.name, "body", annotation, default))
         else:
-            many = typing.get_origin(annotation) in (list, tuple, set)
+            many = typing.get_origin(_unwrap_optional(annotation)) in (list, tuple, set)
             params.append(Param(p.name, "query", annotation, default, many))
     return Binding(tuple(params), any(p.source == "body" for p in params))
 
@@ -84,7 +84,7 @@ def bind(
         elif p.name in query:
             values = query[p.name]
             if p.many:
-                inner = (typing.get_args(p.annotation) or (str,))[0]
+                inner = (typing.get_args(_unwrap_optional(p.annotation)) or (str,))[0]
                 kwargs[p.name] = [convert(p.name, v, inner) for v in values]
             else:
                 kwargs[p.name] = convert(p.name, values[-1], p.annotation)
@@ -112,7 +112,13 @@ def convert(name: str, raw: str, annotation: Any) -> Any:
 def check_body(name: str, body: Any, annotation: Any) -> Any:
     """The decoded JSON body, if it has the annotated container/scalar type."""
     target = typing.get_origin(annotation) or _unwrap_optional(annotation)
-    expected = {dict: "a JSON object", list: "a JSON array", str: "a JSON string", int: "a JSON number", float: "a JSON number"}
+    expected = {
+        dict: "a JSON object",
+        list: "a JSON array",
+        str: "a JSON string",
+        int: "a JSON number",
+        float: "a JSON number",
+    }
     if target in expected and not isinstance(body, target if target is not float else (int, float)):
         raise BindError(f"argument '{name}': expected {expected[target]} as the request body")
     return body

@@ -8,9 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sanic import Sanic
-
-from runtime.app import Lifecycle, RouteSpec, create_app
+from runtime.app import App, Lifecycle, RouteSpec, create_app
 
 log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}
@@ -42,7 +40,7 @@ def _app_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "flash_worker"
 
 
-def _serve_ping_on(app: Sanic, host: str, port: int) -> None:
+def _serve_ping_on(app: App, host: str, port: int) -> None:
     """A tiny HTTP/1.1 responder for /ping on the health port, sharing the app's lifecycle."""
     lifecycle: Lifecycle = app.ctx.lifecycle
 
@@ -53,7 +51,9 @@ def _serve_ping_on(app: Sanic, host: str, port: int) -> None:
                 pass
             parts = request_line.split()
             status = lifecycle.ping_status() if len(parts) >= 2 and parts[1].split(b"?")[0] == b"/ping" else 404
-            writer.write(f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            writer.write(
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
@@ -61,9 +61,9 @@ def _serve_ping_on(app: Sanic, host: str, port: int) -> None:
             writer.close()
 
     @app.before_server_start
-    async def start_health_server(app: Sanic) -> None:
+    async def start_health_server(app: App) -> None:
         app.ctx.health_server = await asyncio.start_server(answer, host, port)
 
     @app.before_server_stop
-    async def stop_health_server(app: Sanic) -> None:
+    async def stop_health_server(app: App) -> None:
         app.ctx.health_server.close()

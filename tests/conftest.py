@@ -37,3 +37,123 @@ def flash(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -
         return Result(code if isinstance(code, int) else 0, captured.out, captured.err)
 
     return run
+
+
+def _free_port() -> int:
+    """A port nothing listens on right now (loopback)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    return _free_port
+
+
+def dockerfile_command(build_dir: Path) -> list[str]:
+    """The CMD of an endpoint's generated Dockerfile: what every test runs, exactly."""
+    import json
+
+    line = next(line for line in (build_dir / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    return list(json.loads(line[4:]))
+
+
+class Worker:
+    """A generated worker running as a real subprocess, started with the Dockerfile's command."""
+
+    def __init__(self, build_dir: Path, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = dockerfile_command(build_dir)
+        assert command[0] == "python"
+        full_env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", **(env or {})}
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+        self.proc = subprocess.Popen(
+            [sys.executable, *command[1:]],
+            cwd=build_dir / "src",
+            env=full_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_listening(self, timeout: float = 30.0) -> None:
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                requests.get(self.url + "/ping", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"worker did not listen within {timeout}s:\n{self.output()}")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while requests.get(self.url + "/ping", timeout=2).status_code != 200:
+            assert time.monotonic() < deadline, f"never ready:\n{self.output()}"
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+    def stop(self) -> int:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_worker() -> object:
+    """Start workers from build folders; every one is stopped at the end of the test."""
+    started: list[Worker] = []
+
+    def start(build_dir: Path, env: dict[str, str] | None = None, *, ready: bool = True) -> Worker:
+        worker = Worker(build_dir, env)
+        started.append(worker)
+        worker.wait_listening()
+        if ready:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/apps/worker copied to a temp folder and built with `flash build`; returns .flash/build."""
+    import shutil
+
+    from pipeline.build import build
+    from pipeline.validate import validate_file
+
+    root = tmp_path_factory.mktemp("worker-app")
+    shutil.copytree(REPO / "tests" / "apps" / "worker", root, dirs_exist_ok=True)
+    project = validate_file(root / "flash.toml")
+    return build(project).out_dir
