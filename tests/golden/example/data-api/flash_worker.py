@@ -9,9 +9,9 @@ sys.path[:1] = [HERE, os.path.join(HERE, "src")]
 from runtime.server import serve  # noqa: E402
 
 ROUTES = [
-    ("POST", "/process", "app.data:process"),
+    ('POST', '/process', 'app.data:process'),
 ]
 INIT = None
 
 if __name__ == "__main__":
-    serve(name="demo-data-api", routes=ROUTES, init=INIT)
+    serve(name='demo-data-api', routes=ROUTES, init=INIT)

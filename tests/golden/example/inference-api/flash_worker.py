@@ -9,11 +9,11 @@ sys.path[:1] = [HERE, os.path.join(HERE, "src")]
 from runtime.server import serve  # noqa: E402
 
 ROUTES = [
-    ("POST", "/predict", "app.handlers:predict"),
-    ("GET", "/health", "app.handlers:health"),
-    ("GET", "/items/{item_id}", "app.handlers:get_item"),
+    ('POST', '/predict', 'app.handlers:predict'),
+    ('GET', '/health', 'app.handlers:health'),
+    ('GET', '/items/{item_id}', 'app.handlers:get_item'),
 ]
-INIT = "app.model:load"
+INIT = 'app.model:load'
 
 if __name__ == "__main__":
-    serve(name="demo-inference-api", routes=ROUTES, init=INIT)
+    serve(name='demo-inference-api', routes=ROUTES, init=INIT)
