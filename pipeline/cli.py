@@ -6,7 +6,6 @@ Heavy modules (jsonschema, jinja2, sanic, requests) are imported inside the comm
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
@@ -34,7 +33,10 @@ def cli(verbose: bool) -> None:
     Start with `flash init`, check with `flash validate`. RunPod's deprecated
     runpod-flash also installs a `flash` script: uninstall it or use `python -m pipeline`.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="flash: %(message)s")
+    if verbose:  # logging costs start-up time; only load it when asked to talk
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="flash: %(message)s")
 
 
 @cli.command()

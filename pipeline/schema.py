@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import Diagnostic
 from pipeline.resources import resource_path
 
-if TYPE_CHECKING:
-    from jsonschema import ValidationError
-    from jsonschema.protocols import Validator
+from pipeline.schemacheck import Evaluator
+from pipeline.schemacheck import SchemaError as ValidationError
 
+if TYPE_CHECKING:
     from pipeline.source import KeyPath, Source
 
 _TYPE_NAMES = {
@@ -41,10 +41,8 @@ def load_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> Validator:
-    from jsonschema import Draft202012Validator  # heavy: only when a file is validated
-
-    return Draft202012Validator(load_schema())
+def _validator() -> Evaluator:
+    return Evaluator(load_schema())
 
 
 def schema_diagnostics(src: Source) -> list[Diagnostic]:
@@ -190,7 +188,9 @@ def _alternatives(error: ValidationError, src: Source, path: KeyPath) -> Iterato
     branches: dict[Any, list[ValidationError]] = {}
     for sub in error.context or ():
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    mistyped = {b for b, subs in branches.items() if any(s.validator == "type" and not s.relative_path for s in subs)}
+    mistyped = {
+        b for b, subs in branches.items() if any(s.validator == "type" and tuple(s.absolute_path) == path for s in subs)
+    }
     relevant = [sub for b, subs in branches.items() if b not in mistyped for sub in subs]
     if relevant:
         for sub in relevant:
