@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import Diagnostic
 from pipeline.resources import resource_path
-from pipeline.schemacheck import Evaluator
-from pipeline.schemacheck import SchemaError
+from pipeline.schemacheck import Evaluator, SchemaError
 
 if TYPE_CHECKING:
     from pipeline.source import KeyPath, Source
