@@ -137,7 +137,7 @@ class Evaluator:
         for name in schema.get("required", ()):
             if name not in value:  # one error per missing key, as jsonschema reports them
                 yield error("required", f"{name!r} is a required property")
-        names = schema.get("propertyNames")
+        names: dict[str, Any] = schema.get("propertyNames", {})
         for name in value if names else ():
             for sub in self._check(name, names, path, (*spath, "propertyNames")):
                 sub.absolute_path = path  # like jsonschema: the object's path, the name as instance
