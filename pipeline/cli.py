@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, FlashError
+from pipeline.errors import ConfigError, FlashError, UsageError
 
 if TYPE_CHECKING:
     from pipeline.model import Project
@@ -109,6 +109,107 @@ def build(config: str, out: Path | None, push: bool) -> int:
 
         push_images(result, project.registry, click.echo)
         click.echo(report.push_text(result))
+    return 0
+
+
+TARGETS = click.Choice(["runpod", "local"])
+
+
+def _local_only(target: str) -> None:
+    if target != "local":
+        raise UsageError(
+            "the runpod target is not available in this version of flash yet",
+            "use --target local to run the app on this machine",
+        )
+
+
+@cli.command()
+@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
+@click.option("--detach", is_flag=True, help="Return once healthy; keep serving in the background.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for /ping 200 (default: each endpoint's health.timeout).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def deploy(config: str, target: str, detach: bool, timeout: float | None, fmt: str) -> int:
+    """Build, run every endpoint, wait for /ping 200, print the URLs."""
+    _local_only(target)
+    from pipeline import report
+    from pipeline.build import build as build_project
+    from pipeline.deploy import deploy_local, local_destroy
+
+    project = _load(config, "nothing was deployed")
+    try:
+        result = build_project(project)
+    except ConfigError as exc:
+        exc.consequence = "nothing was deployed"
+        raise
+    outcome = deploy_local(
+        project, result, detach=detach, timeout=timeout, echo=lambda line: click.echo(line, err=True)
+    )
+    click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
+    if detach:
+        return 0
+    try:
+        _wait_for_stop_signal()
+    finally:
+        click.echo("flash: stopping local endpoints ...", err=True)
+        local_destroy(project)
+        click.echo("flash: stopped; no worker is left running", err=True)
+    return 0
+
+
+def _wait_for_stop_signal() -> None:
+    """Block until Ctrl-C (KeyboardInterrupt, exit 130) or SIGTERM (a clean exit 0)."""
+    import signal
+    import threading
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    while not stopped.wait(0.5):
+        pass
+
+
+@cli.command()
+@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(config: str, target: str, fmt: str) -> int:
+    """Each endpoint's URL, workers and /ping."""
+    _local_only(target)
+    from pipeline import report
+    from pipeline.deploy import local_status
+
+    project = _load(config, "")
+    answer = local_status(project)
+    click.echo(
+        report.local_status_json(project, answer) if fmt == "json" else report.local_status_text(project, answer)
+    )
+    return 0
+
+
+@cli.command()
+@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def destroy(config: str, target: str, yes: bool) -> int:
+    """Delete (stop) the app's endpoints."""
+    _local_only(target)
+    from pipeline.deploy import local_destroy
+
+    project = _load(config, "nothing was destroyed")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
+        click.confirm(f"Stop every local endpoint of {project.name}?", abort=True)
+    keys = local_destroy(project)
+    click.echo(
+        f"flash: stopped {', '.join(keys)} on the local target"
+        if keys
+        else "flash: nothing was running on the local target"
+    )
     return 0
 
 

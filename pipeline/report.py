@@ -11,6 +11,8 @@ from pipeline.errors import Diagnostic
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
+    from pipeline.deploy import LocalDeploy
+    from pipeline.model import Project
 from pipeline.model import FileResult
 
 
@@ -124,3 +126,67 @@ def build_text(result: BuildResult, seconds: float) -> str:
 
 def push_text(result: BuildResult) -> str:
     return "\n".join(f"pushed {e.image}" for e in result.endpoints if e.path is not None)
+
+
+def local_deploy_text(outcome: LocalDeploy, *, detach: bool) -> str:
+    """Per endpoint: what changed, its URL, time to healthy and cold start; then how to stop."""
+    width = max(len(d.key) for d in outcome.endpoints)
+    lines = []
+    for d in outcome.endpoints:
+        cold = f" (cold start {d.gate.cold_start:.1f}s)" if d.gate.cold_start is not None else ""
+        lines.append(f"{d.key.ljust(width)}  {d.action:<9}  {d.url}  healthy in {d.gate.waited:.1f}s{cold}")
+    count = plural(len(outcome.endpoints), "endpoint")
+    if detach:
+        lines.append(
+            f"flash: {count} healthy on the local target (supervisor pid {outcome.supervisor_pid}); stop with `flash destroy --target local --yes`"
+        )
+    else:
+        lines.append(f"flash: {count} healthy on the local target; serving until Ctrl-C")
+    return "\n".join(lines)
+
+
+def local_deploy_json(outcome: LocalDeploy) -> str:
+    endpoints = {
+        d.key: {
+            "url": d.url,
+            "action": d.action,
+            "healthy_after": round(d.gate.waited, 3),
+            "cold_start": d.gate.cold_start,
+        }
+        for d in outcome.endpoints
+    }
+    return json.dumps({"target": "local", "supervisor_pid": outcome.supervisor_pid, "endpoints": endpoints}, indent=2)
+
+
+def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
+    running = (answer or {}).get("endpoints", {})
+    width = max(len(e.key) for e in project.endpoints)
+    lines = []
+    for e in project.endpoints:
+        info = running.get(e.key)
+        if info is None:
+            lines.append(f"{e.key.ljust(width)}  not running")
+            continue
+        states = [w["state"] for w in info["workers"]]
+        summary = (
+            ", ".join(f"{states.count(s)} {s}" for s in ("ready", "starting", "unhealthy", "stopping") if s in states)
+            or "no workers (scaled to zero)"
+        )
+        ping = "200 ready" if info["ready"] else ("204 initializing" if "starting" in states else "no ready worker")
+        lines.append(f"{e.key.ljust(width)}  {info['url']}  workers: {summary}  /ping: {ping}")
+    lines.append(
+        f"flash: local supervisor pid {answer['pid']}" if answer else "flash: nothing is running on the local target"
+    )
+    return "\n".join(lines)
+
+
+def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
+    running = (answer or {}).get("endpoints", {})
+    return json.dumps(
+        {
+            "target": "local",
+            "running": answer is not None,
+            "endpoints": {e.key: running.get(e.key) for e in project.endpoints},
+        },
+        indent=2,
+    )

@@ -1,0 +1,134 @@
+"""The deploy stage for the local target: provision, gate every endpoint on /ping, report."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.build import BuildResult
+from pipeline.errors import HealthError
+from pipeline.health import Backoff, GateResult, describe, wait_healthy
+from pipeline.model import Project
+from pipeline.providers import local
+
+# Local workers start in about a second: probe often, so the gate adds little to that.
+LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    key: str
+    url: str
+    action: str  # created | updated | unchanged
+    gate: GateResult
+
+
+@dataclass(frozen=True)
+class LocalDeploy:
+    endpoints: tuple[Deployed, ...]
+    supervisor_pid: int
+    started_supervisor: bool
+
+
+def deploy_local(
+    project: Project,
+    result: BuildResult,
+    *,
+    detach: bool,
+    timeout: float | None,
+    echo: Callable[[str], None],
+    environ: Mapping[str, str] | None = None,
+) -> LocalDeploy:
+    """Run every endpoint locally and wait until each answers /ping 200; HealthError if one does not."""
+    where = local.paths(project)
+    local.check_dependencies(project)
+    state = local.read_state(where)
+    specs = local.specs(
+        project, result, environ if environ is not None else os.environ, state["endpoints"] if state else {}
+    )
+    started = state is None
+    if started:
+        proc = local.start_supervisor(where, detach=detach)
+        pid = proc.pid
+    else:
+        assert state is not None
+        pid = int(state["pid"])
+    answer = local.send(where, {"cmd": "apply", "endpoints": specs})
+    changes: dict[str, str] = answer["changes"]
+    urls = {key: info["url"] for key, info in answer["endpoints"].items()}
+    gates = _gate_all(project, urls, timeout, echo)
+    deployed = tuple(
+        Deployed(e.key, urls[e.key], changes.get(e.key, "created"), gates[e.key]) for e in project.endpoints
+    )
+    failed = [d for d in deployed if not d.gate.healthy]
+    if failed:
+        if started:  # nothing was running before this deploy: leave nothing running after it
+            local.stop(where, {"pid": pid, "pgid": pid})
+        first = failed[0]
+        hint = _failure_hint(first.gate, detach, where)
+        raise HealthError(first.key, first.gate.waited, first.gate.last_status, hint)
+    return LocalDeploy(deployed, pid, started)
+
+
+def _gate_all(
+    project: Project, urls: Mapping[str, str], timeout: float | None, echo: Callable[[str], None]
+) -> dict[str, GateResult]:
+    def gate(key: str, limit: float) -> GateResult:
+        last: list[Any] = [None]
+
+        def on_probe(status: int | str, waited: float) -> None:
+            if status != last[0]:
+                last[0] = status
+                echo(f"{key}: /ping {describe(status)} after {waited:.1f}s")
+
+        return wait_healthy(
+            lambda: local.ping(urls[key]),
+            timeout=limit,
+            clock=time.monotonic,
+            sleep=time.sleep,
+            backoff=LOCAL_BACKOFF,
+            rng=random.Random(),
+            on_probe=on_probe,
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, len(project.endpoints))) as pool:
+        futures = {
+            e.key: pool.submit(gate, e.key, timeout if timeout is not None else e.health_timeout)
+            for e in project.endpoints
+        }
+        return {key: future.result() for key, future in futures.items()}
+
+
+def _failure_hint(gate: GateResult, detach: bool, where: local.Paths) -> str:
+    if gate.last_status == "HTTP 503":
+        cause = "its workers answer /ping 503: the init hook failed or the worker is unhealthy"
+    elif gate.last_status.startswith("204"):
+        cause = "its workers were still initializing: raise health.timeout or --timeout"
+    else:
+        cause = f"the last /ping gave {gate.last_status}"
+    where_logs = f"see {where.log}" if detach else "see the worker output above"
+    return f"{cause}; {where_logs}"
+
+
+def local_status(project: Project) -> dict[str, Any] | None:
+    """The supervisor's view of every endpoint, or None if nothing runs locally."""
+    where = local.paths(project)
+    if local.read_state(where) is None:
+        return None
+    return local.send(where, {"cmd": "status"}, timeout=10)
+
+
+def local_destroy(project: Project) -> list[str]:
+    """Stop every local endpoint; the keys that were running."""
+    where = local.paths(project)
+    state = local.read_state(where)
+    if state is None:
+        return []
+    keys = sorted(state.get("endpoints", {}))
+    local.stop(where, state)
+    return keys

@@ -1,0 +1,41 @@
+"""${VAR} references in endpoint env: resolved from the deploying environment at deploy time.
+
+Resolved values are secrets as far as flash is concerned: they go to the endpoint (or the local
+supervisor's memory) and nowhere else; nothing here prints or writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from pipeline.errors import ConfigError, Diagnostic
+from pipeline.model import Endpoint
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def references(value: str) -> list[str]:
+    return _REFERENCE.findall(value)
+
+
+def resolve_env(endpoint: Endpoint, environ: Mapping[str, str]) -> dict[str, str]:
+    """The endpoint's env with every ${VAR} replaced; ConfigError naming every missing variable."""
+    missing = sorted({name for _, value in endpoint.env for name in references(value) if name not in environ})
+    if missing:
+        loc = endpoint.loc
+        raise ConfigError(
+            [
+                Diagnostic(
+                    loc.file,
+                    loc.line,
+                    loc.col,
+                    f"endpoints.{endpoint.key}.env",
+                    f"${{{name}}} is not set in the deploying environment",
+                    f"export {name}=… before deploying",
+                )
+                for name in missing
+            ],
+            "nothing was deployed",
+        )
+    return {key: _REFERENCE.sub(lambda m: environ[m.group(1)], value) for key, value in endpoint.env}

@@ -1,0 +1,81 @@
+"""The /ping health gate, shared by the local and RunPod targets.
+
+200 passes; 204 (initializing), 5xx, connection errors and timeouts keep waiting with
+exponential backoff until the deadline; 401/403/404 fail at once (waiting cannot fix them).
+Clock, sleep and randomness are parameters so tests drive time without patching anything.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+Probe = Callable[[], "int | str"]  # an HTTP status, or a short description of a transport error
+FATAL = {401: "the API key is not accepted", 403: "access is forbidden", 404: "no such endpoint or route"}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between probes: initial, times factor each step, capped, with +/- jitter."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    cap: float = 10.0
+    jitter: float = 0.1
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield max(0.0, delay * (1 + rng.uniform(-self.jitter, self.jitter)))
+            delay = min(self.cap, delay * self.factor)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    healthy: bool
+    waited: float
+    last_status: str
+    probes: int
+    cold_start: float | None = None  # first 204 to first 200, when both were seen
+    reason: str = ""
+
+
+def describe(status: int | str) -> str:
+    if isinstance(status, str):
+        return status
+    return {200: "200 ready", 204: "204 initializing"}.get(status, f"HTTP {status}")
+
+
+def wait_healthy(
+    probe: Probe,
+    *,
+    timeout: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    backoff: Backoff = Backoff(),
+    rng: random.Random | None = None,
+    on_probe: Callable[[int | str, float], None] | None = None,
+) -> GateResult:
+    """Probe until 200, a fatal status, or timeout seconds have passed."""
+    start = clock()
+    first_204: float | None = None
+    delays = backoff.delays(rng or random.Random())
+    probes = 0
+    while True:
+        status = probe()
+        probes += 1
+        now = clock()
+        if on_probe:
+            on_probe(status, now - start)
+        if status == 204 and first_204 is None:
+            first_204 = now
+        if status == 200:
+            cold = now - first_204 if first_204 is not None else None
+            return GateResult(True, now - start, describe(status), probes, cold)
+        if isinstance(status, int) and status in FATAL:
+            return GateResult(False, now - start, describe(status), probes, reason=FATAL[status])
+        remaining = timeout - (now - start)
+        if remaining <= 0:
+            return GateResult(False, now - start, describe(status), probes, reason="timed out")
+        sleep(min(next(delays), remaining))

@@ -1,0 +1,232 @@
+"""The local target, CLI side: start or reuse the supervisor, hand it the endpoints, gate, stop.
+
+The supervisor (local_supervisor.py) runs in its own session so Ctrl-C in the terminal reaches
+only the CLI, which then stops it cleanly; `--detach` leaves it running in the background.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.metadata
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.build import BuildResult
+from pipeline.envvars import resolve_env
+from pipeline.errors import ApiError, BuildError
+from pipeline.model import Project
+
+FIRST_PORT = 8080
+_REQUIREMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Paths:
+    state_dir: Path
+    socket: Path
+    log: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+
+def paths(project: Project) -> Paths:
+    state_dir = project.root / ".flash" / "local"
+    sock = state_dir / "control.sock"
+    if len(str(sock)) > 100:  # unix socket paths are limited to ~108 bytes
+        digest = hashlib.sha256(str(project.root).encode()).hexdigest()[:16]
+        sock = Path("/tmp") / f"flash-{digest}.sock"
+    return Paths(state_dir, sock, state_dir / "supervisor.log")
+
+
+def read_state(where: Paths) -> dict[str, Any] | None:
+    """The running supervisor's state, or None if none runs."""
+    try:
+        state: dict[str, Any] = json.loads(where.state_file.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return state
+
+
+def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """One command to the supervisor; ApiError if it does not answer."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout)
+            conn.connect(str(where.socket))
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        answer: dict[str, Any] = json.loads(data)
+    except (OSError, ValueError) as exc:
+        raise ApiError(
+            "local supervisor",
+            f"the local supervisor does not answer ({exc})",
+            hint="run `flash destroy --target local --yes`, then deploy again",
+        ) from None
+    if not answer.get("ok"):
+        raise ApiError("local supervisor", str(answer.get("error")))
+    return answer
+
+
+def check_dependencies(project: Project) -> None:
+    """Each endpoint's dependencies must be installed here: local workers use this Python."""
+    for endpoint in project.endpoints:
+        for requirement in endpoint.dependencies:
+            match = _REQUIREMENT_NAME.match(requirement)
+            if not match:
+                continue
+            try:
+                importlib.metadata.distribution(match.group(0))
+            except importlib.metadata.PackageNotFoundError:
+                raise BuildError(
+                    f"endpoint {endpoint.key} needs {match.group(0)}, which is not installed for the local target",
+                    f"pip install '{requirement}' (local workers run with {sys.executable})",
+                ) from None
+
+
+def specs(
+    project: Project, result: BuildResult, environ: Mapping[str, str], previous: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What the supervisor should run; ports stay those of the previous deploy when there was one."""
+    taken: set[int] = set()
+    out = []
+    built = {e.key: e for e in result.endpoints}
+    for endpoint in project.endpoints:
+        entry = built[endpoint.key]
+        if entry.path is None:
+            raise BuildError(
+                f"endpoint {endpoint.key} sets image = {endpoint.image!r}; the local target runs only built endpoints",
+                "remove image to run it locally",
+            )
+        port = int(previous.get(endpoint.key, {}).get("port", 0)) or _next_free(taken)
+        taken.add(port)
+        out.append(
+            {
+                "key": endpoint.key,
+                "name": endpoint.name,
+                "build_dir": str(entry.path),
+                "digest": entry.digest,
+                "env": resolve_env(endpoint, environ),
+                "workers_min": endpoint.workers.min,
+                "workers_max": endpoint.workers.max,
+                "scaler_value": endpoint.scaler_value,
+                "idle_timeout": endpoint.idle_timeout,
+                "port": port,
+            }
+        )
+    return out
+
+
+def _next_free(taken: set[int]) -> int:
+    port = FIRST_PORT
+    while port in taken or not _port_free(port):
+        port += 1
+    return port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
+    """Spawn the supervisor in its own session; wait until its socket answers."""
+    where.state_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
+    output = open(where.log, "ab") if detach else None  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.providers.local_supervisor", str(where.state_dir), str(where.socket)],
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        env=env,
+        start_new_session=True,
+    )
+    if output:
+        output.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ApiError(
+                "local supervisor",
+                f"the local supervisor exited at start (code {proc.returncode})",
+                hint=f"see {where.log}",
+            )
+        try:
+            send(where, {"cmd": "status"}, timeout=2)
+            return proc
+        except ApiError:
+            time.sleep(0.05)
+    proc.kill()
+    raise ApiError("local supervisor", "the local supervisor did not start within 20s")
+
+
+def ping(url: str, timeout: float = 5.0) -> int | str:
+    """GET {url}/ping: the status code, or why there was none."""
+    host_port = url.removeprefix("http://")
+    conn = http.client.HTTPConnection(host_port, timeout=timeout)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return f"connection error ({exc.strerror or type(exc).__name__})"
+    finally:
+        conn.close()
+
+
+def stop(
+    where: Paths, state: Mapping[str, Any], *, wait: float = 30.0, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Stop the supervisor and every worker; escalate to SIGKILL of its process group if needed."""
+    try:
+        send(where, {"cmd": "stop"}, timeout=5)
+    except ApiError:
+        _signal_group(int(state.get("pgid", state["pid"])), signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while _alive(int(state["pid"])) and time.monotonic() < deadline:
+        sleep(0.05)
+    _signal_group(int(state.get("pgid", state["pid"])), signal.SIGKILL)  # stragglers, if any
+    where.state_file.unlink(missing_ok=True)
+    where.socket.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        pass

@@ -1,0 +1,116 @@
+"""The local target's supervisor process: hosts every endpoint, obeys the CLI over a unix socket.
+
+Run as `python -m pipeline.providers.local_supervisor STATE_DIR SOCKET`. Commands are JSON lines:
+{"cmd": "apply", "endpoints": [...]}, {"cmd": "status"}, {"cmd": "stop"}. Resolved env values
+arrive over the socket and live in memory only: nothing secret is written under .flash/.
+SIGTERM and SIGINT stop every worker before the supervisor exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.providers.local_balancer import Endpoint, EndpointSpec
+
+STATE_FILE = "state.json"
+
+
+class Supervisor:
+    def __init__(self, state_dir: Path, socket_path: Path) -> None:
+        self.state_dir = state_dir
+        self.socket_path = socket_path
+        self.endpoints: dict[str, Endpoint] = {}
+        self.done = asyncio.Event()
+
+    @staticmethod
+    def echo(line: str) -> None:
+        print(line, flush=True)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.done.set)
+        self.socket_path.unlink(missing_ok=True)
+        server = await asyncio.start_unix_server(self._control, path=str(self.socket_path))
+        os.chmod(self.socket_path, 0o600)  # only this user may drive the supervisor
+        self._write_state()
+        try:
+            await self.done.wait()
+        finally:
+            server.close()
+            await asyncio.gather(*(e.stop() for e in self.endpoints.values()))
+            self.socket_path.unlink(missing_ok=True)
+            (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+            self.echo("supervisor | stopped every worker")
+
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            request = json.loads(line)
+            answer = await self._handle(request)
+        except Exception as exc:  # the CLI shows this; the supervisor keeps serving
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        writer.write(json.dumps(answer).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("cmd")
+        if command == "apply":
+            changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
+            self._write_state()
+            return {"ok": True, "changes": changes, "endpoints": self._status()}
+        if command == "status":
+            return {"ok": True, "pid": os.getpid(), "endpoints": self._status()}
+        if command == "stop":
+            self.done.set()
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown command {command!r}"}
+
+    async def _apply(self, specs: list[EndpointSpec]) -> dict[str, str]:
+        changes: dict[str, str] = {}
+        wanted = {s.key: s for s in specs}
+        for key in [k for k in self.endpoints if k not in wanted]:
+            await self.endpoints.pop(key).stop()
+            changes[key] = "removed"
+        for key, spec in wanted.items():
+            if key in self.endpoints:
+                changed = await self.endpoints[key].replace_spec(spec)
+                changes[key] = "updated" if changed else "unchanged"
+            else:
+                endpoint = Endpoint(spec, self.echo)
+                await endpoint.start()
+                self.endpoints[key] = endpoint
+                changes[key] = "created"
+        return changes
+
+    def _status(self) -> dict[str, Any]:
+        return {key: endpoint.status() for key, endpoint in self.endpoints.items()}
+
+    def _write_state(self) -> None:
+        """Non-secret facts for `flash status/destroy`: pid, socket, ports. Atomic replace."""
+        state = {
+            "pid": os.getpid(),
+            "pgid": os.getpgid(0),
+            "socket": str(self.socket_path),
+            "endpoints": {k: {"url": e.status()["url"], "port": e.spec.port} for k, e in self.endpoints.items()},
+        }
+        temporary = self.state_dir / (STATE_FILE + ".tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(self.state_dir / STATE_FILE)
+
+
+def main(argv: list[str]) -> None:
+    state_dir, socket_path = Path(argv[0]), Path(argv[1])
+    state_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(Supervisor(state_dir, socket_path).run())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
