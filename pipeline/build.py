@@ -43,7 +43,8 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
         raise ConfigError(problems)
     out = (out_dir or default_out_dir(project)).resolve()
     try:
-        source = _read_files(project.source_dir, skip=(out, project.root / ".flash"))
+        # The config itself is not app code: editing it must not change every image.
+        source = _read_files(project.source_dir, skip=(out, project.root / ".flash", project.config_path))
         runtime = _read_files(_runtime_dir())
     except OSError as exc:
         raise BuildError(f"cannot read the source folder: {exc}", "check app.source and file permissions") from None

@@ -226,19 +226,26 @@ class Endpoint:
             writer.write(self._ping_answer())
             await relay_body(reader, _Discard(), framing)  # type: ignore[arg-type]
             return head.keep_alive
-        worker = await self._pick()
-        if worker is None:
-            body = json.dumps(
-                {"error": f"no worker of {self.spec.key} became ready within {COLD_START_WAIT:.0f}s"}
-            ).encode()
-            writer.write(simple_response(503, body, close=True))
-            return False
-        worker.inflight += 1
-        try:
-            return await self._proxy(worker, method, head, framing, reader, writer)
-        finally:
-            worker.inflight -= 1
-            worker.idle_since = time.monotonic()
+        headers = [(k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP]
+        upstream = Head(head.start, [*headers, ("Connection", "keep-alive")]).encode() + await _read_all(
+            reader, framing
+        )
+        for _ in range(5):  # a worker that died unnoticed is skipped: the request was never delivered
+            worker = await self._pick()
+            if worker is None:
+                body = json.dumps({"error": f"no worker of {self.spec.key} became ready within {COLD_START_WAIT:.0f}s"})
+                writer.write(simple_response(503, body.encode(), close=True))
+                return False
+            worker.inflight += 1
+            try:
+                outcome = await self._forward(worker, method, upstream, writer, head.keep_alive)
+            finally:
+                worker.inflight -= 1
+                worker.idle_since = time.monotonic()
+            if outcome is not None:
+                return outcome
+        writer.write(simple_response(502, b'{"error":"no worker reachable"}', close=True))
+        return False
 
     def _ping_answer(self) -> bytes:
         if self.ready():
@@ -274,18 +281,10 @@ class Endpoint:
                 self.waiting -= 1
         return min(self.ready(), key=lambda w: w.inflight)
 
-    async def _proxy(
-        self,
-        worker: Worker,
-        method: str,
-        head: Head,
-        framing: tuple[str, int],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> bool:
-        headers = [(k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP]
-        upstream_head = Head(head.start, [*headers, ("Connection", "keep-alive")])
-        body = await _read_all(reader, framing)
+    async def _forward(
+        self, worker: Worker, method: str, upstream: bytes, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> bool | None:
+        """Send one request to worker and relay the answer; None if it could not be delivered."""
         for attempt in range(2):  # a pooled connection may have gone stale: retry once on a fresh one
             pooled = bool(worker.pool) and attempt == 0
             try:
@@ -294,9 +293,8 @@ class Endpoint:
                 )
             except OSError:
                 worker.state = "unhealthy"
-                writer.write(simple_response(502, b'{"error":"worker unreachable"}', close=True))
-                return False
-            up_writer.write(upstream_head.encode() + body)
+                return None
+            up_writer.write(upstream)
             try:
                 await up_writer.drain()
                 response = await read_head(up_reader)
@@ -308,8 +306,8 @@ class Endpoint:
                     continue
                 writer.write(simple_response(502, b'{"error":"worker closed the connection"}', close=True))
                 return False
-            return await self._relay(worker, method, response, up_reader, up_writer, writer, head.keep_alive)
-        return False
+            return await self._relay(worker, method, response, up_reader, up_writer, writer, keep_alive)
+        return None
 
     async def _relay(
         self,

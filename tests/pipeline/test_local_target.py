@@ -1,0 +1,289 @@
+"""The local target end to end: real supervisor, load balancers and worker processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _status(flash, config: str, cwd: Path) -> dict:
+    result = flash("status", "-c", config, "--target", "local", "--format", "json", cwd=cwd)
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def _pids(status: dict) -> set[int]:
+    return {w["pid"] for info in status["endpoints"].values() if info for w in info["workers"]}
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """tests/apps/worker in a scratch folder; whatever a test deploys is destroyed afterwards."""
+    shutil.copytree(REPO / "tests" / "apps" / "worker", tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("LOCAL_TEST_GREETING", "howdy")
+    yield tmp_path
+    from pipeline.deploy import local_destroy
+    from pipeline.validate import validate_file
+
+    for config in ("local.toml", "broken.toml"):
+        local_destroy(validate_file(tmp_path / config))
+
+
+@pytest.fixture
+def example_dir(tmp_path: Path) -> Iterator[Path]:
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
+    yield tmp_path
+    from pipeline.deploy import local_destroy
+    from pipeline.validate import validate_file
+
+    local_destroy(validate_file(tmp_path / "flash.toml"))
+
+
+def test_example_deploys_serves_and_destroys_without_leftovers(example_dir: Path, flash) -> None:
+    result = flash("deploy", "--target", "local", "--detach", cwd=example_dir)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].startswith("inference-api  created    http://127.0.0.1:")
+    assert lines[1].startswith("data-api       created    http://127.0.0.1:")
+    assert lines[2].startswith("flash: 2 endpoints healthy on the local target (supervisor pid ")
+    status = _status(flash, "flash.toml", example_dir)
+    inference, data = status["endpoints"]["inference-api"]["url"], status["endpoints"]["data-api"]["url"]
+    assert requests.post(inference + "/predict", json={"values": [1, 2]}).json() == {
+        "predictions": [2.5, 4.5],
+        "model": "tiny-linear",
+    }
+    assert requests.get(inference + "/items/2").json() == {"id": 2, "name": "second"}
+    assert requests.post(data + "/process", json={"text": "a b"}).json() == {"words": 2, "chars": 3, "upper": "A B"}
+    text = flash("status", "--target", "local", cwd=example_dir).out.splitlines()
+    assert text[0] == f"inference-api  {inference}  workers: 1 ready  /ping: 200 ready"
+    pids = _pids(status)
+    ports = [int(u.rsplit(":", 1)[1]) for u in (inference, data)]
+    assert len(pids) == 2
+    gone = flash("destroy", "--target", "local", "--yes", cwd=example_dir)
+    assert (gone.code, gone.out) == (0, "flash: stopped data-api, inference-api on the local target\n")
+    assert not any(_alive(pid) for pid in pids)
+    assert not any(_port_open(port) for port in ports)
+    assert (
+        flash("status", "--target", "local", cwd=example_dir).out.splitlines()[-1]
+        == "flash: nothing is running on the local target"
+    )
+
+
+def test_killed_worker_is_replaced_without_failed_requests(app_dir: Path, flash) -> None:
+    assert flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir).code == 0
+    url = _status(flash, "local.toml", app_dir)["endpoints"]["pair"]["url"]
+    assert requests.get(url + "/hello").json() == {"message": "howdy, world"}  # ${VAR} resolved at deploy time
+    before = {w["pid"] for w in _status(flash, "local.toml", app_dir)["endpoints"]["pair"]["workers"]}
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                response = session.post(url + "/echo", json={"n": 1})
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    time.sleep(0.5)
+    os.kill(sorted(before)[0], 9)
+    _wait_until(
+        lambda: (
+            len(
+                {
+                    w["pid"]
+                    for w in _status(flash, "local.toml", app_dir)["endpoints"]["pair"]["workers"]
+                    if w["state"] == "ready"
+                }
+                - before
+            )
+            == 1
+        ),
+        what="a replacement worker",
+    )
+    time.sleep(0.5)
+    stop.set()
+    thread.join()
+    assert len(failures) <= 1, failures
+
+
+def test_burst_scales_up_to_max_and_idle_scales_back_to_min(app_dir: Path, flash) -> None:
+    assert flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir).code == 0
+    url = _status(flash, "local.toml", app_dir)["endpoints"]["scale"]["url"]
+    results: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(requests.get(url + "/slow", params={"seconds": "2"}).status_code)
+        )
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    counts = []
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and any(t.is_alive() for t in threads):
+        counts.append(len(_status(flash, "local.toml", app_dir)["endpoints"]["scale"]["workers"]))
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 6
+    assert max(counts) == 3  # scaler_value 1: one worker per in-flight request, capped at max
+    _wait_until(
+        lambda: len(_status(flash, "local.toml", app_dir)["endpoints"]["scale"]["workers"]) == 1,
+        what="idle scale-down to min",
+    )
+
+
+def test_min_zero_cold_start_on_first_request(app_dir: Path, flash) -> None:
+    result = flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir)
+    assert "cold" in result.out
+    status = _status(flash, "local.toml", app_dir)["endpoints"]["cold"]
+    assert requests.get(status["url"] + "/hello").json() == {"message": "hello, world"}
+
+
+def test_streaming_passes_through_and_a_client_disconnect_leaks_nothing(app_dir: Path, flash) -> None:
+    assert flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir).code == 0
+    url = _status(flash, "local.toml", app_dir)["endpoints"]["scale"]["url"]
+    with requests.get(url + "/stream", params={"count": "3"}, stream=True) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert (
+            b"".join(response.iter_content(None))
+            == b'data: {"index":0}\n\ndata: {"index":1}\n\ndata: {"index":2}\n\ndata: done\n\n'
+        )
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock:
+        sock.sendall(b"GET /stream?count=200 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    _wait_until(
+        lambda: all(w["inflight"] == 0 for w in _status(flash, "local.toml", app_dir)["endpoints"]["scale"]["workers"]),
+        what="in-flight back to 0",
+    )
+    assert requests.get(url + "/hello").status_code == 200
+
+
+def test_second_deploy_restarts_only_changed_endpoints(app_dir: Path, flash) -> None:
+    assert flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir).code == 0
+    before = _status(flash, "local.toml", app_dir)["endpoints"]
+    config = app_dir / "local.toml"
+    config.write_text(
+        config.read_text().replace(
+            '"GET /hello" = "svc.handlers:hello"\n"POST /echo"', '"GET /hi" = "svc.handlers:hello"\n"POST /echo"'
+        )
+    )
+    again = flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir)
+    assert again.code == 0, again.err
+    actions = {line.split()[0]: line.split()[1] for line in again.out.splitlines()[:3]}
+    assert actions == {"scale": "unchanged", "pair": "updated", "cold": "unchanged"}
+    after = _status(flash, "local.toml", app_dir)["endpoints"]
+    assert after["pair"]["url"] == before["pair"]["url"]
+    assert {w["pid"] for w in after["scale"]["workers"]} == {w["pid"] for w in before["scale"]["workers"]}
+    assert requests.get(after["pair"]["url"] + "/hi").json() == {"message": "howdy, world"}
+
+
+def test_failing_init_exits_5_and_leaves_nothing_running(app_dir: Path, flash) -> None:
+    result = flash("deploy", "-c", "broken.toml", "--target", "local", "--detach", "--timeout", "3", cwd=app_dir)
+    assert result.code == 5
+    last, hint = result.err.splitlines()[-2:]
+    assert last.startswith("flash: error: broken: not healthy after 3s (last /ping: HTTP 503)")
+    assert (
+        hint
+        == f"  hint: its workers answer /ping 503: the init hook failed or the worker is unhealthy; see {app_dir / '.flash/local/supervisor.log'}"
+    )
+    assert "RuntimeError: model weights missing" in (app_dir / ".flash/local/supervisor.log").read_text()
+    assert flash("status", "-c", "broken.toml", "--target", "local", cwd=app_dir).out.endswith(
+        "nothing is running on the local target\n"
+    )
+
+
+def test_missing_variable_is_a_config_error_before_anything_starts(
+    app_dir: Path, flash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOCAL_TEST_GREETING")
+    result = flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir)
+    assert result.code == 2
+    assert result.err == (
+        "local.toml:18:1: error: endpoints.pair.env: ${LOCAL_TEST_GREETING} is not set in the deploying environment\n"
+        "  hint: export LOCAL_TEST_GREETING=… before deploying\n"
+        "flash: 1 error in local.toml; nothing was deployed\n"
+    )
+    assert not (app_dir / ".flash" / "local" / "state.json").exists()
+
+
+def test_missing_dependency_names_endpoint_and_package(app_dir: Path, flash) -> None:
+    config = app_dir / "local.toml"
+    config.write_text(
+        config.read_text().replace(
+            "idle_timeout = 60", 'idle_timeout = 60\ndependencies = ["surely-not-installed-pkg>=1"]'
+        )
+    )
+    result = flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir)
+    assert result.code == 3
+    assert (
+        result.err.splitlines()[0]
+        == "flash: error: endpoint cold needs surely-not-installed-pkg, which is not installed for the local target"
+    )
+
+
+def test_runpod_key_never_reaches_local_workers(app_dir: Path, flash, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_SECRET_KEY_123")
+    svc = app_dir / "svc" / "handlers.py"
+    svc.write_text(svc.read_text() + "\n\ndef env_dump() -> dict:\n    return dict(os.environ)\n")
+    config = app_dir / "local.toml"
+    config.write_text(
+        config.read_text().replace(
+            '"POST /echo" = "svc.handlers:echo"',
+            '"POST /echo" = "svc.handlers:echo"\n"GET /env" = "svc.handlers:env_dump"',
+        )
+    )
+    result = flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir)
+    assert result.code == 0
+    url = _status(flash, "local.toml", app_dir)["endpoints"]["pair"]["url"]
+    env = requests.get(url + "/env").json()
+    assert "RUNPOD_API_KEY" not in env and env["GREETING"] == "howdy"
+    assert "rpa_SECRET_KEY_123" not in result.out + result.err
+    assert not any(
+        "howdy" in p.read_text(errors="replace")
+        for p in (app_dir / ".flash").rglob("*")
+        if p.is_file() and p.suffix != ".log"
+    )
+
+
+def test_destroy_refuses_without_a_terminal_or_yes(example_dir: Path, flash) -> None:
+    result = flash("destroy", "--target", "local", cwd=example_dir)
+    assert result.code == 2
+    assert (
+        result.err
+        == "flash: error: refusing to destroy without confirmation: stdin is not a terminal\n  hint: pass --yes\n"
+    )
