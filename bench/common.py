@@ -85,7 +85,9 @@ def wrk(url: str, *, seconds: int = 5, connections: int = 32, body: str | None =
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if body is not None:
-            script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n')
+            script.write(
+                f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+            )
     cmd[1:1] = ["-s", script.name]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     Path(script.name).unlink()

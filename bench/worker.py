@@ -40,7 +40,9 @@ def server(cmd: list[str], cwd: Path, ready_url_path: str = "/ping") -> Iterator
 
 def build_app(folder: Path) -> Path:
     shutil.copytree(REPO / "bench" / "app", folder, dirs_exist_ok=True)
-    subprocess.run([str(BIN / "flash"), "build", "-c", str(folder / "flash.toml")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(BIN / "flash"), "build", "-c", str(folder / "flash.toml")], check=True, stdout=subprocess.DEVNULL
+    )
     return folder / ".flash" / "build"
 
 
@@ -49,8 +51,16 @@ def main(rounds: int = 3, seconds: int = 5) -> None:
         build = build_app(Path(tmp))
         peers = REPO / "bench" / "peers"
         servers = {
-            "flash worker (sync def handler)": ([sys.executable, "../flash_worker.py"], build / "sync" / "src", "/ping"),
-            "flash worker (async def handler)": ([sys.executable, "../flash_worker.py"], build / "async" / "src", "/ping"),
+            "flash worker (sync def handler)": (
+                [sys.executable, "../flash_worker.py"],
+                build / "sync" / "src",
+                "/ping",
+            ),
+            "flash worker (async def handler)": (
+                [sys.executable, "../flash_worker.py"],
+                build / "async" / "src",
+                "/ping",
+            ),
             "bare Sanic": ([sys.executable, str(peers / "bare_sanic.py")], peers, "/nothing"),
             "FastAPI + uvicorn": ([sys.executable, str(peers / "fastapi_app.py")], peers, "/docs"),
         }
@@ -68,7 +78,17 @@ def main(rounds: int = 3, seconds: int = 5) -> None:
         rows = []
         for name, loads in runs.items():
             rps = statistics.median(r.rps for r in loads)
-            rows.append((name, rps, statistics.median(r.p50_ms for r in loads), statistics.median(r.p99_ms for r in loads), f"{rps / sanic_rps:.2f}x", f"{rps / fastapi_rps:.2f}x", idle[name]))
+            rows.append(
+                (
+                    name,
+                    rps,
+                    statistics.median(r.p50_ms for r in loads),
+                    statistics.median(r.p99_ms for r in loads),
+                    f"{rps / sanic_rps:.2f}x",
+                    f"{rps / fastapi_rps:.2f}x",
+                    idle[name],
+                )
+            )
         print(f"## worker: POST /echo JSON ({rounds} alternating rounds of {seconds}s, wrk -t1 -c32, medians)\n")
         print(table(["server", "req/s", "p50 ms", "p99 ms", "vs bare Sanic", "vs FastAPI", "idle RSS MB"], rows))
         print()
@@ -93,7 +113,11 @@ def ping_under_load(src: Path, seconds: int) -> None:
         for client in clients:
             client.join()
     print("## /ping while 8 sync handlers block (wrk -t1 -c4)\n")
-    print(table(["case", "req/s", "p50 ms", "p99 ms"], [("/ping under blocking load", load.rps, load.p50_ms, load.p99_ms)]))
+    print(
+        table(
+            ["case", "req/s", "p50 ms", "p99 ms"], [("/ping under blocking load", load.rps, load.p50_ms, load.p99_ms)]
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,14 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
     except OSError as exc:
         raise BuildError(f"cannot read the source folder: {exc}", "check app.source and file permissions") from None
     built, hashes = [], {}
+    shared: dict[str, Path] = {}  # content digest -> a file of this build holding it
     for endpoint in project.endpoints:
         if endpoint.image:
             built.append(BuiltEndpoint(endpoint.key, endpoint.name, endpoint.image, None))
             continue
         tree = render_endpoint(project, endpoint, runtime, source)
         digest = hashes[endpoint.key] = content_hash(tree)
-        changed = _write(out / endpoint.key, tree)
+        changed = _write(out / endpoint.key, tree, shared)
         built.append(
             BuiltEndpoint(
                 endpoint.key,
@@ -72,9 +73,9 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
     return BuildResult(out, tuple(built))
 
 
-def _write(root: Path, tree: Tree) -> bool:
+def _write(root: Path, tree: Tree, shared: dict[str, Path]) -> bool:
     try:
-        return write_tree(root, tree)
+        return write_tree(root, tree, shared)
     except OSError as exc:
         raise BuildError(
             f"cannot write {root}: {exc.strerror or exc}", "check the output folder's permissions and free space"

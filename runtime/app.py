@@ -123,7 +123,13 @@ def _route_handler(method: str, path: str, ref: str, lifecycle: Lifecycle) -> Ca
         if log.isEnabledFor(logging.INFO):  # the line costs ~10% of a tiny request: build it only when kept
             status = response.status if response is not None else 200
             ms = round((time.perf_counter() - started) * 1000, 2)
-            line = {"method": method, "path": request.path, "status": status, "ms": ms, "request_id": _request_id(request)}
+            line = {
+                "method": method,
+                "path": request.path,
+                "status": status,
+                "ms": ms,
+                "request_id": _request_id(request),
+            }
             log.info(json.dumps(line))
         return response
 

@@ -279,3 +279,10 @@ def test_real_docker_build_of_the_example(example: Path) -> None:
         ["docker", "build", "-t", "flash-test-data-api", str(build_dir)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_identical_files_across_endpoints_are_written_once(example: Path, flash) -> None:
+    assert flash("build", cwd=example).code == 0
+    build = example / ".flash" / "build"
+    first, second = os.stat(build / "inference-api/runtime/app.py"), os.stat(build / "data-api/runtime/app.py")
+    assert first.st_ino == second.st_ino  # a hard link, not a second copy
