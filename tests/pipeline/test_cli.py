@@ -135,7 +135,7 @@ def test_github_actions_annotations(tmp_path: Path) -> None:
 def test_console_script_and_module_agree(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("flash")
     for command in ([str(script)], [sys.executable, "-m", "pipeline"]):
-        proc = subprocess.run([*command, "validate", str(EXAMPLE)], capture_output=True, text=True)
+        proc = subprocess.run([*command, "validate", str(EXAMPLE)], capture_output=True, text=True, cwd=tmp_path)
         assert (proc.returncode, proc.stdout, proc.stderr) == (
             0,
             f"flash: {EXAMPLE} is valid (2 endpoints, 4 routes)\n",
@@ -201,3 +201,12 @@ def test_schema_command_prints_the_shipped_schema(flash) -> None:
     result = flash("schema")
     assert result.code == 0
     assert json.loads(result.out) == json.loads((REPO / "schemas/flash.schema.json").read_text())
+
+
+def test_runpod_target_is_refused_clearly(flash) -> None:
+    result = flash("deploy", "-c", str(EXAMPLE))
+    assert result.code == 2
+    assert (
+        result.err
+        == "flash: error: the runpod target is not available in this version of flash yet\n  hint: use --target local to run the app on this machine\n"
+    )
