@@ -58,10 +58,15 @@ def deploy_local(
     else:
         assert state is not None
         pid = int(state["pid"])
-    answer = local.send(where, {"cmd": "apply", "endpoints": specs})
+    try:
+        answer = local.send(where, {"cmd": "apply", "endpoints": specs})
+        urls = {key: info["url"] for key, info in answer["endpoints"].items()}
+        gates = _gate_all(project, urls, timeout, echo)
+    except BaseException:  # Ctrl-C or a failure mid-deploy: a supervisor we started must not linger
+        if started:
+            local.stop(where, {"pid": pid, "pgid": pid})
+        raise
     changes: dict[str, str] = answer["changes"]
-    urls = {key: info["url"] for key, info in answer["endpoints"].items()}
-    gates = _gate_all(project, urls, timeout, echo)
     deployed = tuple(
         Deployed(e.key, urls[e.key], changes.get(e.key, "created"), gates[e.key]) for e in project.endpoints
     )

@@ -236,11 +236,15 @@ def _endpoint(src: Source, app: str, key: str) -> Endpoint:
     gpu = values.get("gpu")
     compute: Gpu | Cpu
     if gpu:
-        compute = Gpu(pools=tuple([gpu] if isinstance(gpu, str) else gpu), count=values.get("gpu_count", 1))
+        compute = Gpu(pools=tuple([gpu] if isinstance(gpu, str) else gpu), count=int(values.get("gpu_count", 1)))
     else:
         flavor, vcpu, ram = values["cpu"].split("-")
         compute = Cpu(flavor=flavor, vcpu=int(vcpu), memory_gb=int(ram))
-    workers = values.get("workers", DEFAULT_WORKERS)
+    # JSON Schema counts 4.0 as an integer; the model (and RunPod) want real ints.
+    for name in ("gpu_count", "scaler_value", "idle_timeout", "timeout", "disk"):
+        if name in values:
+            values[name] = int(values[name])
+    workers = [int(n) for n in values.get("workers", DEFAULT_WORKERS)]
     env = {name: value for name, (value, _) in values.get("env", {}).items()}
     return Endpoint(
         key=key,
@@ -261,7 +265,7 @@ def _endpoint(src: Source, app: str, key: str) -> Endpoint:
         base_image=values.get("base_image"),
         init=values.get("init"),
         env=tuple(sorted(env.items())),
-        health_timeout=values.get("health", {}).get("timeout", 600),
+        health_timeout=int(values.get("health", {}).get("timeout", 600)),
     )
 
 

@@ -28,6 +28,11 @@ MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 SYNC_POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("FLASH_SYNC_THREADS", "8")), thread_name_prefix="handler")
 log = logging.getLogger("flash.worker")
 
+try:  # Sanic installs ujson on CPython/Linux; it parses bodies about twice as fast
+    from ujson import loads as fast_loads
+except ImportError:  # pragma: no cover - other platforms
+    from json import loads as fast_loads
+
 App = Sanic[Any, Any]  # the config and ctx types are Sanic's defaults
 # (METHOD, "/path/{param}", "module:function")
 RouteSpec = tuple[str, str, str]
@@ -149,11 +154,12 @@ async def _dispatch(
     body: Any = MISSING
     if binding.wants_body and request.body:
         try:
-            body = json.loads(request.body)
-        except json.JSONDecodeError as exc:
-            return _error(400, f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})", request)
-        except ValueError:  # not UTF-8
-            return _error(400, "request body is not valid JSON (not UTF-8)", request)
+            body = fast_loads(request.body)
+        except ValueError:
+            try:  # ujson refuses a few valid documents (e.g. integers past 64 bits): ask the standard parser
+                body = json.loads(request.body)
+            except ValueError:
+                return _error(400, _json_problem(request.body), request)
     try:
         kwargs = bind(binding, path_args, request.args, body, request)
     except BindError as exc:
@@ -184,6 +190,17 @@ async def _respond(request: Request, result: Any) -> HTTPResponse | None:
         return json_response(result, status=status)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"handler result is not JSON-serialisable: {exc}") from exc
+
+
+def _json_problem(raw: bytes) -> str:
+    """Why raw is not JSON, with the position the standard parser reports."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})"
+    except ValueError:
+        pass
+    return "request body is not valid JSON (not UTF-8)"
 
 
 def _sse_event(item: Any) -> str:

@@ -18,6 +18,13 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 MISSING: Any = object()
+_BODY_TYPES: dict[Any, tuple[type | tuple[type, ...], str]] = {
+    dict: (dict, "a JSON object"),
+    list: (list, "a JSON array"),
+    str: (str, "a JSON string"),
+    int: (int, "a JSON number"),
+    float: ((int, float), "a JSON number"),
+}
 
 
 class BindError(Exception):
@@ -31,6 +38,7 @@ class Param:
     annotation: Any
     default: Any  # MISSING when required
     many: bool = False  # list[...] query parameter: every value
+    target: Any = None  # the annotation without Optional / list[...]: decided once, used per request
 
 
 @dataclass(frozen=True)
@@ -52,16 +60,18 @@ def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], requ
             continue
         annotation = hints.get(p.name, p.annotation)
         default = MISSING if p.default is p.empty else p.default
+        plain = _unwrap_optional(annotation)
         if annotation is request_type or (isinstance(annotation, type) and issubclass(annotation, request_type)):
             params.append(Param(p.name, "request", annotation, default))
         elif p.name in path_params:
-            params.append(Param(p.name, "path", annotation, default))
+            params.append(Param(p.name, "path", annotation, default, target=plain))
         elif not body_taken:
             body_taken = True
-            params.append(Param(p.name, "body", annotation, default))
+            params.append(Param(p.name, "body", annotation, default, target=typing.get_origin(plain) or plain))
         else:
-            many = typing.get_origin(_unwrap_optional(annotation)) in (list, tuple, set)
-            params.append(Param(p.name, "query", annotation, default, many))
+            many = typing.get_origin(plain) in (list, tuple, set)
+            target = (typing.get_args(plain) or (str,))[0] if many else plain
+            params.append(Param(p.name, "query", annotation, default, many, target))
     return Binding(tuple(params), any(p.source == "body" for p in params))
 
 
@@ -74,28 +84,26 @@ def bind(
         if p.source == "request":
             kwargs[p.name] = request
         elif p.source == "path":
-            kwargs[p.name] = convert(p.name, path_args[p.name], p.annotation)
+            kwargs[p.name] = convert(p.name, path_args[p.name], p.target)
         elif p.source == "body":
             if body is MISSING:
                 if p.default is MISSING:
                     raise BindError(f"missing JSON body (for argument '{p.name}')")
                 continue
-            kwargs[p.name] = check_body(p.name, body, p.annotation)
+            kwargs[p.name] = check_body(p.name, body, p.target)
         elif p.name in query:
             values = query[p.name]
             if p.many:
-                inner = (typing.get_args(_unwrap_optional(p.annotation)) or (str,))[0]
-                kwargs[p.name] = [convert(p.name, v, inner) for v in values]
+                kwargs[p.name] = [convert(p.name, v, p.target) for v in values]
             else:
-                kwargs[p.name] = convert(p.name, values[-1], p.annotation)
+                kwargs[p.name] = convert(p.name, values[-1], p.target)
         elif p.default is MISSING:
             raise BindError(f"missing query parameter '{p.name}'")
     return kwargs
 
 
-def convert(name: str, raw: str, annotation: Any) -> Any:
-    """A path or query string converted to the parameter's annotated type."""
-    target = _unwrap_optional(annotation)
+def convert(name: str, raw: str, target: Any) -> Any:
+    """A path or query string converted to the parameter's (unwrapped) annotated type."""
     try:
         if target is bool:
             lowered = raw.lower()
@@ -109,18 +117,11 @@ def convert(name: str, raw: str, annotation: Any) -> Any:
     return raw
 
 
-def check_body(name: str, body: Any, annotation: Any) -> Any:
+def check_body(name: str, body: Any, target: Any) -> Any:
     """The decoded JSON body, if it has the annotated container/scalar type."""
-    target = typing.get_origin(annotation) or _unwrap_optional(annotation)
-    expected = {
-        dict: "a JSON object",
-        list: "a JSON array",
-        str: "a JSON string",
-        int: "a JSON number",
-        float: "a JSON number",
-    }
-    if target in expected and not isinstance(body, target if target is not float else (int, float)):
-        raise BindError(f"argument '{name}': expected {expected[target]} as the request body")
+    accepted = _BODY_TYPES.get(target)
+    if accepted is not None and not isinstance(body, accepted[0]):
+        raise BindError(f"argument '{name}': expected {accepted[1]} as the request body")
     return body
 
 

@@ -226,7 +226,9 @@ class Endpoint:
             writer.write(self._ping_answer())
             await relay_body(reader, _Discard(), framing)  # type: ignore[arg-type]
             return head.keep_alive
-        headers = [(k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP]
+        if (head.get("expect") or "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits a second for this before large bodies
+        headers = [(k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP and k.lower() != "expect"]
         upstream = Head(head.start, [*headers, ("Connection", "keep-alive")]).encode() + await _read_all(
             reader, framing
         )
