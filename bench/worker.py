@@ -46,7 +46,7 @@ def build_app(folder: Path) -> Path:
     return folder / ".flash" / "build"
 
 
-def main(rounds: int = 3, seconds: int = 5) -> None:
+def main(rounds: int = 5, seconds: int = 5) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build = build_app(Path(tmp))
         peers = REPO / "bench" / "peers"
