@@ -36,8 +36,8 @@ def default_out_dir(project: Project) -> Path:
     return project.root / ".flash" / "build"
 
 
-def build(project: Project, out_dir: Path | None = None) -> BuildResult:
-    """Render and write every endpoint's build context; ConfigError if a handler is missing."""
+def render_all(project: Project, out_dir: Path | None = None) -> dict[str, Tree]:
+    """Every built endpoint's tree, in memory; ConfigError if a handler is missing."""
     problems = check_handlers(project)
     if problems:
         raise ConfigError(problems)
@@ -48,24 +48,26 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
         runtime = _read_files(_runtime_dir())
     except OSError as exc:
         raise BuildError(f"cannot read the source folder: {exc}", "check app.source and file permissions") from None
+    return {e.key: render_endpoint(project, e, runtime, source) for e in project.endpoints if not e.image}
+
+
+def build(project: Project, out_dir: Path | None = None) -> BuildResult:
+    """Render and write every endpoint's build context; ConfigError if a handler is missing."""
+    out = (out_dir or default_out_dir(project)).resolve()
+    trees = render_all(project, out)
     built, hashes = [], {}
     shared: dict[str, Path] = {}  # content digest -> a file of this build holding it
     for endpoint in project.endpoints:
-        if endpoint.image:
-            built.append(BuiltEndpoint(endpoint.key, endpoint.name, endpoint.image, None))
+        tree = trees.get(endpoint.key)
+        if tree is None:
+            built.append(BuiltEndpoint(endpoint.key, endpoint.name, endpoint.image or "", None))
             continue
-        tree = render_endpoint(project, endpoint, runtime, source)
         digest = hashes[endpoint.key] = content_hash(tree)
         changed = _write(out / endpoint.key, tree, shared)
+        path = out / endpoint.key
         built.append(
             BuiltEndpoint(
-                endpoint.key,
-                endpoint.name,
-                image_ref(project, endpoint, digest),
-                out / endpoint.key,
-                digest,
-                len(tree),
-                changed,
+                endpoint.key, endpoint.name, image_ref(project, endpoint, digest), path, digest, len(tree), changed
             )
         )
     _write_manifest(out / MANIFEST, manifest(project, hashes))

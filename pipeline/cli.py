@@ -115,14 +115,6 @@ def build(config: str, out: Path | None, push: bool) -> int:
 TARGETS = click.Choice(["runpod", "local"])
 
 
-def _local_only(target: str) -> None:
-    if target != "local":
-        raise UsageError(
-            "the runpod target is not available in this version of flash yet",
-            "use --target local to run the app on this machine",
-        )
-
-
 @cli.command()
 @click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
 @click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
@@ -135,18 +127,18 @@ def _local_only(target: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def deploy(config: str, target: str, detach: bool, timeout: float | None, fmt: str) -> int:
     """Build, run every endpoint, wait for /ping 200, print the URLs."""
-    _local_only(target)
     from pipeline import report
     from pipeline.build import build as build_project
-    from pipeline.deploy import deploy_local, local_destroy
+    from pipeline.providers import provider_for
 
+    provider = provider_for(target)
     project = _load(config, "nothing was deployed")
     try:
         result = build_project(project)
     except ConfigError as exc:
         exc.consequence = "nothing was deployed"
         raise
-    outcome = deploy_local(
+    outcome = provider.apply(
         project, result, detach=detach, timeout=timeout, echo=lambda line: click.echo(line, err=True)
     )
     click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
@@ -156,7 +148,7 @@ def deploy(config: str, target: str, detach: bool, timeout: float | None, fmt: s
         _wait_for_stop_signal()
     finally:
         click.echo("flash: stopping local endpoints ...", err=True)
-        local_destroy(project)
+        provider.destroy(project)
         click.echo("flash: stopped; no worker is left running", err=True)
     return 0
 
@@ -175,15 +167,38 @@ def _wait_for_stop_signal() -> None:
 @cli.command()
 @click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
+def plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
+    """What deploy would create, update, keep or orphan; changes nothing."""
+    from pipeline import report
+    from pipeline.plan import has_changes
+    from pipeline.providers import provider_for
+
+    provider = provider_for(target)
+    project = _load(config, "nothing was planned")
+    try:
+        actions = provider.plan(project)
+    except ConfigError as exc:
+        exc.consequence = "nothing was planned"
+        raise
+    render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
+    click.echo(render(project.name, target, actions))
+    return 10 if detailed_exitcode and has_changes(actions) else 0
+
+
+@cli.command()
+@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status(config: str, target: str, fmt: str) -> int:
     """Each endpoint's URL, workers and /ping."""
-    _local_only(target)
     from pipeline import report
-    from pipeline.deploy import local_status
+    from pipeline.providers import provider_for
 
+    provider = provider_for(target)
     project = _load(config, "")
-    answer = local_status(project)
+    answer = provider.status(project)
     click.echo(
         report.local_status_json(project, answer) if fmt == "json" else report.local_status_text(project, answer)
     )
@@ -196,15 +211,15 @@ def status(config: str, target: str, fmt: str) -> int:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def destroy(config: str, target: str, yes: bool) -> int:
     """Delete (stop) the app's endpoints."""
-    _local_only(target)
-    from pipeline.deploy import local_destroy
+    from pipeline.providers import provider_for
 
+    provider = provider_for(target)
     project = _load(config, "nothing was destroyed")
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
         click.confirm(f"Stop every local endpoint of {project.name}?", abort=True)
-    keys = local_destroy(project)
+    keys = provider.destroy(project)
     click.echo(
         f"flash: stopped {', '.join(keys)} on the local target"
         if keys

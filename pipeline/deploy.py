@@ -14,6 +14,7 @@ from pipeline.build import BuildResult
 from pipeline.errors import HealthError
 from pipeline.health import Backoff, GateResult, describe, wait_healthy
 from pipeline.model import Project
+from pipeline.plan import Action, plan_deploy
 from pipeline.providers import local
 
 # Local workers start in about a second: probe often, so the gate adds little to that.
@@ -137,3 +138,34 @@ def local_destroy(project: Project) -> list[str]:
     keys = sorted(state.get("endpoints", {}))
     local.stop(where, state)
     return keys
+
+
+def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
+    """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
+    from pipeline.build import render_all
+    from pipeline.envvars import resolve_env
+    from pipeline.providers.local_balancer import EndpointSpec
+    from pipeline.render import content_hash
+
+    trees = render_all(project)
+    env_source = environ if environ is not None else os.environ
+    desired = {}
+    for e in project.endpoints:
+        if e.key not in trees:
+            continue  # prebuilt images do not run locally; deploy says so
+        spec = EndpointSpec(
+            e.key,
+            e.name,
+            "",
+            content_hash(trees[e.key]),
+            resolve_env(e, env_source),
+            e.workers.min,
+            e.workers.max,
+            e.scaler_value,
+            e.idle_timeout,
+            0,
+        )
+        desired[e.key] = spec.comparable()
+    answer = local_status(project)
+    live = {key: info["spec"] for key, info in (answer or {}).get("endpoints", {}).items()}
+    return plan_deploy(desired, live)

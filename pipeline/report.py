@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import Diagnostic
+from pipeline.schema import show
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
     from pipeline.deploy import LocalDeploy
     from pipeline.model import Project
+    from pipeline.plan import Action
 from pipeline.model import FileResult
 
 
@@ -190,3 +192,45 @@ def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
         },
         indent=2,
     )
+
+
+_SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!"}
+
+
+def _plan_summary(actions: Sequence[Action]) -> str:
+    counts = {kind: sum(1 for a in actions if a.kind == kind) for kind in ("create", "update", "keep", "orphan")}
+    return f"{counts['create']} to create, {counts['update']} to update, {counts['keep']} unchanged, {counts['orphan']} orphaned"
+
+
+def plan_text(app: str, target: str, actions: Sequence[Action]) -> str:
+    """Terraform-style: one line per endpoint, the changed fields (old -> new) beneath."""
+    lines = [f"plan for {app} on the {target} target:"]
+    for action in actions:
+        lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}")
+        lines.extend(f"      {c.field}: {show(c.old)} -> {show(c.new)}" for c in action.changes)
+    lines.append(f"flash: {_plan_summary(actions)}")
+    return "\n".join(lines)
+
+
+def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
+    items = [
+        {
+            "endpoint": a.key,
+            "action": a.kind,
+            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in a.changes],
+        }
+        for a in actions
+    ]
+    return json.dumps(
+        {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}, indent=2
+    )
+
+
+def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
+    """For a pull-request comment."""
+    lines = [f"### flash plan: `{app}` on `{target}`", "", "| endpoint | action | changes |", "| --- | --- | --- |"]
+    for a in actions:
+        changes = "<br>".join(f"`{c.field}`: `{show(c.old)}` → `{show(c.new)}`" for c in a.changes)
+        lines.append(f"| `{a.key}` | {a.kind} | {changes} |")
+    lines += ["", f"**{_plan_summary(actions)}**"]
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
 import json
 import math
 import os
@@ -48,6 +49,17 @@ class EndpointSpec:
 
     def same_code(self, other: EndpointSpec) -> bool:
         return (self.digest, self.env, self.build_dir) == (other.digest, other.env, other.build_dir)
+
+    def comparable(self) -> dict[str, Any]:
+        """What `flash plan` compares; env as a digest, so no value ever leaves the supervisor."""
+        env_digest = hashlib.sha256(json.dumps(sorted(self.env.items())).encode()).hexdigest()[:12]
+        return {
+            "build": self.digest[:12],
+            "env": env_digest,
+            "workers": [self.workers_min, self.workers_max],
+            "scaler_value": self.scaler_value,
+            "idle_timeout": self.idle_timeout,
+        }
 
 
 @dataclass
@@ -339,6 +351,7 @@ class Endpoint:
             "url": f"http://127.0.0.1:{self.spec.port}",
             "port": self.spec.port,
             "digest": self.spec.digest,
+            "spec": self.spec.comparable(),
             "workers": [
                 {"number": w.number, "pid": w.proc.pid, "port": w.port, "state": w.state, "inflight": w.inflight}
                 for w in self.workers

@@ -287,3 +287,56 @@ def test_destroy_refuses_without_a_terminal_or_yes(example_dir: Path, flash) -> 
         result.err
         == "flash: error: refusing to destroy without confirmation: stdin is not a terminal\n  hint: pass --yes\n"
     )
+
+
+def test_plan_shows_create_then_keep_then_the_changed_fields(example_dir: Path, flash) -> None:
+    before = flash("plan", "--target", "local", "--detailed-exitcode", cwd=example_dir)
+    assert (before.code, before.out) == (
+        10,
+        "plan for demo on the local target:\n  + inference-api: create\n  + data-api: create\nflash: 2 to create, 0 to update, 0 unchanged, 0 orphaned\n",
+    )
+    assert flash("deploy", "--target", "local", "--detach", cwd=example_dir).code == 0
+    same = flash("plan", "--target", "local", "--detailed-exitcode", cwd=example_dir)
+    assert (same.code, same.out.splitlines()[-1]) == (0, "flash: 0 to create, 0 to update, 2 unchanged, 0 orphaned")
+    config = example_dir / "flash.toml"
+    config.write_text(
+        config.read_text()
+        .replace("workers = [1, 3]", "workers = [1, 2]")
+        .replace(
+            "[endpoints.data-api.routes]",
+            '[endpoints.extra]\ncpu = "cpu3c-2-4"\n\n[endpoints.extra.routes]\n"GET /x" = "app.handlers:health"\n\n[endpoints.data-api.routes]',
+        )
+    )
+    changed = flash("plan", "--target", "local", "--format", "markdown", cwd=example_dir)
+    assert changed.out.splitlines() == [
+        "### flash plan: `demo` on `local`",
+        "",
+        "| endpoint | action | changes |",
+        "| --- | --- | --- |",
+        "| `inference-api` | keep |  |",
+        "| `data-api` | update | `workers`: `[1, 3]` → `[1, 2]` |",
+        "| `extra` | create |  |",
+        "",
+        "**1 to create, 1 to update, 1 unchanged, 0 orphaned**",
+    ]
+    report = json.loads(flash("plan", "--target", "local", "--format", "json", cwd=example_dir).out)
+    assert report["changes"] is True
+    assert [a["action"] for a in report["actions"]] == ["keep", "update", "create"]
+
+
+def test_expect_100_continue_is_answered_by_the_balancer(example_dir: Path, flash) -> None:
+    assert flash("deploy", "--target", "local", "--detach", cwd=example_dir).code == 0
+    url = _status(flash, "flash.toml", example_dir)["endpoints"]["data-api"]["url"]
+    body = json.dumps({"text": "x " * 1000}).encode()
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=5) as sock:
+        sock.sendall(
+            b"POST /process HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+        )
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = b""
+        while b'"upper"' not in answer:
+            answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"words":1000' in answer
