@@ -21,7 +21,9 @@ def peer_flash() -> Path | None:
     if not script.exists():
         print("installing runpod-flash into .bench/runpod-flash (once) ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        done = subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "-q", "runpod-flash"], check=False, stderr=subprocess.DEVNULL)
+        done = subprocess.run(
+            [str(PEER_VENV / "bin" / "pip"), "install", "-q", "runpod-flash"], check=False, stderr=subprocess.DEVNULL
+        )
         if done.returncode != 0:
             return None
     return script
