@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -115,32 +115,81 @@ def build(config: str, out: Path | None, push: bool) -> int:
 TARGETS = click.Choice(["runpod", "local"])
 
 
+def _echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _runpod() -> Any:
+    """The RunPod provider; credentials are checked here, before any build work."""
+    from pipeline.providers.runpod import RunpodProvider
+
+    return RunpodProvider.from_environment()
+
+
 @cli.command()
 @click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
 @click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
-@click.option("--detach", is_flag=True, help="Return once healthy; keep serving in the background.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--detach", is_flag=True, help="local: return once healthy; keep serving in the background.")
+@click.option("--prune", is_flag=True, help="runpod: delete {app}-… endpoints the config no longer has.")
+@click.option("--no-rollback", is_flag=True, help="runpod: leave a failed update as it is.")
+@click.option("--no-build", is_flag=True, help="runpod: the images were built and pushed already (e.g. by CI).")
+@click.option("--push", is_flag=True, help="runpod: docker build and push the images first.")
 @click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    help="Seconds to wait for /ping 200 (default: each endpoint's health.timeout).",
+    "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for /ping 200 (default: health.timeout)."
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def deploy(config: str, target: str, detach: bool, timeout: float | None, fmt: str) -> int:
-    """Build, run every endpoint, wait for /ping 200, print the URLs."""
+def deploy(
+    config: str,
+    target: str,
+    dry_run: bool,
+    detach: bool,
+    prune: bool,
+    no_rollback: bool,
+    no_build: bool,
+    push: bool,
+    timeout: float | None,
+    fmt: str,
+) -> int:
+    """Build, provision every endpoint, wait for /ping 200, print the URLs."""
+    from pipeline import report
+
+    if dry_run:
+        return _plan(config, target, "text", False)
+    if target == "runpod":
+        from pipeline.targets import runpod_deploy, write_github_outputs
+
+        provider = _runpod()
+        project = _load(config, "nothing was deployed")
+        outcomes = runpod_deploy(
+            project,
+            provider,
+            build=not no_build,
+            push=push,
+            prune=prune,
+            rollback=not no_rollback,
+            timeout=timeout,
+            echo=_echo_err,
+        )
+        write_github_outputs(outcomes, os.environ, report.runpod_summary_markdown(project.name, outcomes))
+        click.echo(report.runpod_deploy_json(outcomes) if fmt == "json" else report.runpod_deploy_text(outcomes))
+        return 0
+    return _deploy_local(config, detach, timeout, fmt)
+
+
+def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     from pipeline import report
     from pipeline.build import build as build_project
-    from pipeline.providers import provider_for
+    from pipeline.providers import LocalProvider
 
-    provider = provider_for(target)
+    provider = LocalProvider()
     project = _load(config, "nothing was deployed")
     try:
         result = build_project(project)
     except ConfigError as exc:
         exc.consequence = "nothing was deployed"
         raise
-    outcome = provider.apply(
-        project, result, detach=detach, timeout=timeout, echo=lambda line: click.echo(line, err=True)
-    )
+    outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=_echo_err)
     click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
     if detach:
         return 0
@@ -171,14 +220,24 @@ def _wait_for_stop_signal() -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
 def plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
     """What deploy would create, update, keep or orphan; changes nothing."""
+    return _plan(config, target, fmt, detailed_exitcode)
+
+
+def _plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
     from pipeline import report
     from pipeline.plan import has_changes
-    from pipeline.providers import provider_for
 
-    provider = provider_for(target)
+    provider = _runpod() if target == "runpod" else None
     project = _load(config, "nothing was planned")
     try:
-        actions = provider.plan(project)
+        if provider is not None:
+            from pipeline.targets import runpod_plan
+
+            actions = runpod_plan(project, provider)
+        else:
+            from pipeline.providers import LocalProvider
+
+            actions = LocalProvider().plan(project)
     except ConfigError as exc:
         exc.consequence = "nothing was planned"
         raise
@@ -192,16 +251,20 @@ def plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status(config: str, target: str, fmt: str) -> int:
-    """Each endpoint's URL, workers and /ping."""
+    """Each endpoint's id, URL, workers and /ping."""
     from pipeline import report
-    from pipeline.providers import provider_for
 
-    provider = provider_for(target)
+    if target == "runpod":
+        provider = _runpod()
+        rows = provider.status(_load(config, ""))
+        click.echo(report.runpod_status_json(rows) if fmt == "json" else report.runpod_status_text(rows))
+        return 0
+    from pipeline.providers import LocalProvider
+
     project = _load(config, "")
-    answer = provider.status(project)
-    click.echo(
-        report.local_status_json(project, answer) if fmt == "json" else report.local_status_text(project, answer)
-    )
+    answer = LocalProvider().status(project)
+    local_render = report.local_status_json if fmt == "json" else report.local_status_text
+    click.echo(local_render(project, answer))
     return 0
 
 
@@ -210,21 +273,19 @@ def status(config: str, target: str, fmt: str) -> int:
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def destroy(config: str, target: str, yes: bool) -> int:
-    """Delete (stop) the app's endpoints."""
-    from pipeline.providers import provider_for
+    """Delete the app's endpoints (stop them, on the local target)."""
+    from pipeline.providers import LocalProvider
 
-    provider = provider_for(target)
+    provider = _runpod() if target == "runpod" else LocalProvider()
     project = _load(config, "nothing was destroyed")
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
-        click.confirm(f"Stop every local endpoint of {project.name}?", abort=True)
+        click.confirm(f"Delete every {target} endpoint of {project.name}?", abort=True)
     keys = provider.destroy(project)
-    click.echo(
-        f"flash: stopped {', '.join(keys)} on the local target"
-        if keys
-        else "flash: nothing was running on the local target"
-    )
+    where = "on the local target" if target == "local" else "on RunPod"
+    verb = "stopped" if target == "local" else "deleted"
+    click.echo(f"flash: {verb} {', '.join(keys)} {where}" if keys else f"flash: nothing was running {where}")
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import Diagnostic
+from pipeline.health import describe
 from pipeline.schema import show
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from pipeline.deploy import LocalDeploy
     from pipeline.model import Project
     from pipeline.plan import Action
+    from pipeline.runpod_deploy import Outcome
 from pipeline.model import FileResult
 
 
@@ -234,3 +236,72 @@ def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
         lines.append(f"| `{a.key}` | {a.kind} | {changes} |")
     lines += ["", f"**{_plan_summary(actions)}**"]
     return "\n".join(lines)
+
+
+def runpod_deploy_text(outcomes: Sequence[Outcome]) -> str:
+    """Per endpoint: action, id, URL, time to healthy and cold start; then a summary line."""
+    lines = []
+    for o in outcomes:
+        gate = o.gate
+        health = ""
+        if gate is not None:
+            cold = f" (cold start {gate.cold_start:.1f}s)" if gate.cold_start is not None else ""
+            health = f"  healthy in {gate.waited:.1f}s{cold}" if gate.healthy else f"  NOT healthy ({gate.last_status})"
+        note = f"  ({o.note})" if o.note else ""
+        lines.append(f"{o.key}  {o.action:<9}  {o.endpoint_id or '-'}  {o.url or '-'}{health}{note}")
+    counts = {a: sum(1 for o in outcomes if o.action == a) for a in ("create", "update", "keep", "deleted", "orphan")}
+    lines.append(
+        f"flash: deployed to RunPod: {counts['create']} created, {counts['update']} updated, {counts['keep']} unchanged, {counts['deleted']} deleted, {counts['orphan']} orphaned"
+    )
+    return "\n".join(lines)
+
+
+def runpod_deploy_json(outcomes: Sequence[Outcome]) -> str:
+    items = {
+        o.key: {
+            "action": o.action,
+            "id": o.endpoint_id,
+            "url": o.url,
+            "healthy_after": round(o.gate.waited, 3) if o.gate else None,
+            "cold_start": o.gate.cold_start if o.gate else None,
+            "note": o.note,
+        }
+        for o in outcomes
+    }
+    return json.dumps({"target": "runpod", "endpoints": items}, indent=2)
+
+
+def runpod_summary_markdown(app: str, outcomes: Sequence[Outcome]) -> str:
+    """The $GITHUB_STEP_SUMMARY table."""
+    lines = [
+        f"### flash deploy: `{app}`",
+        "",
+        "| endpoint | action | id | URL | healthy after |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for o in outcomes:
+        waited = f"{o.gate.waited:.1f}s" if o.gate and o.gate.healthy else "—"
+        lines.append(f"| `{o.key}` | {o.action} | `{o.endpoint_id or '-'}` | {o.url or '-'} | {waited} |")
+    return "\n".join(lines)
+
+
+def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        if row["id"] is None:
+            lines.append(f"{row['endpoint']}  not deployed")
+            continue
+        workers = row["workers"]
+        summary = ", ".join(
+            f"{workers.get(k, 0)} {k}"
+            for k in ("idle", "running", "initializing", "throttled", "unhealthy")
+            if workers.get(k)
+        )
+        lines.append(
+            f"{row['endpoint']}  {row['id']}  {row['url']}  workers: {summary or 'none'}  /ping: {describe(row['ping'])}"
+        )
+    return "\n".join(lines)
+
+
+def runpod_status_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps({"target": "runpod", "endpoints": list(rows)}, indent=2)

@@ -157,3 +157,18 @@ def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO / "tests" / "apps" / "worker", root, dirs_exist_ok=True)
     project = validate_file(root / "flash.toml")
     return build(project).out_dir
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch):
+    """A RunPod emulator on loopback, with the environment pointing flash at it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "emulator"))
+    from runpod_emulator import Emulator
+
+    with Emulator() as emu:
+        monkeypatch.setenv("RUNPOD_API_BASE_URL", emu.url)
+        monkeypatch.setenv("RUNPOD_API_KEY", emu.api_key)
+        monkeypatch.delenv("FLASH_API", raising=False)
+        yield emu

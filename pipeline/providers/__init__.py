@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.errors import UsageError
-
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
     from pipeline.deploy import LocalDeploy
@@ -57,13 +55,3 @@ class LocalProvider:
         from pipeline.deploy import local_destroy
 
         return local_destroy(project)
-
-
-def provider_for(target: str) -> Provider:
-    """The provider of a --target value."""
-    if target == "local":
-        return LocalProvider()
-    raise UsageError(
-        "the runpod target is not available in this version of flash yet",
-        "use --target local to run the app on this machine",
-    )

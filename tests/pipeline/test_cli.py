@@ -201,12 +201,3 @@ def test_schema_command_prints_the_shipped_schema(flash) -> None:
     result = flash("schema")
     assert result.code == 0
     assert json.loads(result.out) == json.loads((REPO / "schemas/flash.schema.json").read_text())
-
-
-def test_runpod_target_is_refused_clearly(flash) -> None:
-    result = flash("deploy", "-c", str(EXAMPLE))
-    assert result.code == 2
-    assert (
-        result.err
-        == "flash: error: the runpod target is not available in this version of flash yet\n  hint: use --target local to run the app on this machine\n"
-    )

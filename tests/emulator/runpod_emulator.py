@@ -1,0 +1,305 @@
+"""A RunPod control plane (REST v2 subset) and LB data plane on loopback, for the tests.
+
+Every request body is validated against RunPod's own OpenAPI document (openapi-v2.json beside
+this file); invalid ones get RFC 9457 problem+json 422s, as the real API answers. Faults are
+scripted: 429 with Retry-After, 503 JSON, 502 HTML, and connections dropped after a write was
+applied. Rollouts keep old workers answering until they finish, so a gate that does not wait
+for them would pass on the wrong version.
+
+Data plane: /lb/{id}/ping answers 204 for `warmup` seconds after a (re)deploy, then 200; an
+image whose reference contains "unhealthy" answers 503 forever.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+OPENAPI = json.loads((Path(__file__).with_name("openapi-v2.json")).read_text())
+_DOC_URI = "urn:runpod:openapi-v2"
+_REGISTRY = Registry().with_resource(_DOC_URI, Resource.from_contents(OPENAPI, default_specification=DRAFT202012))
+CONTAINER_FIELDS = ("image", "env", "args", "disk", "ports")
+
+
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator({"$ref": f"{_DOC_URI}#/components/schemas/{name}"}, registry=_REGISTRY)
+
+
+CREATE = _validator("CreateEndpointRequest")
+UPDATE = _validator("UpdateEndpointRequest")
+ENDPOINT = _validator("Endpoint")
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0  # share of control-plane calls that fail
+    kinds: tuple[str, ...] = ("429", "503", "502", "drop")
+    seed: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self.rng.seed(self.seed)
+
+    def draw(self) -> str | None:
+        return self.rng.choice(self.kinds) if self.rng.random() < self.rate else None
+
+
+@dataclass
+class Deployed:
+    body: dict[str, Any]
+    healthy_from: float
+    rollout_until: float = 0.0
+    previous_image: str = ""
+
+
+class Emulator:
+    """State plus a ThreadingHTTPServer. Use as a context manager."""
+
+    def __init__(
+        self, api_key: str = "rpa_test_key", *, warmup: float = 0.3, rollout: float = 0.4, latency: float = 0.0
+    ) -> None:
+        self.api_key = api_key
+        self.warmup = warmup
+        self.rollout = rollout
+        self.latency = latency
+        self.faults = Faults()
+        self.endpoints: dict[str, Deployed] = {}
+        self.calls: list[tuple[str, str]] = []  # control-plane (method, path), faults included
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Emulator:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if c[0] != "GET"]
+
+    # -- control plane -------------------------------------------------------------------------
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        endpoint_id = uuid.uuid4().hex[:10]
+        full = {
+            **body,
+            "id": endpoint_id,
+            "workers": {"min": 0, "max": 3, "idleTimeout": 5, **body.get("workers", {})},
+            "dataCenterIds": body.get("dataCenterIds", []),
+            "networkVolumes": body.get("networkVolumes", []),
+            "timeout": body.get("timeout", 300000),
+            "flashboot": body.get("flashboot", "OFF"),
+            "createdAt": "2026-11-23T00:00:00Z",
+            "requestUrls": {"base": f"{self.url}/lb/{endpoint_id}", "health": f"{self.url}/lb/{endpoint_id}/ping"},
+            "env": {**body.get("env", {}), "PORT": "80", "PORT_HEALTH": "80"},  # the platform injects these
+        }
+        self.endpoints[endpoint_id] = Deployed(_complete(full), time.monotonic() + self.warmup)
+        return self.public(endpoint_id)
+
+    def patch(self, endpoint_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        deployed = self.endpoints[endpoint_id]
+        container_change = any(k in body and body[k] != deployed.body.get(k) for k in CONTAINER_FIELDS)
+        merged = {**deployed.body, **body}
+        if "env" in body:
+            merged["env"] = {**body["env"], "PORT": "80", "PORT_HEALTH": "80"}
+        if container_change:  # a new release: old workers keep answering until the rollout ends
+            now = time.monotonic()
+            deployed.previous_image = str(deployed.body.get("image", ""))
+            deployed.rollout_until = now + self.rollout
+            deployed.healthy_from = now + self.rollout + self.warmup
+        deployed.body = _complete(merged)
+        return self.public(endpoint_id)
+
+    def public(self, endpoint_id: str) -> dict[str, Any]:
+        body = dict(self.endpoints[endpoint_id].body)
+        errors = [e.message for e in ENDPOINT.iter_errors(body)]
+        assert not errors, f"the emulator built an invalid Endpoint: {errors}"
+        return body
+
+    def ping_status(self, endpoint_id: str) -> int:
+        deployed = self.endpoints.get(endpoint_id)
+        if deployed is None:
+            return 404
+        now = time.monotonic()
+        if now < deployed.rollout_until:  # old workers still serve
+            return 503 if "unhealthy" in deployed.previous_image else 200
+        if "unhealthy" in str(deployed.body.get("image", "")):
+            return 503
+        return 200 if now >= deployed.healthy_from else 204
+
+
+def _complete(body: dict[str, Any]) -> dict[str, Any]:
+    """Fill what the API derives: CPU memory from the flavor, GPU CUDA constraint defaults."""
+    if body.get("cpu"):
+        body["cpu"] = [{**c, "memory": c["vcpuCount"] * (2 if c["id"].endswith("c") else 4)} for c in body["cpu"]]
+    if body.get("gpu"):
+        body["gpu"] = {"allowedCudaVersions": [], "minCudaVersion": None, **body["gpu"]}
+    return body
+
+
+def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def _send(
+            self,
+            status: int,
+            body: Any = None,
+            content_type: str = "application/json",
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            if data:
+                self.send_header("Content-Type", content_type)
+            self.send_header("X-Request-Id", uuid.uuid4().hex[:12])
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _problem(self, status: int, title: str, detail: str, errors: list[str] | None = None) -> None:
+            problem: dict[str, Any] = {"title": title, "status": status, "detail": detail}
+            if errors:
+                problem["errors"] = errors
+            self._send(status, problem, "application/problem+json")
+
+        def _body(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            return json.loads(raw) if raw else None
+
+        def do_GET(self) -> None:
+            self._route("GET")
+
+        def do_POST(self) -> None:
+            self._route("POST")
+
+        def do_PATCH(self) -> None:
+            self._route("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._route("DELETE")
+
+        def _route(self, method: str) -> None:
+            path = self.path.split("?")[0]
+            if path.startswith("/lb/"):
+                return self._data_plane(method, path)
+            emulator.calls.append((method, path))
+            if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
+                return self._problem(401, "Unauthorized", "invalid or missing API key")
+            if emulator.latency:
+                time.sleep(emulator.latency)
+            fault = emulator.faults.draw()
+            if fault in ("429", "503", "502"):
+                self._body()
+                if fault == "429":
+                    return self._send(
+                        429,
+                        {"title": "Too Many Requests", "status": 429, "detail": "slow down"},
+                        "application/problem+json",
+                        {"Retry-After": "0"},
+                    )
+                if fault == "503":
+                    return self._problem(503, "Service Unavailable", "try again")
+                return self._send(
+                    502, b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>", "text/html"
+                )
+            with emulator.lock:
+                self._control(method, path, drop=fault == "drop")
+
+        def _control(self, method: str, path: str, *, drop: bool) -> None:
+            body = self._body() if method in ("POST", "PATCH") else None
+            match = re.fullmatch(r"/v2/serverless(?:/([^/]+))?(?:/(releases|workers))?", path)
+            if not match:
+                return self._problem(404, "Not Found", f"no route {path}")
+            endpoint_id, sub = match.group(1), match.group(2)
+            if endpoint_id and endpoint_id not in emulator.endpoints:
+                return self._problem(404, "Not Found", "endpoint not found")
+            if method == "GET" and not endpoint_id:
+                return self._send(200, {"endpoints": [emulator.public(i) for i in emulator.endpoints]})
+            if method == "GET" and sub == "releases":
+                deployed = emulator.endpoints[endpoint_id]
+                busy = time.monotonic() < deployed.rollout_until
+                rollout = {
+                    "inProgress": busy,
+                    "workersOnLatest": 0 if busy else 1,
+                    "workersTotal": 1,
+                    "percentOnLatest": 0 if busy else 100,
+                }
+                return self._send(200, {"rollout": rollout, "releases": []})
+            if method == "GET" and sub == "workers":
+                status = emulator.ping_status(endpoint_id)
+                summary = {
+                    "running": 0,
+                    "idle": int(status == 200),
+                    "initializing": int(status == 204),
+                    "throttled": 0,
+                    "unhealthy": int(status == 503),
+                    "total": 1,
+                }
+                return self._send(200, {"workers": [], "summary": summary})
+            if method == "GET":
+                return self._send(200, emulator.public(endpoint_id))
+            if method == "POST" and not endpoint_id:
+                errors = [
+                    f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in CREATE.iter_errors(body)
+                ]
+                if errors:
+                    return self._problem(
+                        422, "Unprocessable Entity", "request body does not match CreateEndpointRequest", errors
+                    )
+                result, status = emulator.create(body), 201
+            elif method == "PATCH" and endpoint_id and not sub:
+                errors = [
+                    f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in UPDATE.iter_errors(body)
+                ]
+                if errors:
+                    return self._problem(
+                        422, "Unprocessable Entity", "request body does not match UpdateEndpointRequest", errors
+                    )
+                result, status = emulator.patch(endpoint_id, body), 200
+            elif method == "DELETE" and endpoint_id and not sub:
+                del emulator.endpoints[endpoint_id]
+                result, status = None, 204
+            else:
+                return self._problem(405, "Method Not Allowed", f"{method} {path}")
+            if drop:  # applied, but the answer is lost
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return None
+            return self._send(status, result)
+
+        def _data_plane(self, method: str, path: str) -> None:
+            parts = path.split("/", 3)
+            endpoint_id, rest = parts[2], "/" + (parts[3] if len(parts) > 3 else "")
+            if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
+                return self._send(401, {"error": "unauthorized"})
+            status = emulator.ping_status(endpoint_id)
+            if rest == "/ping":
+                return self._send(status, {"status": "ready"} if status == 200 else None)
+            if status != 200:
+                return self._send(503, {"error": "no ready worker"})
+            return self._send(200, {"endpoint": endpoint_id, "path": rest, "method": method})
+
+    return Handler

@@ -1,0 +1,190 @@
+"""flash against the RunPod emulator (REST v2 validated against RunPod's OpenAPI document)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
+    return tmp_path
+
+
+def edit(project: Path, old: str, new: str) -> None:
+    config = project / "flash.toml"
+    text = config.read_text()
+    assert old in text
+    config.write_text(text.replace(old, new))
+
+
+def test_full_lifecycle(project: Path, flash, emulator) -> None:
+    first = flash("deploy", cwd=project)
+    assert first.code == 0, first.err
+    lines = first.out.splitlines()
+    assert lines[0].startswith("inference-api  create")
+    assert "healthy in" in lines[0] and emulator.url + "/lb/" in lines[0]
+    assert lines[-1] == "flash: deployed to RunPod: 2 created, 0 updated, 0 unchanged, 0 deleted, 0 orphaned"
+    assert sorted(e.body["name"] for e in emulator.endpoints.values()) == ["demo-data-api", "demo-inference-api"]
+
+    emulator.calls.clear()
+    again = flash("deploy", cwd=project)
+    assert again.code == 0, again.err
+    assert (
+        again.out.splitlines()[-1]
+        == "flash: deployed to RunPod: 0 created, 0 updated, 2 unchanged, 0 deleted, 0 orphaned"
+    )
+    assert emulator.calls == [("GET", "/v2/serverless")]  # one list call, then pings only
+
+    edit(project, "workers = [1, 3]", "workers = [1, 4]")
+    emulator.calls.clear()
+    updated = flash("deploy", cwd=project)
+    assert updated.code == 0, updated.err
+    assert emulator.writes() == [("PATCH", f"/v2/serverless/{_id(emulator, 'demo-data-api')}")]
+    assert emulator.endpoints[_id(emulator, "demo-data-api")].body["workers"]["max"] == 4
+
+    edit(
+        project,
+        'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
+        'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
+    )
+    failed = flash("deploy", "--timeout", "2", cwd=project)
+    assert failed.code == 5
+    assert "data-api: rolling back image" in failed.err
+    assert "data-api: not healthy after" in failed.err
+    assert emulator.endpoints[_id(emulator, "demo-data-api")].body["image"].startswith("ghcr.io/acme/demo-data-api:")
+
+    edit(project, 'image = "ghcr.io/acme/broken:unhealthy"', "")
+    config = project / "flash.toml"
+    text = config.read_text()
+    config.write_text(text[: text.index("[endpoints.data-api]")])
+    plan = flash("plan", cwd=project)
+    assert "  ! data-api: orphan" in plan.out.splitlines()
+    kept = flash("deploy", cwd=project)
+    assert "not in the config; `--prune` deletes it" in kept.out
+    assert _id(emulator, "demo-data-api")
+    pruned = flash("deploy", "--prune", cwd=project)
+    assert pruned.code == 0
+    assert "demo-data-api" not in [e.body["name"] for e in emulator.endpoints.values()]
+
+    gone = flash("destroy", "--yes", cwd=project)
+    assert (gone.code, gone.out) == (0, "flash: deleted inference-api on RunPod\n")
+    assert emulator.endpoints == {}
+
+
+def _id(emulator, name: str) -> str:
+    return next(i for i, e in emulator.endpoints.items() if e.body["name"] == name)
+
+
+def test_missing_key_fails_fast_before_any_build(
+    project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RUNPOD_API_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    result = flash("deploy", cwd=project)
+    assert result.code == 4
+    assert (
+        result.err.splitlines()[0]
+        == "flash: error: no RunPod API key: RUNPOD_API_KEY is not set and ~/.runpod/config.toml has none"
+    )
+    assert not (project / ".flash").exists()
+
+
+def test_wrong_key_is_an_api_error_with_a_hint(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_wrong")
+    result = flash("plan", cwd=project)
+    assert result.code == 4
+    assert (
+        result.err
+        == "flash: error: list endpoints: HTTP 401: invalid or missing API key\n  hint: the API key was refused: check RUNPOD_API_KEY\n"
+    )
+    assert "rpa_wrong" not in result.out + result.err
+
+
+def test_faults_converge_without_duplicates(project: Path, flash, emulator) -> None:
+    extra = "".join(
+        f'\n[endpoints.extra-{i}]\ncpu = "cpu3c-2-4"\n\n[endpoints.extra-{i}.routes]\n"GET /x" = "app.handlers:health"\n'
+        for i in range(3)
+    )
+    (project / "flash.toml").write_text((project / "flash.toml").read_text() + extra)
+    emulator.faults.rate = 0.3
+    emulator.faults.rng.seed(7)
+    result = flash("deploy", cwd=project)
+    assert result.code == 0, result.err
+    names = sorted(e.body["name"] for e in emulator.endpoints.values())
+    assert names == ["demo-data-api", "demo-extra-0", "demo-extra-1", "demo-extra-2", "demo-inference-api"]
+
+
+def test_a_lost_create_response_makes_no_duplicate(project: Path, flash, emulator) -> None:
+    emulator.faults.rate = 1.0
+    emulator.faults.kinds = ("drop",)
+    original = emulator.faults.draw
+
+    def only_posts() -> str | None:  # drop the answers of the creates only
+        method = emulator.calls[-1][0] if emulator.calls else "GET"
+        return original() if method == "POST" else None
+
+    emulator.faults.draw = only_posts
+    result = flash("deploy", cwd=project)
+    assert result.code == 0, result.err
+    assert len(emulator.endpoints) == 2
+    assert [c for c in emulator.calls if c[0] == "POST"] == [("POST", "/v2/serverless")] * 2
+
+
+def test_secrets_stay_out_of_output_and_build(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_TOKEN", "s3cr3t-value-42")
+    edit(project, 'env = { MODEL = "tiny-linear",', 'env = { TOKEN = "${DEPLOY_TOKEN}", MODEL = "tiny-linear",')
+    result = flash("-v", "deploy", cwd=project)
+    assert result.code == 0, result.err
+    deployed = emulator.endpoints[_id(emulator, "demo-inference-api")].body["env"]
+    assert deployed["TOKEN"] == "s3cr3t-value-42"
+    assert "RUNPOD_API_KEY" not in deployed
+    plan = flash("plan", "--format", "json", cwd=project)
+    for text in (result.out, result.err, plan.out):
+        assert "s3cr3t-value-42" not in text and emulator.api_key not in text
+    for path in (project / ".flash").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert b"s3cr3t-value-42" not in content and emulator.api_key.encode() not in content
+
+
+def test_github_outputs_and_step_summary(
+    project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outputs, summary = tmp_path / "out.txt", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert flash("deploy", cwd=project).code == 0
+    lines = outputs.read_text().splitlines()
+    inference = _id(emulator, "demo-inference-api")
+    assert f"inference_api_id={inference}" in lines
+    assert f"inference_api_url={emulator.url}/lb/{inference}" in lines
+    assert summary.read_text().startswith(
+        "### flash deploy: `demo`\n\n| endpoint | action | id | URL | healthy after |"
+    )
+
+
+def test_status_and_json_deploy(project: Path, flash, emulator) -> None:
+    deployed = json.loads(flash("deploy", "--format", "json", cwd=project).out)
+    assert set(deployed["endpoints"]) == {"inference-api", "data-api"}
+    status = flash("status", cwd=project)
+    assert status.code == 0
+    line = status.out.splitlines()[0]
+    assert line.startswith(f"inference-api  {_id(emulator, 'demo-inference-api')}  {emulator.url}/lb/")
+    assert line.endswith("workers: 1 idle  /ping: 200 ready")
+
+
+def test_graphql_backend_is_refused_clearly(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLASH_API", "graphql")
+    result = flash("plan", cwd=project)
+    assert result.code == 2
+    assert result.err.startswith(
+        "flash: error: FLASH_API=graphql: the GraphQL backend is not available in this version yet"
+    )
