@@ -143,9 +143,9 @@ def _converge(
         return outcome
     if outcome.gate.healthy:
         return outcome
-    outcome.error = (
-        f"{endpoint.key}: not healthy after {outcome.gate.waited:.0f}s (last /ping: {outcome.gate.last_status})"
-    )
+    gate = outcome.gate
+    why = f"not healthy after {gate.waited:.0f}s (last /ping: {gate.last_status})"
+    outcome.error = f"{endpoint.key}: {why}{_workers(ctx, endpoint, outcome.endpoint_id)}"
     if action.kind == "update" and rollback and previous is not None:
         _roll_back(ctx, endpoint, outcome, previous, limit)
     elif action.kind == "create":
@@ -153,6 +153,18 @@ def _converge(
     else:
         outcome.note = "rollback is off: the endpoint keeps the new, unhealthy spec"
     return outcome
+
+
+def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
+    """Why the gate failed, as far as the API tells: the worker summary."""
+    try:
+        summary = ctx.backend.worker_summary(endpoint_id, endpoint.name)
+    except FlashError:
+        return ""
+    counts = ", ".join(
+        f"{summary[k]} {k}" for k in ("initializing", "throttled", "unhealthy", "idle", "running") if summary.get(k)
+    )
+    return f"; workers: {counts}" if counts else ""
 
 
 def _roll_back(ctx: Context, endpoint: Endpoint, outcome: Outcome, previous: dict[str, Any], limit: float) -> None:

@@ -58,7 +58,7 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
     failed = flash("deploy", "--timeout", "2", cwd=project)
     assert failed.code == 5
     assert "data-api: rolling back image" in failed.err
-    assert "data-api: not healthy after" in failed.err
+    assert "data-api: not healthy after 2s (last /ping: HTTP 503); workers: 1 unhealthy" in failed.err
     assert emulator.endpoints[_id(emulator, "demo-data-api")].body["image"].startswith("ghcr.io/acme/demo-data-api:")
 
     edit(project, 'image = "ghcr.io/acme/broken:unhealthy"', "")
