@@ -19,7 +19,8 @@ from pipeline.errors import FlashError, HealthError
 from pipeline.health import Backoff, GateResult, describe, wait_healthy
 from pipeline.model import Endpoint, Project
 from pipeline.plan import Action, plan_deploy
-from pipeline.providers.runpod_rest import RestBackend, comparable, desired_body, health_url, sparse_patch
+from pipeline.providers.backend import Backend
+from pipeline.providers.runpod_rest import comparable, desired_body, health_url, sparse_patch
 
 PARALLEL = 8
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
@@ -40,7 +41,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Context:
-    backend: RestBackend
+    backend: Backend
     lb_template: str
     clock: Callable[[], float]
     sleep: Callable[[float], None]
@@ -48,7 +49,7 @@ class Context:
     backoff: Backoff = field(default_factory=Backoff)
 
 
-def live_endpoints(project: Project, backend: RestBackend) -> dict[str, dict[str, Any]]:
+def live_endpoints(project: Project, backend: Backend) -> dict[str, dict[str, Any]]:
     """This app's endpoints on RunPod, by endpoint key (RunPod name minus the app prefix)."""
     prefix = f"{project.name}-"
     return {e["name"][len(prefix) :]: e for e in backend.list() if str(e.get("name", "")).startswith(prefix)}
@@ -61,7 +62,7 @@ def desired_bodies(
 
 
 def plan_runpod(
-    project: Project, backend: RestBackend, images: Mapping[str, str], environ: Mapping[str, str]
+    project: Project, backend: Backend, images: Mapping[str, str], environ: Mapping[str, str]
 ) -> list[Action]:
     """Pure diff of normalised desired and live specs (one list call)."""
     desired = {k: comparable(b) for k, b in desired_bodies(project, images, environ).items()}
@@ -222,7 +223,7 @@ def _orphan(ctx: Context, project: Project, key: str, live: dict[str, Any], prun
     return outcome
 
 
-def default_context(backend: RestBackend, environ: Mapping[str, str], echo: Callable[[str], None]) -> Context:
+def default_context(backend: Backend, environ: Mapping[str, str], echo: Callable[[str], None]) -> Context:
     return Context(
         backend, environ.get("RUNPOD_LB_URL_TEMPLATE", DEFAULT_LB_TEMPLATE), time.monotonic, time.sleep, echo
     )

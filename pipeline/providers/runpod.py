@@ -1,4 +1,4 @@
-"""The RunPod target: plan, apply, status, destroy over REST v2 (the GraphQL backend is not built yet)."""
+"""The RunPod target: plan, apply, status, destroy over REST v2, or GraphQL with FLASH_API=graphql."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pipeline.errors import ApiError, BuildError, UsageError
 from pipeline.http import Client
 from pipeline.model import Project
 from pipeline.plan import Action
+from pipeline.providers.backend import Backend
+from pipeline.providers.runpod_graphql import GraphqlBackend
 from pipeline.providers.runpod_rest import RestBackend, health_url
 from pipeline.render import content_hash, image_ref
 from pipeline.runpod_deploy import Outcome, default_context, deploy_runpod, live_endpoints, plan_runpod
@@ -19,24 +21,19 @@ from pipeline.runpod_deploy import Outcome, default_context, deploy_runpod, live
 class RunpodProvider:
     name = "runpod"
 
-    def __init__(self, client: Client, environ: Mapping[str, str]) -> None:
+    def __init__(self, client: Client, environ: Mapping[str, str], *, graphql: bool = False) -> None:
         self.client = client
         self.environ = environ
-        self.backend = RestBackend(client)
+        self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
         """Credentials are checked here, before any build work."""
         env = os.environ if environ is None else environ
         backend = env.get("FLASH_API", "rest")
-        if backend == "graphql":
-            raise UsageError(
-                "FLASH_API=graphql: the GraphQL backend is not available in this version yet",
-                "unset FLASH_API to use REST v2",
-            )
-        if backend != "rest":
+        if backend not in ("rest", "graphql"):
             raise UsageError(f"FLASH_API={backend!r} is not a backend flash knows", "use rest (default) or graphql")
-        return cls(Client.from_environment(env), env)
+        return cls(Client.from_environment(env), env, graphql=backend == "graphql")
 
     def images(self, project: Project, result: BuildResult | None) -> dict[str, str]:
         """Each endpoint's image: its own `image`, else the build's {registry}/{app}-{endpoint}:{hash}."""

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import graphql_subset
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -77,6 +78,8 @@ class Emulator:
         self.faults = Faults()
         self.endpoints: dict[str, Deployed] = {}
         self.calls: list[tuple[str, str]] = []  # control-plane (method, path), faults included
+        self.templates: dict[str, dict[str, Any]] = {}  # GraphQL side of the same account
+        self.gql_endpoints: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -125,6 +128,16 @@ class Emulator:
             deployed.healthy_from = now + self.rollout + self.warmup
         deployed.body = _complete(merged)
         return self.public(endpoint_id)
+
+    def mirror(self, endpoint_id: str) -> None:
+        """Give a GraphQL endpoint a data plane: warm-up restarts when its image changes."""
+        node = self.gql_endpoints[endpoint_id]
+        image = self.templates[node["templateId"]]["imageName"]
+        known = self.endpoints.get(endpoint_id)
+        if known is None or known.body.get("image") != image:
+            self.endpoints[endpoint_id] = Deployed(
+                {"name": node["name"], "image": image, "gql": True}, time.monotonic() + self.warmup
+            )
 
     def public(self, endpoint_id: str) -> dict[str, Any]:
         body = dict(self.endpoints[endpoint_id].body)
@@ -226,6 +239,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     502, b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>", "text/html"
                 )
             with emulator.lock:
+                if path == "/graphql" and method == "POST":
+                    status, answer = graphql_subset.run(emulator, self._body())
+                    return self._send(status, answer)
                 self._control(method, path, drop=fault == "drop")
 
         def _control(self, method: str, path: str, *, drop: bool) -> None:
@@ -237,7 +253,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if endpoint_id and endpoint_id not in emulator.endpoints:
                 return self._problem(404, "Not Found", "endpoint not found")
             if method == "GET" and not endpoint_id:
-                return self._send(200, {"endpoints": [emulator.public(i) for i in emulator.endpoints]})
+                rest = [i for i, e in emulator.endpoints.items() if not e.body.get("gql")]
+                return self._send(200, {"endpoints": [emulator.public(i) for i in rest]})
             if method == "GET" and sub == "releases":
                 deployed = emulator.endpoints[endpoint_id]
                 busy = time.monotonic() < deployed.rollout_until

@@ -181,10 +181,46 @@ def test_status_and_json_deploy(project: Path, flash, emulator) -> None:
     assert line.endswith("workers: 1 idle  /ping: 200 ready")
 
 
-def test_graphql_backend_is_refused_clearly(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graphql_backend_lifecycle(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLASH_API", "graphql")
-    result = flash("plan", cwd=project)
-    assert result.code == 2
-    assert result.err.startswith(
-        "flash: error: FLASH_API=graphql: the GraphQL backend is not available in this version yet"
+    monkeypatch.setenv("RUNPOD_LB_URL_TEMPLATE", emulator.url + "/lb/{endpoint_id}")
+    first = flash("deploy", cwd=project)
+    assert first.code == 0, first.err
+    assert sorted(n["name"] for n in emulator.gql_endpoints.values()) == ["demo-data-api", "demo-inference-api"]
+    node = next(n for n in emulator.gql_endpoints.values() if n["name"] == "demo-data-api")
+    assert (node["type"], node["scalerType"], node["instanceIds"]) == ("LB", "REQUEST_COUNT", ["cpu3c-4-8"])
+    template = emulator.templates[node["templateId"]]
+    template["env"].append({"key": "PORT", "value": "80"})  # what the platform adds at first deploy
+
+    emulator.calls.clear()
+    again = flash("deploy", cwd=project)
+    assert again.code == 0, again.err
+    assert again.out.splitlines()[-1].endswith(
+        "0 created, 0 updated, 2 unchanged, 0 deleted, 0 orphaned"
+    )  # PORT is no drift
+    assert emulator.calls == [("POST", "/graphql")]
+
+    edit(project, "workers = [1, 3]", "workers = [1, 4]")
+    assert flash("deploy", cwd=project).code == 0
+    node = emulator.gql_endpoints[node["id"]]
+    assert (node["workersMax"], node["scalerType"], node["flashBootType"]) == (
+        4,
+        "REQUEST_COUNT",
+        "FLASHBOOT",
+    )  # full replace kept every field
+    assert {"key": "PORT", "value": "80"} in emulator.templates[node["templateId"]]["env"]  # carried over
+
+    assert flash("destroy", "--yes", cwd=project).code == 0
+    assert emulator.gql_endpoints == {}
+
+
+def test_graphql_errors_are_api_errors(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpod_emulator
+
+    monkeypatch.setenv("FLASH_API", "graphql")
+    status, body = runpod_emulator.graphql_subset.run(
+        emulator, {"query": 'mutation { saveEndpoint(input: {name: "x", bogus: 1}) { id } }'}
     )
+    assert status == 400 and "bogus" in body["errors"][0]["message"]
+    status, body = runpod_emulator.graphql_subset.run(emulator, {"query": 'mutation { deleteEndpoint(id: "nope") }'})
+    assert (status, body["errors"][0]["message"]) == (200, "Endpoint not found")
