@@ -8,6 +8,7 @@ Orphans (`{app}-…` endpoints the config no longer has) are deleted only with p
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,8 @@ from pipeline.plan import Action, plan_deploy
 from pipeline.providers.backend import Backend
 from pipeline.providers.runpod_rest import comparable, desired_body, health_url, sparse_patch
 
-PARALLEL = 8
+PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
+MAX_THREADS = 64
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
 
 
@@ -47,6 +49,7 @@ class Context:
     sleep: Callable[[float], None]
     echo: Callable[[str], None]
     backoff: Backoff = field(default_factory=Backoff)
+    writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
 
 
 def live_endpoints(project: Project, backend: Backend) -> dict[str, dict[str, Any]]:
@@ -85,7 +88,7 @@ def deploy_runpod(
     live = live_endpoints(project, ctx.backend)
     actions = plan_deploy({k: comparable(b) for k, b in bodies.items()}, {k: comparable(e) for k, e in live.items()})
     by_key = {e.key: e for e in project.endpoints}
-    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, len(actions)))) as pool:
         futures = [
             pool.submit(_converge, ctx, by_key[a.key], a, bodies[a.key], live.get(a.key), rollback, timeout)
             for a in actions
@@ -126,11 +129,12 @@ def _converge(
     outcome = Outcome(endpoint.key, endpoint.name, action.kind, changed=tuple(c.field for c in action.changes))
     previous = live  # what a rollback re-applies
     try:
-        if action.kind == "create":
-            live = ctx.backend.create(body)
-        elif action.kind == "update":
-            assert live is not None
-            live = ctx.backend.update(live["id"], sparse_patch(body, list(outcome.changed)), endpoint.name) or live
+        with ctx.writes:
+            if action.kind == "create":
+                live = ctx.backend.create(body)
+            elif action.kind == "update":
+                assert live is not None
+                live = ctx.backend.update(live["id"], sparse_patch(body, list(outcome.changed)), endpoint.name) or live
         assert live is not None
         outcome.endpoint_id = str(live["id"])
         base, health = health_url(live, ctx.lb_template)
