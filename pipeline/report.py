@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -305,3 +308,39 @@ def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
 
 def runpod_status_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps({"target": "runpod", "endpoints": list(rows)}, indent=2)
+
+
+class Progress:
+    """Live deploy progress: one updating line per endpoint on a terminal, timestamped lines otherwise.
+
+    Fed the "endpoint: message" lines the gate emits; other lines pass through unchanged.
+    """
+
+    _KEYED = re.compile(r"^([a-z][a-z0-9-]{0,30}): (.*)$")
+
+    def __init__(
+        self, write: Callable[[str], None], *, tty: bool, clock: Callable[[], str] = lambda: time.strftime("%H:%M:%S")
+    ) -> None:
+        self.write = write
+        self.tty = tty
+        self.clock = clock
+        self.lines: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        match = self._KEYED.match(line)
+        with self.lock:
+            if not self.tty:
+                self.write(f"{self.clock()} {line}\n")
+            elif match is None:
+                self.write(line + "\n")
+            else:
+                self._redraw(match.group(1), match.group(2))
+
+    def _redraw(self, key: str, message: str) -> None:
+        known = len(self.lines)
+        self.lines[key] = message
+        width = max(len(k) for k in self.lines)
+        up = f"\x1b[{known}F" if known else ""  # back to the first progress line
+        body = "".join(f"\x1b[2K{k.ljust(width)}  {v}\n" for k, v in self.lines.items())
+        self.write(up + body)

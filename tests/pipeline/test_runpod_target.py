@@ -224,3 +224,41 @@ def test_graphql_errors_are_api_errors(project: Path, flash, emulator, monkeypat
     assert status == 400 and "bogus" in body["errors"][0]["message"]
     status, body = runpod_emulator.graphql_subset.run(emulator, {"query": 'mutation { deleteEndpoint(id: "nope") }'})
     assert (status, body["errors"][0]["message"]) == (200, "Endpoint not found")
+
+
+def test_unhealthy_create_is_left_for_inspection_and_exits_5(project: Path, flash, emulator) -> None:
+    edit(
+        project,
+        'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
+        'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
+    )
+    result = flash("deploy", "--timeout", "1.5", cwd=project)
+    assert result.code == 5
+    endpoint_id = _id(emulator, "demo-data-api")
+    last, hint = result.err.splitlines()[-2:]
+    assert last == "flash: error: data-api: not healthy after 2s (last /ping: HTTP 503); workers: 1 unhealthy"
+    assert (
+        hint
+        == f"  hint: the new endpoint {endpoint_id} is left for inspection; remove it with `flash destroy` or a later `--prune`"
+    )
+    assert _id(emulator, "demo-inference-api")  # the healthy one stays
+
+
+def test_no_rollback_leaves_the_failed_update(project: Path, flash, emulator) -> None:
+    assert flash("deploy", cwd=project).code == 0
+    edit(
+        project,
+        'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
+        'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
+    )
+    result = flash("deploy", "--no-rollback", "--timeout", "1.5", cwd=project)
+    assert result.code == 5
+    assert result.err.splitlines()[-1] == "  hint: rollback is off: the endpoint keeps the new, unhealthy spec"
+    assert emulator.endpoints[_id(emulator, "demo-data-api")].body["image"] == "ghcr.io/acme/broken:unhealthy"
+
+
+def test_dry_run_changes_nothing(project: Path, flash, emulator) -> None:
+    result = flash("deploy", "--dry-run", cwd=project)
+    assert result.code == 0
+    assert result.out.splitlines()[-1] == "flash: 2 to create, 0 to update, 0 unchanged, 0 orphaned"
+    assert emulator.writes() == [] and emulator.endpoints == {}
