@@ -161,6 +161,7 @@ def deploy(
 
         provider = _runpod()
         project = _load(config, "nothing was deployed")
+        progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
         outcomes = runpod_deploy(
             project,
             provider,
@@ -169,7 +170,7 @@ def deploy(
             prune=prune,
             rollback=not no_rollback,
             timeout=timeout,
-            echo=_echo_err,
+            echo=progress,
         )
         write_github_outputs(outcomes, os.environ, report.runpod_summary_markdown(project.name, outcomes))
         click.echo(report.runpod_deploy_json(outcomes) if fmt == "json" else report.runpod_deploy_text(outcomes))

@@ -103,6 +103,28 @@ class Client:
         except requests.RequestException as exc:
             return f"connection error ({type(exc).__name__})"
 
+    def event_lines(self, operation: str, path: str, *, limit: int, seconds: float = 3.0) -> list[str]:
+        """Up to `limit` `line` fields of a Server-Sent Events stream (worker logs), read for at most `seconds`."""
+        import time
+
+        lines: list[str] = []
+        deadline = time.monotonic() + seconds
+        try:
+            with self.session.get(self.base_url + path, stream=True, timeout=(5, seconds)) as response:
+                if response.status_code >= 400:
+                    raise _api_error(operation, response)
+                for raw in response.iter_lines(decode_unicode=True):
+                    if raw and raw.startswith("data:"):
+                        try:
+                            lines.append(str(json.loads(raw[5:]).get("line", "")))
+                        except (ValueError, AttributeError):
+                            lines.append(raw[5:].strip())
+                    if len(lines) >= limit or time.monotonic() > deadline:
+                        break
+        except requests.RequestException:
+            pass  # logs are a courtesy in an error report: never the cause of one
+        return [self.redact(line) for line in lines]
+
     def redact(self, text: str) -> str:
         return text.replace(self._key, "<redacted>") if self._key else text
 

@@ -169,7 +169,12 @@ def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
     counts = ", ".join(
         f"{summary[k]} {k}" for k in ("initializing", "throttled", "unhealthy", "idle", "running") if summary.get(k)
     )
-    return f"; workers: {counts}" if counts else ""
+    text = f"; workers: {counts}" if counts else ""
+    if summary.get("logs"):
+        text += f"\n  last log lines of worker {summary['worker']}:" + "".join(
+            f"\n    {line}" for line in summary["logs"]
+        )
+    return text
 
 
 def _roll_back(ctx: Context, endpoint: Endpoint, outcome: Outcome, previous: dict[str, Any], limit: float) -> None:

@@ -125,7 +125,17 @@ class RestBackend:
 
     def worker_summary(self, endpoint_id: str, name: str) -> dict[str, Any]:
         answer = self.client.request(f"workers of {name}", "GET", f"/v2/serverless/{endpoint_id}/workers")
-        return dict(answer.get("summary") or {}) if isinstance(answer, dict) else {}
+        if not isinstance(answer, dict):
+            return {}
+        summary = dict(answer.get("summary") or {})
+        failing = [w for w in answer.get("workers") or [] if w.get("status") in ("UNHEALTHY", "INITIALIZING")]
+        if failing:  # the last log lines of one failing worker say more than any count
+            worker = str(failing[0]["id"])
+            summary["logs"] = self.client.event_lines(
+                f"logs of {name}", f"/v2/serverless/{endpoint_id}/workers/{worker}/logs?tail=5", limit=5
+            )
+            summary["worker"] = worker
+        return summary
 
 
 def health_url(live: Mapping[str, Any], lb_template: str) -> tuple[str, str]:

@@ -246,10 +246,10 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _control(self, method: str, path: str, *, drop: bool) -> None:
             body = self._body() if method in ("POST", "PATCH") else None
-            match = re.fullmatch(r"/v2/serverless(?:/([^/]+))?(?:/(releases|workers))?", path)
+            match = re.fullmatch(r"/v2/serverless(?:/([^/]+))?(?:/(releases|workers))?(?:/[^/]+/(logs))?", path)
             if not match:
                 return self._problem(404, "Not Found", f"no route {path}")
-            endpoint_id, sub = match.group(1), match.group(2)
+            endpoint_id, sub = match.group(1), match.group(3) or match.group(2)
             if endpoint_id and endpoint_id not in emulator.endpoints:
                 return self._problem(404, "Not Found", "endpoint not found")
             if method == "GET" and not endpoint_id:
@@ -275,7 +275,20 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     "unhealthy": int(status == 503),
                     "total": 1,
                 }
-                return self._send(200, {"workers": [], "summary": summary})
+                state = {200: "IDLE", 204: "INITIALIZING"}.get(status, "UNHEALTHY")
+                worker = {"id": f"w-{endpoint_id}", "status": state, "gpuCount": 0, "isStale": False}
+                return self._send(200, {"workers": [worker], "summary": summary})
+            if method == "GET" and sub == "logs":
+                lines = [
+                    "Starting flash worker",
+                    "Traceback (most recent call last):",
+                    "RuntimeError: model weights missing",
+                ]
+                events = "".join(
+                    f"id: {i}\ndata: {json.dumps({'ts': '2026-11-23T00:00:00Z', 'source': 'container', 'line': line})}\n\n"
+                    for i, line in enumerate(lines)
+                )
+                return self._send(200, events.encode(), "text/event-stream")
             if method == "GET":
                 return self._send(200, emulator.public(endpoint_id))
             if method == "POST" and not endpoint_id:

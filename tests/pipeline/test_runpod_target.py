@@ -235,8 +235,15 @@ def test_unhealthy_create_is_left_for_inspection_and_exits_5(project: Path, flas
     result = flash("deploy", "--timeout", "1.5", cwd=project)
     assert result.code == 5
     endpoint_id = _id(emulator, "demo-data-api")
-    last, hint = result.err.splitlines()[-2:]
-    assert last == "flash: error: data-api: not healthy after 2s (last /ping: HTTP 503); workers: 1 unhealthy"
+    lines = result.err.splitlines()
+    start = lines.index("flash: error: data-api: not healthy after 2s (last /ping: HTTP 503); workers: 1 unhealthy")
+    assert lines[start + 1 : start + 5] == [
+        f"  last log lines of worker w-{endpoint_id}:",
+        "    Starting flash worker",
+        "    Traceback (most recent call last):",
+        "    RuntimeError: model weights missing",
+    ]
+    hint = lines[-1]
     assert (
         hint
         == f"  hint: the new endpoint {endpoint_id} is left for inspection; remove it with `flash destroy` or a later `--prune`"
@@ -262,3 +269,26 @@ def test_dry_run_changes_nothing(project: Path, flash, emulator) -> None:
     assert result.code == 0
     assert result.out.splitlines()[-1] == "flash: 2 to create, 0 to update, 0 unchanged, 0 orphaned"
     assert emulator.writes() == [] and emulator.endpoints == {}
+
+
+def test_graphql_failed_update_rolls_back_and_prune_deletes_orphans(
+    project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASH_API", "graphql")
+    monkeypatch.setenv("RUNPOD_LB_URL_TEMPLATE", emulator.url + "/lb/{endpoint_id}")
+    assert flash("deploy", cwd=project).code == 0
+    edit(
+        project,
+        'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
+        'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
+    )
+    failed = flash("deploy", "--timeout", "1.5", cwd=project)
+    assert failed.code == 5
+    assert "data-api: rolling back image" in failed.err
+    node = next(n for n in emulator.gql_endpoints.values() if n["name"] == "demo-data-api")
+    assert emulator.templates[node["templateId"]]["imageName"].startswith("ghcr.io/acme/demo-data-api:")
+    config = project / "flash.toml"
+    config.write_text(config.read_text().split("[endpoints.data-api]")[0])
+    assert "  ! data-api: orphan" in flash("plan", cwd=project).out.splitlines()
+    assert flash("deploy", "--prune", cwd=project).code == 0
+    assert [n["name"] for n in emulator.gql_endpoints.values()] == ["demo-inference-api"]
