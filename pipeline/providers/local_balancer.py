@@ -112,11 +112,14 @@ class Endpoint:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", self.spec.port, limit=256 * 1024)
+        if not self.spec.port:  # port 0: the system chose one; report that one
+            self.spec.port = int(self.server.sockets[0].getsockname()[1])
         self.monitor = asyncio.create_task(self._monitor())
 
     async def replace_spec(self, spec: EndpointSpec) -> bool:
-        """Adopt a new spec; restart workers only when the code or env changed."""
+        """Adopt a new spec; restart workers only when the code or env changed. The port stays."""
         changed = not self.spec.same_code(spec)
+        spec.port = self.spec.port
         self.spec = spec
         if changed:
             for worker in list(self.workers):

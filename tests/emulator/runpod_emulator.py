@@ -93,6 +93,41 @@ class Emulator:
     def __exit__(self, *_: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if self.supervisor is not None:
+            from pipeline.providers import local
+
+            local.stop(self.supervisor, {"pid": self.supervisor_pid, "pgid": self.supervisor_pid})
+
+    # -- real workers behind the data plane (the local target's supervisor) -------------------
+    supervisor: Any = None
+    supervisor_pid: int = 0
+
+    def serve_builds(self, builds: dict[str, dict[str, Any]], state_dir: Path) -> None:
+        """Run real workers for endpoints whose image is a key of builds ({image: spec fields})."""
+        self.builds = builds
+        self.state_dir = state_dir
+
+    def _sync_workers(self) -> None:
+        builds = getattr(self, "builds", None)
+        if not builds:
+            return
+        from pipeline.providers import local
+
+        if self.supervisor is None:
+            where = local.Paths(self.state_dir, self.state_dir / "emu.sock", self.state_dir / "emu.log")
+            self.supervisor_pid = local.start_supervisor(where, detach=True).pid
+            self.supervisor = where
+        specs = []
+        for endpoint_id, deployed in self.endpoints.items():
+            spec = builds.get(str(deployed.body.get("image")))
+            if spec is not None:
+                workers = deployed.body.get("workers", {})
+                env = {k: v for k, v in deployed.body.get("env", {}).items() if k not in ("PORT", "PORT_HEALTH")}
+                specs.append({**spec, "key": endpoint_id, "name": deployed.body["name"], "env": env, "port": 0,
+                              "workers_min": max(1, workers.get("min", 1)), "workers_max": max(1, workers.get("max", 1)),
+                              "scaler_value": deployed.body.get("scaling", {}).get("requestCount", 4), "idle_timeout": workers.get("idleTimeout", 5)})  # fmt: skip
+        answer = local.send(self.supervisor, {"cmd": "apply", "endpoints": specs})
+        self.worker_urls = {k: v["url"] for k, v in answer["endpoints"].items()}
 
     def writes(self) -> list[tuple[str, str]]:
         return [c for c in self.calls if c[0] != "GET"]
@@ -314,6 +349,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 result, status = None, 204
             else:
                 return self._problem(405, "Method Not Allowed", f"{method} {path}")
+            if method != "GET":
+                emulator._sync_workers()
             if drop:  # applied, but the answer is lost
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -325,11 +362,35 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             endpoint_id, rest = parts[2], "/" + (parts[3] if len(parts) > 3 else "")
             if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
                 return self._send(401, {"error": "unauthorized"})
+            real = getattr(emulator, "worker_urls", {}).get(endpoint_id)
+            if real is not None:  # a built endpoint: real workers answer, through the local balancer
+                return self._proxy(real, method, rest)
             status = emulator.ping_status(endpoint_id)
             if rest == "/ping":
                 return self._send(status, {"status": "ready"} if status == 200 else None)
             if status != 200:
                 return self._send(503, {"error": "no ready worker"})
             return self._send(200, {"endpoint": endpoint_id, "path": rest, "method": method})
+
+        def _proxy(self, base: str, method: str, rest: str) -> None:
+            import http.client
+
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            query = self.path.partition("?")[2]
+            conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+            try:
+                conn.request(
+                    method,
+                    rest + (f"?{query}" if query else ""),
+                    body=body or None,
+                    headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                )
+                answer = conn.getresponse()
+                data = answer.read()
+            except OSError:
+                return self._send(502, {"error": "worker unreachable"})
+            finally:
+                conn.close()
+            return self._send(answer.status, data or None, answer.getheader("Content-Type") or "application/json")
 
     return Handler

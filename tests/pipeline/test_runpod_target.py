@@ -292,3 +292,24 @@ def test_graphql_failed_update_rolls_back_and_prune_deletes_orphans(
     assert "  ! data-api: orphan" in flash("plan", cwd=project).out.splitlines()
     assert flash("deploy", "--prune", cwd=project).code == 0
     assert [n["name"] for n in emulator.gql_endpoints.values()] == ["demo-inference-api"]
+
+
+def test_an_emulated_deploy_serves_the_real_routes(project: Path, flash, emulator) -> None:
+    import requests
+
+    from pipeline.build import build
+    from pipeline.validate import validate_file
+
+    result = build(validate_file(project / "flash.toml"))
+    emulator.serve_builds(
+        {e.image: {"build_dir": str(e.path), "digest": e.digest} for e in result.endpoints if e.path},
+        project / ".flash" / "emulator",
+    )
+    deployed = flash("deploy", "--format", "json", cwd=project)
+    assert deployed.code == 0, deployed.err
+    urls = {k: v["url"] for k, v in json.loads(deployed.out)["endpoints"].items()}
+    headers = {"Authorization": f"Bearer {emulator.api_key}"}
+    predicted = requests.post(urls["inference-api"] + "/predict", json={"values": [1, 2]}, headers=headers)
+    assert predicted.json() == {"predictions": [2.5, 4.5], "model": "tiny-linear"}
+    processed = requests.post(urls["data-api"] + "/process", json={"text": "a b"}, headers=headers)
+    assert processed.json() == {"words": 2, "chars": 3, "upper": "A B"}
