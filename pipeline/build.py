@@ -33,7 +33,8 @@ class BuildResult:
 
 
 def default_out_dir(project: Project) -> Path:
-    return project.root / ".flash" / "build"
+    """.flash/build, or .flash/build-<env> for an environment (their images differ)."""
+    return project.root / ".flash" / (f"build-{project.environment}" if project.environment else "build")
 
 
 def render_all(project: Project, out_dir: Path | None = None) -> dict[str, Tree]:

@@ -24,6 +24,25 @@ EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
 
 
+def _remember_environment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta["flash.environment"] = value or None  # read by _load(): one option, every command
+
+
+ENVIRONMENT = click.option(
+    "--env",
+    envvar="FLASH_ENV",
+    default=None,
+    expose_value=False,
+    callback=_remember_environment,
+    help="Select an [environments.<name>] overlay (or set FLASH_ENV).",
+)
+
+
+def _environment() -> str | None:
+    value: str | None = click.get_current_context().meta.get("flash.environment")
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flash")
 @click.option("-v", "--verbose", is_flag=True, help="Log what flash does (to stderr).")
@@ -49,13 +68,14 @@ def cli(verbose: bool) -> None:
     default=None,
     help="Output format. Default: text (plus annotations in GitHub Actions).",
 )
+@ENVIRONMENT
 def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) -> int:
     """Check config files; report every problem with file:line:col."""
     from pipeline import report
     from pipeline.validate import check_file
 
     names = list(configs) + list(files) or ["flash.toml"]
-    results = [check_file(Path(name), name) for name in names]
+    results = [check_file(Path(name), name, _environment()) for name in names]
     if fmt == "json":
         click.echo(report.validation_json(results))
     elif fmt == "github":
@@ -89,6 +109,7 @@ def init(directory: Path, force: bool) -> int:
     help="Output folder. Default: .flash/build next to the config.",
 )
 @click.option("--push", is_flag=True, help="docker build and push each endpoint's image to app.registry.")
+@ENVIRONMENT
 def build(config: str, out: Path | None, push: bool) -> int:
     """Render workers, Dockerfiles and manifest.json for every endpoint."""
     import time
@@ -139,6 +160,7 @@ def _runpod() -> Any:
     "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for /ping 200 (default: health.timeout)."
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@ENVIRONMENT
 def deploy(
     config: str,
     target: str,
@@ -219,6 +241,7 @@ def _wait_for_stop_signal() -> None:
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
+@ENVIRONMENT
 def plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
     """What deploy would create, update, keep or orphan; changes nothing."""
     return _plan(config, target, fmt, detailed_exitcode)
@@ -251,6 +274,7 @@ def _plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
 @click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@ENVIRONMENT
 def status(config: str, target: str, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping."""
     from pipeline import report
@@ -273,6 +297,7 @@ def status(config: str, target: str, fmt: str) -> int:
 @click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@ENVIRONMENT
 def destroy(config: str, target: str, yes: bool) -> int:
     """Delete the app's endpoints (stop them, on the local target)."""
     from pipeline.providers import LocalProvider
@@ -295,7 +320,7 @@ def _load(config: str, consequence: str) -> Project:
     from pipeline.validate import validate_file
 
     try:
-        return validate_file(Path(config), config)
+        return validate_file(Path(config), config, _environment())
     except ConfigError as exc:
         exc.consequence = consequence
         raise

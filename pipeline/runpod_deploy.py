@@ -54,8 +54,8 @@ class Context:
 
 def live_endpoints(project: Project, backend: Backend) -> dict[str, dict[str, Any]]:
     """This app's endpoints on RunPod, by endpoint key (RunPod name minus the app prefix)."""
-    prefix = f"{project.name}-"
-    return {e["name"][len(prefix) :]: e for e in backend.list() if str(e.get("name", "")).startswith(prefix)}
+    prefix = project.prefix
+    return {e["name"][len(prefix) :]: e for e in backend.list() if project.owns(str(e.get("name", "")))}
 
 
 def desired_bodies(
@@ -220,7 +220,7 @@ def _gate(ctx: Context, key: str, health: str, limit: float) -> GateResult:
 
 
 def _orphan(ctx: Context, project: Project, key: str, live: dict[str, Any], prune: bool) -> Outcome:
-    outcome = Outcome(key, f"{project.name}-{key}", "orphan", str(live.get("id", "")))
+    outcome = Outcome(key, project.prefix + key, "orphan", str(live.get("id", "")))
     if prune:
         try:
             ctx.backend.delete(outcome.endpoint_id, outcome.name)

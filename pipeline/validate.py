@@ -33,37 +33,69 @@ _COMPUTE_KEYS = {"gpu": ("cpu",), "cpu": ("gpu", "gpu_count")}
 Setting = tuple[Any, KeyPath]
 
 
-def validate_file(path: Path, display: str | None = None) -> Project:
+def validate_file(path: Path, display: str | None = None, environment: str | None = None) -> Project:
     """Load and validate one config file; raise ConfigError with every problem."""
-    return validate_source(load(path, display))
+    return validate_source(load(path, display), environment)
 
 
-def validate_source(src: Source) -> Project:
-    """Validate a parsed config; raise ConfigError with every problem."""
+def validate_source(src: Source, environment: str | None = None) -> Project:
+    """Validate a parsed config (every environment's overlay too); the Project of one environment."""
     diagnostics = schema_diagnostics(src) + list(_cross_field(src))
+    if environment is not None and environment not in environment_names(src.data):
+        known = ", ".join(environment_names(src.data)) or "none are declared"
+        diagnostics.append(
+            Diagnostic(
+                src.display,
+                1,
+                1,
+                "environments",
+                f"no environment {environment!r}",
+                f"environments: {known}; add [environments.{environment}]",
+            )
+        )
     if diagnostics:
         raise ConfigError(sorted(set(diagnostics)))
-    return _project(src)
+    return _project(src, environment)
 
 
-def effective_settings(data: dict[str, Any], key: str) -> dict[str, Setting]:
-    """An endpoint's settings after the [defaults] merge: endpoint wins, env merges per key."""
-    raw_defaults = data.get("defaults")
-    defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
-    endpoint = data["endpoints"][key]
-    merged: dict[str, Setting] = {k: (v, ("defaults", k)) for k, v in defaults.items() if k != "env"}
-    for compute, displaced in _COMPUTE_KEYS.items():
-        if compute in endpoint:  # choosing gpu or cpu replaces the defaults' compute choice
-            for other in displaced:
-                merged.pop(other, None)
-    merged.update({k: (v, ("endpoints", key, k)) for k, v in endpoint.items() if k != "env"})
+def effective_settings(data: dict[str, Any], key: str, environment: str | None = None) -> dict[str, Setting]:
+    """An endpoint's settings after merging its layers (see layers()): later wins, env merges per key."""
+    merged: dict[str, Setting] = {}
     env: dict[str, Setting] = {}
-    for origin, table in ((("defaults",), defaults), (("endpoints", key), endpoint)):
+    for table, origin in layers(data, key, environment):
+        for compute, displaced in _COMPUTE_KEYS.items():
+            if compute in table:  # choosing gpu or cpu replaces an earlier layer's compute choice
+                for other in displaced:
+                    merged.pop(other, None)
+        merged.update({k: (v, (*origin, k)) for k, v in table.items() if k not in ("env", "routes")})
         if isinstance(table.get("env"), dict):
-            env.update({name: (value, origin + ("env", name)) for name, value in table["env"].items()})
+            env.update({name: (value, (*origin, "env", name)) for name, value in table["env"].items()})
     if env:
         merged["env"] = (env, ("endpoints", key, "env"))
     return merged
+
+
+def layers(data: dict[str, Any], key: str, environment: str | None) -> list[tuple[dict[str, Any], KeyPath]]:
+    """[defaults], the endpoint, then the environment's defaults and endpoint overlays, in that order."""
+    found: list[tuple[dict[str, Any], KeyPath]] = [
+        (_table(data, "defaults"), ("defaults",)),
+        (_table(data, "endpoints", key), ("endpoints", key)),
+    ]
+    if environment is not None:
+        overlay = _table(data, "environments", environment)
+        found.append((_table(overlay, "defaults"), ("environments", environment, "defaults")))
+        found.append((_table(overlay, "endpoints", key), ("environments", environment, "endpoints", key)))
+    return found
+
+
+def _table(data: Any, *path: str) -> dict[str, Any]:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def environment_names(data: dict[str, Any]) -> list[str]:
+    return [name for name, value in _table(data, "environments").items() if isinstance(value, dict)]
 
 
 def _endpoint_keys(data: dict[str, Any]) -> list[str]:
@@ -78,8 +110,23 @@ def _cross_field(src: Source) -> Iterator[Diagnostic]:
         line, col = src.loc(path, key=key)
         return Diagnostic(src.display, line, col, key_path(path), message, hint)
 
+    for environment in [None, *environment_names(src.data)]:
+        yield from _endpoint_rules(problem, src, environment)
+    for environment in environment_names(src.data):
+        for key in _table(src.data, "environments", environment, "endpoints"):
+            if key not in _endpoint_keys(src.data):
+                where = ("environments", environment, "endpoints", key)
+                yield problem(
+                    where,
+                    f"no endpoint {key!r} in [endpoints] to overlay",
+                    "overlay an endpoint the config declares",
+                    key=True,
+                )
+
+
+def _endpoint_rules(problem: Any, src: Source, environment: str | None) -> Iterator[Diagnostic]:
     for key in _endpoint_keys(src.data):
-        settings = effective_settings(src.data, key)
+        settings = effective_settings(src.data, key, environment)
         yield from _compute_rules(problem, key, settings)
         yield from _worker_rules(problem, settings)
         yield from _route_rules(problem, key, src.data["endpoints"][key].get("routes"))
@@ -217,9 +264,9 @@ def _loc(src: Source, path: KeyPath) -> Loc:
     return Loc(src.display, line, col)
 
 
-def _project(src: Source) -> Project:
+def _project(src: Source, environment: str | None) -> Project:
     app = src.data["app"]
-    endpoints = tuple(_endpoint(src, app["name"], key) for key in _endpoint_keys(src.data))
+    endpoints = tuple(_endpoint(src, app["name"], key, environment) for key in _endpoint_keys(src.data))
     return Project(
         name=app["name"],
         config_path=src.path.resolve(),
@@ -227,11 +274,13 @@ def _project(src: Source) -> Project:
         registry=app.get("registry"),
         source=app.get("source", "."),
         endpoints=endpoints,
+        environment=environment,
+        environments=tuple(environment_names(src.data)),
     )
 
 
-def _endpoint(src: Source, app: str, key: str) -> Endpoint:
-    values = {k: v for k, (v, _) in effective_settings(src.data, key).items()}
+def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpoint:
+    values = {k: v for k, (v, _) in effective_settings(src.data, key, environment).items()}
     routes = tuple(_route(src, key, rk, handler) for rk, handler in src.data["endpoints"][key]["routes"].items())
     gpu = values.get("gpu")
     compute: Gpu | Cpu
@@ -248,7 +297,7 @@ def _endpoint(src: Source, app: str, key: str) -> Endpoint:
     env = {name: value for name, (value, _) in values.get("env", {}).items()}
     return Endpoint(
         key=key,
-        name=f"{app}-{key}",
+        name=f"{app}-{environment}-{key}" if environment else f"{app}-{key}",
         compute=compute,
         workers=Workers(min=workers[0], max=workers[1]),
         routes=routes,
@@ -275,10 +324,10 @@ def _route(src: Source, key: str, route_key: str, handler: str) -> Route:
     return Route(method, path, module, function, _loc(src, ("endpoints", key, "routes", route_key)))
 
 
-def check_file(path: Path, display: str | None = None) -> FileResult:
+def check_file(path: Path, display: str | None = None, environment: str | None = None) -> FileResult:
     """Validate one file into a FileResult (never raises ConfigError)."""
     shown = display if display is not None else str(path)
     try:
-        return FileResult(shown, validate_file(path, shown))
+        return FileResult(shown, validate_file(path, shown, environment))
     except ConfigError as exc:
         return FileResult(shown, None, tuple(exc.diagnostics))

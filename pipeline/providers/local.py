@@ -43,7 +43,7 @@ class Paths:
 
 
 def paths(project: Project) -> Paths:
-    state_dir = project.root / ".flash" / "local"
+    state_dir = project.root / ".flash" / (f"local-{project.environment}" if project.environment else "local")
     sock = state_dir / "control.sock"
     if len(str(sock)) > 100:  # unix socket paths are limited to ~108 bytes
         digest = hashlib.sha256(str(project.root).encode()).hexdigest()[:16]

@@ -90,7 +90,7 @@ class RunpodProvider:
         """Delete every `{app}-…` endpoint, then verify by listing again."""
         live = live_endpoints(project, self.backend)
         for key, endpoint in sorted(live.items()):
-            self.backend.delete(str(endpoint["id"]), f"{project.name}-{key}")
+            self.backend.delete(str(endpoint["id"]), project.prefix + key)
         left = live_endpoints(project, self.backend)
         if left:
             raise ApiError(

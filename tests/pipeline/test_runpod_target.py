@@ -313,3 +313,44 @@ def test_an_emulated_deploy_serves_the_real_routes(project: Path, flash, emulato
     assert predicted.json() == {"predictions": [2.5, 4.5], "model": "tiny-linear"}
     processed = requests.post(urls["data-api"] + "/process", json={"text": "a b"}, headers=headers)
     assert processed.json() == {"words": 2, "chars": 3, "upper": "A B"}
+
+
+STAGING = """
+[environments.staging]
+defaults = { workers = [0, 1] }
+
+[environments.staging.endpoints.inference-api]
+env = { MODEL = "tiny-staging" }
+"""
+
+
+def test_environments_deploy_side_by_side(project: Path, flash, emulator) -> None:
+    (project / "flash.toml").write_text((project / "flash.toml").read_text() + STAGING)
+    assert flash("deploy", cwd=project).code == 0
+    staged_plan = flash("plan", "--env", "staging", "--format", "json", cwd=project)
+    assert [(a["endpoint"], a["action"]) for a in json.loads(staged_plan.out)["actions"]] == [
+        ("inference-api", "create"),
+        ("data-api", "create"),
+    ]
+    assert flash("deploy", "--env", "staging", cwd=project).code == 0
+    bodies = {e.body["name"]: e.body for e in emulator.endpoints.values()}
+    assert sorted(bodies) == [
+        "demo-data-api",
+        "demo-inference-api",
+        "demo-staging-data-api",
+        "demo-staging-inference-api",
+    ]
+    assert (bodies["demo-staging-data-api"]["workers"]["min"], bodies["demo-staging-data-api"]["workers"]["max"]) == (
+        0,
+        1,
+    )
+    assert (bodies["demo-data-api"]["workers"]["min"], bodies["demo-data-api"]["workers"]["max"]) == (1, 3)
+    assert bodies["demo-staging-inference-api"]["env"]["MODEL"] == "tiny-staging"
+    assert bodies["demo-inference-api"]["env"]["MODEL"] == "tiny-linear"
+    # Neither environment sees the other's endpoints as orphans, and both are up to date.
+    for args in ((), ("--env", "staging")):
+        plan = flash("plan", "--detailed-exitcode", *args, cwd=project)
+        assert (plan.code, plan.out.splitlines()[-1]) == (0, "flash: 0 to create, 0 to update, 2 unchanged, 0 orphaned")
+    unknown = flash("plan", "--env", "qa", cwd=project)
+    assert unknown.code == 2
+    assert "no environment 'qa'" in unknown.err
