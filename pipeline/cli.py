@@ -72,9 +72,10 @@ def cli(verbose: bool) -> None:
 def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) -> int:
     """Check config files; report every problem with file:line:col."""
     from pipeline import report
+    from pipeline.multi import expand
     from pipeline.validate import check_file
 
-    names = list(configs) + list(files) or ["flash.toml"]
+    names = expand(list(configs) + list(files)) or ["flash.toml"]
     results = [check_file(Path(name), name, _environment()) for name in names]
     if fmt == "json":
         click.echo(report.validation_json(results))
@@ -148,7 +149,15 @@ def _runpod() -> Any:
 
 
 @cli.command()
-@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    default=["flash.toml"],
+    show_default=True,
+    help="Config file or glob (repeatable).",
+)
 @click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--detach", is_flag=True, help="local: return once healthy; keep serving in the background.")
@@ -162,7 +171,7 @@ def _runpod() -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @ENVIRONMENT
 def deploy(
-    config: str,
+    configs: tuple[str, ...],
     target: str,
     dry_run: bool,
     detach: bool,
@@ -173,31 +182,29 @@ def deploy(
     timeout: float | None,
     fmt: str,
 ) -> int:
-    """Build, provision every endpoint, wait for /ping 200, print the URLs."""
+    """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from pipeline import report
 
     if dry_run:
-        return _plan(config, target, "text", False)
-    if target == "runpod":
-        from pipeline.targets import runpod_deploy, write_github_outputs
+        return _plan(list(configs), target, "text", False)
+    if target == "local":
+        if len(configs) != 1:
+            raise UsageError("the local target runs one config at a time", "pass a single -c")
+        return _deploy_local(configs[0], detach, timeout, fmt)
+    from pipeline.multi import expand, load_all
+    from pipeline.targets import deploy_configs
 
-        provider = _runpod()
-        project = _load(config, "nothing was deployed")
-        progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
-        outcomes = runpod_deploy(
-            project,
-            provider,
-            build=not no_build,
-            push=push,
-            prune=prune,
-            rollback=not no_rollback,
-            timeout=timeout,
-            echo=progress,
-        )
-        write_github_outputs(outcomes, os.environ, report.runpod_summary_markdown(project.name, outcomes))
-        click.echo(report.runpod_deploy_json(outcomes) if fmt == "json" else report.runpod_deploy_text(outcomes))
-        return 0
-    return _deploy_local(config, detach, timeout, fmt)
+    provider = _runpod()
+    projects = load_all(expand(configs), _environment(), "nothing was deployed")
+    progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
+    options = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback, "timeout": timeout}
+    results = deploy_configs(projects, provider, options, progress, os.environ)
+    render = report.runpod_deploy_json if fmt == "json" else report.runpod_deploy_text
+    click.echo("\n\n".join(render(outcomes) for _, outcomes, _ in results if outcomes))
+    errors = [error for _, _, error in results if error is not None]
+    if errors:
+        raise max(errors, key=lambda e: e.exit_code)  # the most serious failure decides the exit code
+    return 0
 
 
 def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
@@ -237,37 +244,50 @@ def _wait_for_stop_signal() -> None:
 
 
 @cli.command()
-@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    default=["flash.toml"],
+    show_default=True,
+    help="Config file or glob (repeatable).",
+)
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
 @ENVIRONMENT
-def plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
-    """What deploy would create, update, keep or orphan; changes nothing."""
-    return _plan(config, target, fmt, detailed_exitcode)
+def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: bool) -> int:
+    """What deploy would create, update, keep or orphan; changes nothing. Several -c (or globs): all, in parallel."""
+    return _plan(list(configs), target, fmt, detailed_exitcode)
 
 
-def _plan(config: str, target: str, fmt: str, detailed_exitcode: bool) -> int:
+def _plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
     from pipeline import report
-    from pipeline.plan import has_changes
+    from pipeline.multi import expand, in_parallel, load_all
+    from pipeline.plan import Action, has_changes
 
     provider = _runpod() if target == "runpod" else None
-    project = _load(config, "nothing was planned")
-    try:
+    projects = load_all(expand(configs), _environment(), "nothing was planned")
+
+    def plan_one(project: Project) -> list[Action]:
         if provider is not None:
             from pipeline.targets import runpod_plan
 
-            actions = runpod_plan(project, provider)
-        else:
-            from pipeline.providers import LocalProvider
+            return runpod_plan(project, provider)
+        from pipeline.providers import LocalProvider
 
-            actions = LocalProvider().plan(project)
+        return LocalProvider().plan(project)
+
+    try:
+        plans = in_parallel(plan_one, projects)
     except ConfigError as exc:
         exc.consequence = "nothing was planned"
         raise
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
-    click.echo(render(project.name, target, actions))
-    return 10 if detailed_exitcode and has_changes(actions) else 0
+    outputs = [render(p.name, target, actions) for p, actions in zip(projects, plans, strict=True)]
+    click.echo(report.join_plans(outputs, fmt))
+    return 10 if detailed_exitcode and any(has_changes(a) for a in plans) else 0
 
 
 @cli.command()

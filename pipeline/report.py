@@ -344,3 +344,13 @@ class Progress:
         up = f"\x1b[{known}F" if known else ""  # back to the first progress line
         body = "".join(f"\x1b[2K{k.ljust(width)}  {v}\n" for k, v in self.lines.items())
         self.write(up + body)
+
+
+def join_plans(outputs: Sequence[str], fmt: str) -> str:
+    """One report for several configs' plans (monorepos); a single plan is printed as is."""
+    if len(outputs) == 1:
+        return outputs[0]
+    if fmt == "json":
+        plans = [json.loads(o) for o in outputs]
+        return json.dumps({"changes": any(p["changes"] for p in plans), "plans": plans}, indent=2)
+    return "\n\n".join(outputs)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, FlashError
 from pipeline.model import Project
 from pipeline.plan import Action
 from pipeline.providers.runpod import RunpodProvider
@@ -60,3 +61,25 @@ def write_github_outputs(outcomes: list[Outcome], environ: Mapping[str, str], su
     if step_summary:
         with Path(step_summary).open("a", encoding="utf-8") as handle:
             handle.write(summary_markdown + "\n")
+
+
+def deploy_configs(
+    projects: list[Project],
+    provider: RunpodProvider,
+    options: Mapping[str, Any],
+    echo: Callable[[str], None],
+    environ: Mapping[str, str],
+) -> list[tuple[Project, list[Outcome], FlashError | None]]:
+    """Deploy several configs at once; each one's outcomes, and its error if it failed."""
+    from pipeline import report
+    from pipeline.multi import in_parallel
+
+    def one(project: Project) -> tuple[Project, list[Outcome], FlashError | None]:
+        try:
+            outcomes = runpod_deploy(project, provider, echo=echo, **options)
+        except FlashError as exc:
+            return project, list(getattr(exc, "outcomes", [])), exc
+        write_github_outputs(outcomes, environ, report.runpod_summary_markdown(project.name, outcomes))
+        return project, outcomes, None
+
+    return in_parallel(one, projects)

@@ -201,3 +201,26 @@ def test_schema_command_prints_the_shipped_schema(flash) -> None:
     result = flash("schema")
     assert result.code == 0
     assert json.loads(result.out) == json.loads((REPO / "schemas/flash.schema.json").read_text())
+
+
+def test_validate_expands_globs_over_a_monorepo(flash, tmp_path: Path) -> None:
+    for i in range(100):
+        write(
+            tmp_path,
+            f"services/svc{i:03}/flash.toml",
+            EXAMPLE.read_text().replace('name = "demo"', f'name = "svc-{i}"'),
+        )
+    write(tmp_path, "services/svc042/flash.toml", BAD)
+    result = flash("validate", "services/**/flash.toml", cwd=tmp_path)
+    assert result.code == 2
+    assert result.out.splitlines() == [
+        "services/svc042/flash.toml:6:11: error: endpoints.api.workers: min (5) is greater than max (2)",
+        "  hint: lower the first number or raise the second",
+        "flash: 1 error in 1 of 100 files",
+    ]
+
+
+def test_a_glob_matching_nothing_is_reported(flash, tmp_path: Path) -> None:
+    result = flash("validate", "nothing/*/flash.toml", cwd=tmp_path)
+    assert result.code == 2
+    assert result.out.startswith("nothing/*/flash.toml: error: file not found")

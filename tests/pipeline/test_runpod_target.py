@@ -354,3 +354,35 @@ def test_environments_deploy_side_by_side(project: Path, flash, emulator) -> Non
     unknown = flash("plan", "--env", "qa", cwd=project)
     assert unknown.code == 2
     assert "no environment 'qa'" in unknown.err
+
+
+def _service(root: Path, name: str, app: str) -> None:
+    folder = root / name
+    shutil.copytree(REPO / "examples", folder / "examples")
+    (folder / "flash.toml").write_text(
+        (REPO / "flash.toml.example").read_text().replace('name = "demo"', f'name = "{app}"')
+    )
+
+
+def test_monorepo_plan_and_deploy_many_configs_at_once(tmp_path: Path, flash, emulator) -> None:
+    for i in range(3):
+        _service(tmp_path / "services", f"svc{i}", f"svc-{i}")
+    plan = flash("plan", "-c", "services/*/flash.toml", "--format", "json", "--detailed-exitcode", cwd=tmp_path)
+    assert plan.code == 10
+    report = json.loads(plan.out)
+    assert report["changes"] is True and [p["app"] for p in report["plans"]] == ["svc-0", "svc-1", "svc-2"]
+    deployed = flash("deploy", "-c", "services/*/flash.toml", cwd=tmp_path)
+    assert deployed.code == 0, deployed.err
+    assert len(emulator.endpoints) == 6
+    again = flash("plan", "-c", "services/*/flash.toml", "--detailed-exitcode", cwd=tmp_path)
+    assert again.code == 0
+
+
+def test_two_configs_claiming_one_runpod_name_are_refused(tmp_path: Path, flash, emulator) -> None:
+    _service(tmp_path, "a", "same")
+    _service(tmp_path, "b", "same")
+    result = flash("plan", "-c", "a/flash.toml", "-c", "b/flash.toml", cwd=tmp_path)
+    assert result.code == 2
+    assert "RunPod name 'same-inference-api' is also claimed by a/flash.toml" in result.err
+    assert result.err.endswith("; nothing was planned\n")
+    assert emulator.calls == []
