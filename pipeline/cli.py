@@ -199,8 +199,10 @@ def deploy(
     progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
     options = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback, "timeout": timeout}
     results = deploy_configs(projects, provider, options, progress, os.environ)
-    render = report.runpod_deploy_json if fmt == "json" else report.runpod_deploy_text
-    click.echo("\n\n".join(render(outcomes) for _, outcomes, _ in results if outcomes))
+    if fmt == "json":
+        click.echo(report.runpod_deploys_json([(p.name, outcomes) for p, outcomes, _ in results]))
+    else:
+        click.echo("\n\n".join(report.runpod_deploy_text(outcomes) for _, outcomes, _ in results if outcomes))
     errors = [error for _, _, error in results if error is not None]
     if errors:
         raise max(errors, key=lambda e: e.exit_code)  # the most serious failure decides the exit code

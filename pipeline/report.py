@@ -274,6 +274,18 @@ def runpod_deploy_json(outcomes: Sequence[Outcome]) -> str:
     return json.dumps({"target": "runpod", "endpoints": items}, indent=2)
 
 
+def runpod_deploys_json(deploys: Sequence[tuple[str, Sequence[Outcome]]]) -> str:
+    """One JSON document for one config's deploy, or several (keys become "app/endpoint")."""
+    if len(deploys) == 1:
+        return runpod_deploy_json(deploys[0][1])
+    merged = {
+        f"{app}/{key}": value
+        for app, outcomes in deploys
+        for key, value in json.loads(runpod_deploy_json(outcomes))["endpoints"].items()
+    }
+    return json.dumps({"target": "runpod", "endpoints": merged}, indent=2)
+
+
 def runpod_summary_markdown(app: str, outcomes: Sequence[Outcome]) -> str:
     """The $GITHUB_STEP_SUMMARY table."""
     lines = [
