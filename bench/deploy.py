@@ -59,6 +59,28 @@ def main() -> None:
     print(
         table(["endpoints", "first deploy s", "vs 1 endpoint", "no-change redeploy s", "API calls on redeploy"], rows)
     )
+    print()
+    plan_many()
+
+
+def plan_many() -> None:
+    """`flash plan` over 1 and 20 configs (a monorepo) with 100 ms API latency: the configs plan in parallel."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Emulator(latency=0.1) as emulator:
+        root = Path(tmp)
+        for i in range(20):
+            (root / f"svc{i:02}").mkdir()
+            (root / f"svc{i:02}" / "flash.toml").write_text(config(2).replace('name = "bench"', f'name = "svc-{i}"'))
+        env = {**os.environ, "RUNPOD_API_BASE_URL": emulator.url, "RUNPOD_API_KEY": emulator.api_key}
+        for label, pattern in (("1 config", "svc00/flash.toml"), ("20 configs", "svc*/flash.toml")):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [str(BIN / "flash"), "plan", "-c", pattern], cwd=root, env=env, capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            rows.append((label, time.perf_counter() - start))
+    print("## plan a monorepo against the emulator (100 ms API latency; whole CLI process)\n")
+    print(table(["configs", "plan s"], rows))
 
 
 if __name__ == "__main__":
