@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 
 EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
+TARGETS = click.Choice(["runpod", "local"])
+CONFIG = click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+CONFIGS = click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    default=["flash.toml"],
+    show_default=True,
+    help="Config file or glob (repeatable).",
+)
 
 
 def _remember_environment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -102,7 +113,7 @@ def init(directory: Path, force: bool) -> int:
 
 
 @cli.command()
-@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@CONFIG
 @click.option(
     "-o",
     "--out",
@@ -134,9 +145,6 @@ def build(config: str, out: Path | None, push: bool) -> int:
     return 0
 
 
-TARGETS = click.Choice(["runpod", "local"])
-
-
 def _echo_err(line: str) -> None:
     click.echo(line, err=True)
 
@@ -149,15 +157,7 @@ def _runpod() -> Any:
 
 
 @cli.command()
-@click.option(
-    "-c",
-    "--config",
-    "configs",
-    multiple=True,
-    default=["flash.toml"],
-    show_default=True,
-    help="Config file or glob (repeatable).",
-)
+@CONFIGS
 @click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--detach", is_flag=True, help="local: return once healthy; keep serving in the background.")
@@ -246,15 +246,7 @@ def _wait_for_stop_signal() -> None:
 
 
 @cli.command()
-@click.option(
-    "-c",
-    "--config",
-    "configs",
-    multiple=True,
-    default=["flash.toml"],
-    show_default=True,
-    help="Config file or glob (repeatable).",
-)
+@CONFIGS
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
@@ -293,7 +285,7 @@ def _plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) ->
 
 
 @cli.command()
-@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@CONFIG
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @ENVIRONMENT
@@ -316,7 +308,7 @@ def status(config: str, target: str, fmt: str) -> int:
 
 
 @cli.command()
-@click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+@CONFIG
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @ENVIRONMENT
