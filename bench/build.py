@@ -16,7 +16,7 @@ def main(rounds: int = 5) -> None:
         shutil.copytree(REPO / "examples", folder / "examples")
         shutil.copy(REPO / "flash.toml.example", folder / "flash.toml")
         big = folder / "big"
-        shutil.copytree(REPO / "examples", big)
+        shutil.copytree(REPO / "examples" / "demo", big)
         (big / "flash.toml").write_text(
             big_config(500).replace('registry = "ghcr.io/acme"', 'registry = "ghcr.io/acme"\nsource = "."')
         )

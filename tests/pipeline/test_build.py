@@ -75,10 +75,10 @@ def test_a_change_replaces_the_tree_and_keeps_unchanged_files(example: Path, fla
     assert flash("build", cwd=example).code == 0
     build = example / ".flash" / "build" / "data-api"
     kept = os.stat(build / "runtime" / "app.py").st_ino
-    (example / "examples" / "app" / "data.py").write_text(
-        (example / "examples/app/data.py").read_text() + "\n# changed\n"
+    (example / "examples" / "demo" / "app" / "data.py").write_text(
+        (example / "examples/demo/app/data.py").read_text() + "\n# changed\n"
     )
-    (example / "examples" / "app" / "new_module.py").write_text("X = 1\n")
+    (example / "examples" / "demo" / "app" / "new_module.py").write_text("X = 1\n")
     assert flash("build", cwd=example).code == 0
     assert (build / "src" / "app" / "new_module.py").read_text() == "X = 1\n"
     assert os.stat(build / "runtime" / "app.py").st_ino == kept
@@ -86,7 +86,7 @@ def test_a_change_replaces_the_tree_and_keeps_unchanged_files(example: Path, fla
 
 
 def test_secrets_caches_and_ignored_files_never_enter_the_context(example: Path, flash) -> None:
-    src = example / "examples"
+    src = example / "examples" / "demo"
     for name in (
         ".env",
         ".env.production",
@@ -133,8 +133,8 @@ def test_missing_handler_is_a_config_error_at_the_route_and_nothing_is_written(e
     result = flash("build", cwd=example)
     assert result.code == 2
     assert result.err == (
-        "flash.toml:32:17: error: endpoints.inference-api.routes.\"GET /health\": module app.handler not found in 'examples' (looked for app/handler.py)\n"
-        "  hint: handlers are module:function with the module importable from the source folder 'examples'\n"
+        "flash.toml:32:17: error: endpoints.inference-api.routes.\"GET /health\": module app.handler not found in 'examples/demo' (looked for app/handler.py)\n"
+        "  hint: handlers are module:function with the module importable from the source folder 'examples/demo'\n"
         "flash.toml:40:19: error: endpoints.data-api.routes.\"POST /process\": module app.data defines no function 'proces'\n"
         '  hint: did you mean "process"?\n'
         "flash: 2 errors in flash.toml; nothing was built\n"
