@@ -1,32 +1,18 @@
-"""Deploy targets behind one small interface: plan, apply, status, destroy.
-
-The local target implements it today; the RunPod backends (REST v2, GraphQL) plug in here.
+"""Deploy targets. Each offers plan, apply, status and destroy: LocalProvider here, RunpodProvider in
+runpod.py (over REST v2 or GraphQL). Their inputs differ (local runs build folders, RunPod runs
+pushed images), so the CLI picks one by --target rather than through a shared base class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
     from pipeline.deploy import LocalDeploy
     from pipeline.model import Project
     from pipeline.plan import Action
-
-
-class Provider(Protocol):
-    name: str
-
-    def plan(self, project: Project) -> list[Action]: ...
-
-    def apply(
-        self, project: Project, build: BuildResult, *, detach: bool, timeout: float | None, echo: Callable[[str], None]
-    ) -> LocalDeploy: ...
-
-    def status(self, project: Project) -> dict[str, Any] | None: ...
-
-    def destroy(self, project: Project) -> list[str]: ...
 
 
 class LocalProvider:
