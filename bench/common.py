@@ -105,6 +105,15 @@ def wrk(url: str, *, seconds: int = 5, connections: int = 32, body: str | None =
     return Load(rps, latency("50%"), latency("99%"))
 
 
+def median_load(loads: Sequence[Load]) -> Load:
+    """The median of each measure over rounds of the same load."""
+    return Load(
+        statistics.median(r.rps for r in loads),
+        statistics.median(r.p50_ms for r in loads),
+        statistics.median(r.p99_ms for r in loads),
+    )
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
-from common import BIN, table, wrk
+from common import BIN, median_load, table, wrk
 from worker import BODY, build_app
 
 
@@ -44,19 +43,9 @@ def main(rounds: int = 3, seconds: int = 5) -> None:
             subprocess.run(
                 [flash, "destroy", "-c", config, "--target", "local", "--yes"], check=True, capture_output=True
             )
-    direct = statistics.median(r.rps for r in runs["worker called directly"])
-    rows = []
-    for name, loads in runs.items():
-        rps = statistics.median(r.rps for r in loads)
-        rows.append(
-            (
-                name,
-                rps,
-                statistics.median(r.p50_ms for r in loads),
-                statistics.median(r.p99_ms for r in loads),
-                f"{rps / direct:.2f}x",
-            )
-        )
+    medians = {name: median_load(loads) for name, loads in runs.items()}
+    direct = medians["worker called directly"].rps
+    rows = [(name, m.rps, m.p50_ms, m.p99_ms, f"{m.rps / direct:.2f}x") for name, m in medians.items()]
     print(f"## local load balancer: POST /echo ({rounds} alternating rounds of {seconds}s, wrk -t1 -c32, medians)\n")
     print(table(["path", "req/s", "p50 ms", "p99 ms", "vs direct"], rows))
 

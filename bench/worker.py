@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import BIN, REPO, Load, free_port, rss_mb, table, wait_http, wrk
+from common import BIN, REPO, Load, free_port, median_load, rss_mb, table, wait_http, wrk
 
 BODY = '{"name": "flash", "values": [1, 2, 3], "nested": {"ok": true}}'
 
@@ -73,22 +72,12 @@ def main(rounds: int = 5, seconds: int = 5) -> None:
                     idle.setdefault(name, rss_mb(pid))
                     wrk(url + "/echo", seconds=1, body=BODY)  # warm-up
                     runs[name].append(wrk(url + "/echo", seconds=seconds, body=BODY))
-        sanic_rps = statistics.median(r.rps for r in runs["bare Sanic"])
-        fastapi_rps = statistics.median(r.rps for r in runs["FastAPI + uvicorn"])
-        rows = []
-        for name, loads in runs.items():
-            rps = statistics.median(r.rps for r in loads)
-            rows.append(
-                (
-                    name,
-                    rps,
-                    statistics.median(r.p50_ms for r in loads),
-                    statistics.median(r.p99_ms for r in loads),
-                    f"{rps / sanic_rps:.2f}x",
-                    f"{rps / fastapi_rps:.2f}x",
-                    idle[name],
-                )
-            )
+        medians = {name: median_load(loads) for name, loads in runs.items()}
+        sanic_rps, fastapi_rps = medians["bare Sanic"].rps, medians["FastAPI + uvicorn"].rps
+        rows = [
+            (name, m.rps, m.p50_ms, m.p99_ms, f"{m.rps / sanic_rps:.2f}x", f"{m.rps / fastapi_rps:.2f}x", idle[name])
+            for name, m in medians.items()
+        ]
         print(f"## worker: POST /echo JSON ({rounds} alternating rounds of {seconds}s, wrk -t1 -c32, medians)\n")
         print(table(["server", "req/s", "p50 ms", "p99 ms", "vs bare Sanic", "vs FastAPI", "idle RSS MB"], rows))
         print()

@@ -99,7 +99,9 @@ class Supervisor:
             "pid": os.getpid(),
             "pgid": os.getpgid(0),
             "socket": str(self.socket_path),
-            "endpoints": {k: {"url": e.status()["url"], "port": e.spec.port} for k, e in self.endpoints.items()},
+            "endpoints": {
+                k: {"url": f"http://127.0.0.1:{e.spec.port}", "port": e.spec.port} for k, e in self.endpoints.items()
+            },
         }
         temporary = self.state_dir / (STATE_FILE + ".tmp")
         temporary.write_text(json.dumps(state, indent=2))
