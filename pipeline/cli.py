@@ -168,6 +168,13 @@ def _runpod() -> Any:
 @click.option(
     "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for /ping 200 (default: health.timeout)."
 )
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    help="runpod: seconds to wait while another deploy of the same app and environment runs.",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @ENVIRONMENT
 def deploy(
@@ -180,10 +187,13 @@ def deploy(
     no_build: bool,
     push: bool,
     timeout: float | None,
+    lock_timeout: float,
     fmt: str,
 ) -> int:
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from pipeline import report
+    from pipeline.cancel import Cancel, run_interruptible
+    from pipeline.errors import Interrupted
 
     if dry_run:
         return _plan(list(configs), target, "text", False)
@@ -198,7 +208,15 @@ def deploy(
     projects = load_all(expand(configs), _environment(), "nothing was deployed")
     progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
     options = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback, "timeout": timeout}
-    results = deploy_configs(projects, provider, options, progress, os.environ)
+    options["lease_wait"] = lock_timeout
+    cancel, journal = Cancel(), []  # type: ignore[var-annotated]
+    try:
+        results = run_interruptible(
+            lambda: deploy_configs(projects, provider, options, progress, os.environ, journal, cancel), cancel
+        )
+    except Interrupted:
+        click.echo(report.interrupted_text([(p.name, outcomes) for p, outcomes in journal]))
+        raise
     if fmt == "json":
         click.echo(report.runpod_deploys_json([(p.name, outcomes) for p, outcomes, _ in results]))
     else:
@@ -281,6 +299,13 @@ def _plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) ->
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
     outputs = [render(p.name, target, actions) for p, actions in zip(projects, plans, strict=True)]
     click.echo(report.join_plans(outputs, fmt))
+    conflicts = [
+        (p.name, a) for p, actions in zip(projects, plans, strict=True) for a in actions if a.kind == "conflict"
+    ]
+    if conflicts:  # deploy would refuse: say so with the exit code too
+        for app, action in conflicts:
+            click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
+        return 4
     return 10 if detailed_exitcode and any(has_changes(a) for a in plans) else 0
 
 
@@ -296,7 +321,10 @@ def status(config: str, target: str, fmt: str) -> int:
     if target == "runpod":
         provider = _runpod()
         rows = provider.status(_load(config, ""))
-        click.echo(report.runpod_status_json(rows) if fmt == "json" else report.runpod_status_text(rows))
+        if fmt == "json":
+            click.echo(report.runpod_status_json(rows))
+            return 0
+        click.echo(report.runpod_status_text(rows))
         return 0
     from pipeline.providers import LocalProvider
 
@@ -313,19 +341,64 @@ def status(config: str, target: str, fmt: str) -> int:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @ENVIRONMENT
 def destroy(config: str, target: str, yes: bool) -> int:
-    """Delete the app's endpoints (stop them, on the local target)."""
+    """Delete the app's endpoints, listing each one (stop them, on the local target)."""
+    if target == "runpod":
+        return _destroy_runpod(config, yes)
     from pipeline.providers import LocalProvider
 
-    provider = _runpod() if target == "runpod" else LocalProvider()
+    provider = LocalProvider()
     project = _load(config, "nothing was destroyed")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
-        click.confirm(f"Delete every {target} endpoint of {project.name}?", abort=True)
+    _confirm(yes, f"Stop every local endpoint of {project.name}?")
     keys = provider.destroy(project)
-    where = "on the local target" if target == "local" else "on RunPod"
-    verb = "stopped" if target == "local" else "deleted"
-    click.echo(f"flash: {verb} {', '.join(keys)} {where}" if keys else f"flash: nothing was running {where}")
+    click.echo(
+        f"flash: stopped {', '.join(keys)} on the local target"
+        if keys
+        else "flash: nothing was running on the local target"
+    )
+    return 0
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
+    click.confirm(question, abort=True)
+
+
+def _destroy_runpod(config: str, yes: bool) -> int:
+    """Only endpoints that are provably this app's (exact name and owner markers) are deleted."""
+    from pipeline import report
+    from pipeline.cancel import Cancel, run_interruptible
+
+    provider = _runpod()
+    project = _load(config, "nothing was destroyed")
+    doomed, spared = provider.destroy_targets(project)
+    for name, endpoint_id in spared:
+        click.echo(
+            f"flash: left {name} ({endpoint_id}): it has no flash owner markers; deploy adopts it, or delete it in the RunPod console",
+            err=True,
+        )
+    if not doomed:
+        click.echo("flash: nothing to delete on RunPod")
+        return 0
+    click.echo(report.destroy_list(project.name, doomed))
+    _confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?")
+    cancel = Cancel()
+    deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, _echo_err), cancel)
+    click.echo("flash: deleted " + ", ".join(f"{name} ({endpoint_id})" for name, endpoint_id in deleted) + " on RunPod")
+    return 0
+
+
+@cli.command()
+@CONFIG
+@ENVIRONMENT
+def unlock(config: str) -> int:
+    """Break the deploy lease of this app (after a deploy that crashed or was killed)."""
+    provider = _runpod()
+    project = _load(config, "")
+    holder = provider.unlock(project)
+    click.echo(f"flash: removed the deploy lease held by {holder}" if holder else "flash: no deploy lease is held")
     return 0
 
 

@@ -80,3 +80,23 @@ class HealthError(FlashError):
         self.last_status = last_status
         self.hint = hint
         super().__init__(f"{endpoint}: not healthy after {waited:.0f}s (last /ping: {last_status})")
+
+
+class ConflictError(FlashError):
+    """A RunPod name this config needs belongs to someone else: refused before any write."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.hint = hint
+        super().__init__(message)
+
+
+class Interrupted(FlashError):
+    """SIGINT or SIGTERM stopped the run; what was done is reported by the command."""
+
+    exit_code = 130
+
+    def __init__(self, message: str = "interrupted", hint: str = "") -> None:
+        self.hint = hint
+        super().__init__(message)

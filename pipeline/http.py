@@ -11,8 +11,9 @@ import json
 import logging
 import os
 import re
+import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger("flash.http")
 DEFAULT_BASE_URL = "https://api.runpod.io"
 TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_CAP = 60.0  # a Retry-After longer than this is waited for this long, then tried again
 
 
 class AmbiguousError(ApiError):
@@ -52,34 +54,84 @@ def api_key(environ: Mapping[str, str], home: Path) -> str:
     return key
 
 
+class _Retry(Retry):
+    """urllib3's Retry, with Retry-After capped and every wait on it reported (progress output)."""
+
+    notify: Callable[[float], None] | None = None
+
+    def new(self, **kw: Any) -> _Retry:
+        fresh = super().new(**kw)
+        fresh.notify = self.notify
+        return fresh
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(RETRY_AFTER_CAP, super().parse_retry_after(retry_after))
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        seconds = self.get_retry_after(response)
+        if seconds and self.notify is not None:
+            self.notify(seconds)
+        return super().sleep_for_retry(response)
+
+
 class Client:
-    """The control-plane session. Idempotent methods retry on 429/5xx, honouring Retry-After."""
+    """The control-plane session: the one retry layer (urllib3's Retry), timeouts, clean errors.
+
+    Idempotent calls (GET, PATCH with absolute values, DELETE, GraphQL queries) retry on 429 and
+    5xx. Writes that are not idempotent (creates, GraphQL mutations) retry only on 429 and on
+    connection failures before anything was sent: a 5xx or a lost answer may hide an applied
+    write, which only the caller can resolve (by listing again).
+    """
 
     def __init__(
         self, base_url: str, key: str, *, retries: int = 5, backoff_factor: float = 0.5, backoff_max: float = 30.0
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = key
-        retry = Retry(
+        self._local = threading.local()  # the operation each thread is running, for retry reports
+        self.on_wait: Callable[[str], None] | None = None  # progress output for Retry-After waits
+        idempotent = _Retry(
             total=retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,  # only idempotent calls use this session
             backoff_factor=backoff_factor,
             backoff_max=backoff_max,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "PUT", "DELETE", "PATCH"}),  # our PATCHes carry absolute values
-            respect_retry_after_header=True,
             raise_on_status=False,
         )
-        self.session = requests.Session()
-        self.session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
-        self.session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {key}",
-                "User-Agent": f"flash-pipeline/{__version__}",
-                "Accept": "application/json",
-            }
+        writes = _Retry(
+            total=retries,
+            read=0,  # an answer lost after sending: the write may have been applied
+            other=0,
+            status_forcelist={429},  # a 429 applied nothing; a 5xx may have
+            allowed_methods=frozenset({"POST"}),
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            raise_on_status=False,
         )
+        self.backoff_factor = backoff_factor
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "User-Agent": f"flash-pipeline/{__version__}",
+            "Accept": "application/json",
+        }
+        self.session = self._session(idempotent, headers)
+        self.write_session = self._session(writes, headers)
         self.calls: list[tuple[str, str]] = []  # (method, path) of every call: for reports and tests
+
+    def _session(self, retry: _Retry, headers: Mapping[str, str]) -> requests.Session:
+        retry.notify = self._waiting
+        session = requests.Session()
+        session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
+        session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
+        session.headers.update(headers)
+        return session
+
+    def _waiting(self, seconds: float) -> None:
+        operation = getattr(self._local, "operation", "a call")
+        message = f"RunPod asked to wait (Retry-After): retrying {operation} in {seconds:.0f}s"
+        log.debug("%s", message)
+        if self.on_wait is not None:
+            self.on_wait(message)
 
     def __repr__(self) -> str:
         return f"Client({self.base_url!r}, key=<redacted>)"
@@ -112,7 +164,7 @@ class Client:
         try:
             with self.session.get(self.base_url + path, stream=True, timeout=(5, seconds)) as response:
                 if response.status_code >= 400:
-                    raise _api_error(operation, response)
+                    return []  # logs are a courtesy in a report: never the cause of a failure
                 for raw in response.iter_lines(decode_unicode=True):
                     if raw and raw.startswith("data:"):
                         try:
@@ -129,16 +181,29 @@ class Client:
         return text.replace(self._key, "<redacted>") if self._key else text
 
     def request(
-        self, operation: str, method: str, path: str, body: Any = None, *, timeout: tuple[float, float] = TIMEOUT
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: tuple[float, float] = TIMEOUT,
+        idempotent: bool | None = None,
     ) -> Any:
-        """Call the API; the decoded JSON answer (None for 204). ApiError on any failure."""
+        """Call the API; the decoded JSON answer (None for 204). ApiError on any failure.
+
+        `idempotent` defaults to "not a POST"; a POST that only reads (a GraphQL query) passes True.
+        """
+        safe = method != "POST" if idempotent is None else idempotent
         self.calls.append((method, path))
+        self._local.operation = operation
         log.debug("%s %s", method, path)
+        session = self.session if safe else self.write_session
         try:
-            response = self.session.request(method, self.base_url + path, json=body, timeout=timeout)
+            response = session.request(method, self.base_url + path, json=body, timeout=timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             reason = self.redact(type(exc).__name__)
-            error = AmbiguousError if method == "POST" else ApiError
+            error = ApiError if safe else AmbiguousError
             raise error(
                 operation,
                 f"{operation}: no answer from {self.base_url} ({reason})",

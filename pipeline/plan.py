@@ -15,18 +15,24 @@ from typing import Any
 Spec = Mapping[str, Any]
 
 
+SECRET_FIELDS = frozenset({"env"})  # values never shown, nor digests of them: only which keys changed
+
+
 @dataclass(frozen=True)
 class Change:
     field: str
     old: Any
     new: Any
+    detail: str = ""  # for secret fields, in place of old and new: "TOKEN changed, DEBUG added"
 
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # create | update | keep | orphan
+    kind: str  # create | update | keep | orphan; on RunPod also adopt | replace | conflict
     key: str
     changes: tuple[Change, ...] = ()
+    note: str = ""
+    duplicates: tuple[str, ...] = ()  # ids of extra endpoints of ours with this name (deploy deletes them)
 
 
 def normalise(value: Any) -> Any:
@@ -59,11 +65,22 @@ def plan_deploy(desired: Mapping[str, Spec], live: Mapping[str, Spec]) -> list[A
             actions.append(Action("create", key))
             continue
         changes = tuple(
-            Change(name, live[key].get(name), spec[name]) for name in spec if not same(spec[name], live[key].get(name))
+            _change(name, live[key].get(name), spec[name]) for name in spec if not same(spec[name], live[key].get(name))
         )
         actions.append(Action("update" if changes else "keep", key, changes))
     actions.extend(Action("orphan", key) for key in live if key not in desired)
     return actions
+
+
+def _change(name: str, old: Any, new: Any) -> Change:
+    if name not in SECRET_FIELDS:
+        return Change(name, old, new)
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return Change(name, None, None, "changed")
+    parts = [f"{k} added" for k in sorted(set(new) - set(old))]
+    parts += [f"{k} changed" for k in sorted(set(new) & set(old)) if not same(new[k], old[k])]
+    parts += [f"{k} removed" for k in sorted(set(old) - set(new))]
+    return Change(name, None, None, ", ".join(parts) or "changed")
 
 
 def has_changes(actions: list[Action]) -> bool:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from pipeline.build import BuildResult
     from pipeline.deploy import LocalDeploy
     from pipeline.model import Project
-    from pipeline.plan import Action
-    from pipeline.runpod_deploy import Outcome
+    from pipeline.plan import Action, Change
+    from pipeline.runpod_converge import Outcome
 from pipeline.model import FileResult
 
 
@@ -199,12 +199,46 @@ def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
     )
 
 
-_SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!"}
+_SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!", "adopt": "~", "replace": "±", "conflict": "x"}
+_PLAN_KINDS = ("create", "update", "replace", "adopt", "keep", "orphan", "conflict")
+_PLAN_WORDS = {
+    "create": "to create",
+    "update": "to update",
+    "replace": "to replace",
+    "adopt": "to adopt",
+    "keep": "unchanged",
+    "orphan": "orphaned",
+    "conflict": "in conflict",
+}
 
 
 def _plan_summary(actions: Sequence[Action]) -> str:
-    counts = {kind: sum(1 for a in actions if a.kind == kind) for kind in ("create", "update", "keep", "orphan")}
-    return f"{counts['create']} to create, {counts['update']} to update, {counts['keep']} unchanged, {counts['orphan']} orphaned"
+    """Always the four basic counts (scripts read them); the rarer kinds only when present."""
+    counts = {kind: sum(1 for a in actions if a.kind == kind) for kind in _PLAN_KINDS}
+    shown = [k for k in _PLAN_KINDS if counts[k] or k in ("create", "update", "keep", "orphan")]
+    return ", ".join(f"{counts[k]} {_PLAN_WORDS[k]}" for k in shown)
+
+
+def change_text(change: Change) -> str:
+    """One changed field: old -> new, or for env only which keys changed (values never shown)."""
+    if change.detail:
+        return f"{change.field}: {change.detail}"
+    return f"{change.field}: {show(change.old)} -> {show(change.new)}"
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    if change.detail:
+        return {"field": change.field, "detail": change.detail}
+    return {"field": change.field, "old": change.old, "new": change.new}
+
+
+def _action_notes(action: Action) -> list[str]:
+    notes = [action.note] if action.note else []
+    if action.duplicates:
+        notes.append(
+            f"{plural(len(action.duplicates), 'duplicate')} ({', '.join(action.duplicates)}): deploy deletes them, keeping the oldest"
+        )
+    return notes
 
 
 def plan_text(app: str, target: str, actions: Sequence[Action]) -> str:
@@ -212,20 +246,21 @@ def plan_text(app: str, target: str, actions: Sequence[Action]) -> str:
     lines = [f"plan for {app} on the {target} target:"]
     for action in actions:
         lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}")
-        lines.extend(f"      {c.field}: {show(c.old)} -> {show(c.new)}" for c in action.changes)
+        lines.extend(f"      {change_text(c)}" for c in action.changes)
+        lines.extend(f"      ({note})" for note in _action_notes(action))
     lines.append(f"flash: {_plan_summary(actions)}")
     return "\n".join(lines)
 
 
 def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
-    items = [
-        {
-            "endpoint": a.key,
-            "action": a.kind,
-            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in a.changes],
-        }
-        for a in actions
-    ]
+    items = []
+    for a in actions:
+        item: dict[str, Any] = {"endpoint": a.key, "action": a.kind, "changes": [_change_json(c) for c in a.changes]}
+        if a.note:
+            item["note"] = a.note
+        if a.duplicates:
+            item["duplicates"] = list(a.duplicates)
+        items.append(item)
     return json.dumps(
         {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}, indent=2
     )
@@ -235,14 +270,30 @@ def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
     """For a pull-request comment."""
     lines = [f"### flash plan: `{app}` on `{target}`", "", "| endpoint | action | changes |", "| --- | --- | --- |"]
     for a in actions:
-        changes = "<br>".join(f"`{c.field}`: `{show(c.old)}` → `{show(c.new)}`" for c in a.changes)
-        lines.append(f"| `{a.key}` | {a.kind} | {changes} |")
+        changes = [
+            f"`{c.field}`: {c.detail}" if c.detail else f"`{c.field}`: `{show(c.old)}` → `{show(c.new)}`"
+            for c in a.changes
+        ]
+        changes += [f"_{note}_" for note in _action_notes(a)]
+        lines.append(f"| `{a.key}` | {a.kind} | {'<br>'.join(changes)} |")
     lines += ["", f"**{_plan_summary(actions)}**"]
     return "\n".join(lines)
 
 
+_RESULTS = ("created", "updated", "replaced", "adopted", "rolled back", "failed", "unchanged", "deleted", "orphaned")
+
+
+def deploy_counts(outcomes: Sequence[Outcome]) -> str:
+    """What actually happened, by kind; an endpoint with an error counts as failed unless rolled back."""
+    kinds = ["failed" if o.error and not o.rolled_back else o.action for o in outcomes]
+    counts = {k: kinds.count(k) for k in _RESULTS}
+    basic = ("created", "updated", "unchanged", "deleted", "orphaned")
+    return ", ".join(f"{counts[k]} {k}" for k in _RESULTS if counts[k] or k in basic)
+
+
 def runpod_deploy_text(outcomes: Sequence[Outcome]) -> str:
-    """Per endpoint: action, id, URL, time to healthy and cold start; then a summary line."""
+    """Per endpoint: what was done, id, URL, time to healthy and cold start; then the counts."""
+    width = max(len(o.key) for o in outcomes)
     lines = []
     for o in outcomes:
         gate = o.gate
@@ -251,39 +302,38 @@ def runpod_deploy_text(outcomes: Sequence[Outcome]) -> str:
             cold = f" (cold start {gate.cold_start:.1f}s)" if gate.cold_start is not None else ""
             health = f"  healthy in {gate.waited:.1f}s{cold}" if gate.healthy else f"  NOT healthy ({gate.last_status})"
         note = f"  ({o.note})" if o.note else ""
-        lines.append(f"{o.key}  {o.action:<9}  {o.endpoint_id or '-'}  {o.url or '-'}{health}{note}")
-    counts = {a: sum(1 for o in outcomes if o.action == a) for a in ("create", "update", "keep", "deleted", "orphan")}
-    lines.append(
-        f"flash: deployed to RunPod: {counts['create']} created, {counts['update']} updated, {counts['keep']} unchanged, {counts['deleted']} deleted, {counts['orphan']} orphaned"
-    )
+        lines.append(f"{o.key.ljust(width)}  {o.action:<11}  {o.endpoint_id or '-'}  {o.url or '-'}{health}{note}")
+    verdict = "deploy to RunPod failed" if any(o.error for o in outcomes) else "deployed to RunPod"
+    lines.append(f"flash: {verdict}: {deploy_counts(outcomes)}")
     return "\n".join(lines)
 
 
-def runpod_deploy_json(outcomes: Sequence[Outcome]) -> str:
-    items = {
-        o.key: {
-            "action": o.action,
-            "id": o.endpoint_id,
-            "url": o.url,
-            "healthy_after": round(o.gate.waited, 3) if o.gate else None,
-            "cold_start": o.gate.cold_start if o.gate else None,
-            "note": o.note,
-        }
-        for o in outcomes
+def _outcome_json(o: Outcome) -> dict[str, Any]:
+    return {
+        "action": o.action,
+        "id": o.endpoint_id,
+        "url": o.url,
+        "healthy": o.healthy,
+        "healthy_after": round(o.gate.waited, 3) if o.gate and o.gate.healthy else None,
+        "cold_start": o.gate.cold_start if o.gate else None,
+        "changed": list(o.changed),
+        "error": o.error or None,
+        "note": o.note,
     }
-    return json.dumps({"target": "runpod", "endpoints": items}, indent=2)
+
+
+def runpod_deploy_json(outcomes: Sequence[Outcome]) -> str:
+    items = {o.key: _outcome_json(o) for o in outcomes}
+    return json.dumps({"target": "runpod", "ok": not any(o.error for o in outcomes), "endpoints": items}, indent=2)
 
 
 def runpod_deploys_json(deploys: Sequence[tuple[str, Sequence[Outcome]]]) -> str:
     """One JSON document for one config's deploy, or several (keys become "app/endpoint")."""
     if len(deploys) == 1:
         return runpod_deploy_json(deploys[0][1])
-    merged = {
-        f"{app}/{key}": value
-        for app, outcomes in deploys
-        for key, value in json.loads(runpod_deploy_json(outcomes))["endpoints"].items()
-    }
-    return json.dumps({"target": "runpod", "endpoints": merged}, indent=2)
+    merged = {f"{app}/{o.key}": _outcome_json(o) for app, outcomes in deploys for o in outcomes}
+    ok = not any(o.error for _, outcomes in deploys for o in outcomes)
+    return json.dumps({"target": "runpod", "ok": ok, "endpoints": merged}, indent=2)
 
 
 def runpod_summary_markdown(app: str, outcomes: Sequence[Outcome]) -> str:
@@ -300,11 +350,38 @@ def runpod_summary_markdown(app: str, outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def interrupted_text(deploys: Sequence[tuple[str, Sequence[Outcome]]]) -> str:
+    """After Ctrl-C: per endpoint what was done (ids) and what was not; how to converge."""
+    lines = ["flash: interrupted: no further change was sent. Where each endpoint stands:"]
+    for app, outcomes in deploys:
+        for o in outcomes:
+            where = f"{app}/{o.key}" if len(deploys) > 1 else o.key
+            if o.action == "pending":
+                state = "not changed" if not o.endpoint_id else f"not changed ({o.endpoint_id})"
+            else:
+                state = f"{o.action} {o.endpoint_id or ''}".rstrip()
+                if o.gate is None or not o.gate.healthy:
+                    state += " (health not confirmed)"
+            lines.append(f"  {where}: {state}")
+        if not outcomes:
+            lines.append(f"  {app}: nothing was changed")
+    lines.append("flash: run the same deploy again to converge (endpoints are found by name and owner markers)")
+    return "\n".join(lines)
+
+
+def destroy_list(app: str, doomed: Sequence[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in doomed)
+    lines = [f"flash: {plural(len(doomed), 'RunPod endpoint')} of {app} to delete:"]
+    lines += [f"  {name.ljust(width)}  {endpoint_id}" for name, endpoint_id in doomed]
+    return "\n".join(lines)
+
+
 def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
     lines = []
     for row in rows:
         if row["id"] is None:
-            lines.append(f"{row['endpoint']}  not deployed")
+            owner = f" (the name {row['name']} belongs to {row['owner']})" if row.get("owner") else ""
+            lines.append(f"{row['endpoint']}  not deployed{owner}")
             continue
         workers = row["workers"]
         summary = ", ".join(
@@ -312,9 +389,12 @@ def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
             for k in ("idle", "running", "initializing", "throttled", "unhealthy")
             if workers.get(k)
         )
-        lines.append(
-            f"{row['endpoint']}  {row['id']}  {row['url']}  workers: {summary or 'none'}  /ping: {describe(row['ping'])}"
-        )
+        line = f"{row['endpoint']}  {row['id']}  {row['url']}  workers: {summary or 'none'}  /ping: {describe(row['ping'])}"
+        if row.get("duplicates"):
+            line += f"  (duplicates: {', '.join(row['duplicates'])}; deploy deletes them)"
+        if row.get("adopt"):
+            line += "  (no flash owner markers yet; deploy adopts it)"
+        lines.append(line)
     return "\n".join(lines)
 
 

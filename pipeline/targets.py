@@ -6,11 +6,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.cancel import Cancel
 from pipeline.errors import ConfigError, FlashError
 from pipeline.model import Project
 from pipeline.plan import Action
 from pipeline.providers.runpod import RunpodProvider
-from pipeline.runpod_deploy import Outcome
+from pipeline.runpod_converge import Outcome
 
 
 def runpod_plan(project: Project, provider: RunpodProvider) -> list[Action]:
@@ -21,13 +22,16 @@ def runpod_plan(project: Project, provider: RunpodProvider) -> list[Action]:
 def runpod_deploy(
     project: Project,
     provider: RunpodProvider,
+    outcomes: list[Outcome],
     *,
     build: bool,
     push: bool,
     prune: bool,
     rollback: bool,
     timeout: float | None,
+    lease_wait: float,
     echo: Callable[[str], None],
+    cancel: Cancel,
 ) -> list[Outcome]:
     """Build (unless the images were pushed by CI), push if asked, then apply and gate."""
     result = None
@@ -43,19 +47,32 @@ def runpod_deploy(
             from pipeline.docker import push as push_images
 
             push_images(result, project.registry, echo)
+    cancel.check()
+    images = provider.images(project, result)
     return provider.apply(
-        project, provider.images(project, result), prune=prune, rollback=rollback, timeout=timeout, echo=echo
+        project,
+        images,
+        outcomes,
+        prune=prune,
+        rollback=rollback,
+        timeout=timeout,
+        echo=echo,
+        cancel=cancel,
+        lease_wait=lease_wait,
     )
 
 
-def write_github_outputs(outcomes: list[Outcome], environ: Mapping[str, str], summary_markdown: str) -> None:
-    """In GitHub Actions: `<endpoint>_url` / `<endpoint>_id` outputs and a step-summary table."""
+def write_github_outputs(
+    outcomes: list[Outcome], environ: Mapping[str, str], summary_markdown: str, app: str | None = None
+) -> None:
+    """In GitHub Actions: `<endpoint>_url` / `<endpoint>_id` outputs (`<app>_<endpoint>_…` when several
+    configs deploy at once, so they never collide) and a step-summary table."""
     output = environ.get("GITHUB_OUTPUT")
     if output:
         with Path(output).open("a", encoding="utf-8") as handle:
             for o in outcomes:
-                if o.endpoint_id and o.action != "deleted":
-                    key = o.key.replace("-", "_")
+                if o.endpoint_id and o.action not in ("deleted", "orphaned", "failed", "pending"):
+                    key = (f"{app}_{o.key}" if app else o.key).replace("-", "_")
                     handle.write(f"{key}_url={o.url}\n{key}_id={o.endpoint_id}\n")
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
@@ -69,17 +86,33 @@ def deploy_configs(
     options: Mapping[str, Any],
     echo: Callable[[str], None],
     environ: Mapping[str, str],
+    journal: list[tuple[Project, list[Outcome]]],
+    cancel: Cancel,
 ) -> list[tuple[Project, list[Outcome], FlashError | None]]:
-    """Deploy several configs at once; each one's outcomes, and its error if it failed."""
+    """Deploy several configs at once; each one's outcomes, and its error if it failed.
+
+    `journal` fills in as the work goes (one outcome list per project), for the report of an
+    interrupted run.
+    """
     from pipeline import report
-    from pipeline.multi import in_parallel
+    from pipeline.cancel import in_threads
+    from pipeline.errors import Interrupted
 
-    def one(project: Project) -> tuple[Project, list[Outcome], FlashError | None]:
+    journal.extend((p, []) for p in projects)
+    several = len(projects) > 1
+
+    def one(entry: tuple[Project, list[Outcome]]) -> tuple[Project, list[Outcome], FlashError | None]:
+        project, outcomes = entry
         try:
-            outcomes = runpod_deploy(project, provider, echo=echo, **options)
+            runpod_deploy(project, provider, outcomes, echo=echo, cancel=cancel, **options)
         except FlashError as exc:
-            return project, list(getattr(exc, "outcomes", [])), exc
-        write_github_outputs(outcomes, environ, report.runpod_summary_markdown(project.name, outcomes))
-        return project, outcomes, None
+            if isinstance(exc, Interrupted):
+                raise
+            error: FlashError | None = exc
+        else:
+            error = None
+        app = project.name if several else None
+        write_github_outputs(outcomes, environ, report.runpod_summary_markdown(project.name, outcomes), app)
+        return project, outcomes, error
 
-    return in_parallel(one, projects)
+    return in_threads(one, list(journal))

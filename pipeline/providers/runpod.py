@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.build import BuildResult, render_all
-from pipeline.errors import ApiError, BuildError, UsageError
+from pipeline.cancel import Cancel
+from pipeline.errors import ApiError, BuildError, FlashError, UsageError
 from pipeline.http import Client
+from pipeline.lease import Lease, acquire, holder_id, lease_name, unlock
 from pipeline.model import Project
+from pipeline.ownership import claim
 from pipeline.plan import Action
 from pipeline.providers.backend import Backend
 from pipeline.providers.runpod_graphql import GraphqlBackend
 from pipeline.providers.runpod_rest import RestBackend, health_url
 from pipeline.render import content_hash, image_ref
-from pipeline.runpod_deploy import Outcome, default_context, deploy_runpod, live_endpoints, plan_runpod
+from pipeline.runpod_converge import Outcome
+from pipeline.runpod_deploy import default_context, deploy_runpod, desired_bodies, survey
+
+DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
 
 class RunpodProvider:
@@ -48,52 +55,110 @@ class RunpodProvider:
         return {e.key: e.image or image_ref(project, e, content_hash(trees[e.key])) for e in project.endpoints}
 
     def plan(self, project: Project, images: Mapping[str, str]) -> list[Action]:
-        return plan_runpod(project, self.backend, images, self.environ)
+        bodies_plan = survey(project, self.backend, images, self.environ)
+        self._refuse_key_in_env(bodies_plan.bodies)
+        return bodies_plan.actions
+
+    def _refuse_key_in_env(self, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+        """The deploy key must never reach an endpoint, whichever variable carried it there."""
+        for key, body in bodies.items():
+            for name, value in body["env"].items():
+                if self.client.redact(str(value)) != str(value):
+                    raise UsageError(
+                        f"endpoint {key!r}: env {name} would ship the RunPod API key to the endpoint",
+                        "give the endpoint its own key through {{ RUNPOD_SECRET_name }}",
+                    )
+
+    def lease(self, project: Project, cancel: Cancel, echo: Callable[[str], None], wait: float) -> Lease:
+        """Serialise deploys and destroys of one app and environment across machines."""
+        name = lease_name(project.name, project.environment)
+        return acquire(self.backend, name, holder_id(self.environ), wait=wait, cancel=cancel, echo=echo)
 
     def apply(
         self,
         project: Project,
         images: Mapping[str, str],
+        outcomes: list[Outcome],
         *,
         prune: bool,
         rollback: bool,
         timeout: float | None,
         echo: Callable[[str], None],
+        cancel: Cancel,
+        lease_wait: float,
     ) -> list[Outcome]:
-        ctx = default_context(self.backend, self.environ, echo)
-        return deploy_runpod(project, ctx, images, self.environ, prune=prune, rollback=rollback, timeout=timeout)
+        self.client.on_wait = echo
+        self._refuse_key_in_env(desired_bodies(project, images, self.environ))
+        ctx = default_context(self.backend, project, self.environ, echo, cancel)
+        held = self.lease(project, cancel, echo, lease_wait)
+        try:
+            return deploy_runpod(
+                project, ctx, images, self.environ, outcomes, prune=prune, rollback=rollback, timeout=timeout
+            )
+        finally:
+            _release(held)
 
     def status(self, project: Project) -> list[dict[str, Any]]:
-        live = live_endpoints(project, self.backend)
+        keys = [e.key for e in project.endpoints]
+        claims = claim(project.name, project.environment, keys, self.backend.list())
+        live = claims.live()
         template = self.environ.get("RUNPOD_LB_URL_TEMPLATE", "https://{endpoint_id}.api.runpod.ai")
         rows: list[dict[str, Any]] = []
         for endpoint in project.endpoints:
             found = live.get(endpoint.key)
+            row: dict[str, Any] = {"endpoint": endpoint.key, "name": endpoint.name, "id": None}
+            if endpoint.key in claims.foreign and found is None:
+                row["owner"] = claims.foreign[endpoint.key][1].describe()
             if found is None:
-                rows.append({"endpoint": endpoint.key, "name": endpoint.name, "id": None})
+                rows.append(row)
                 continue
             base, health = health_url(found, template)
-            summary = self.backend.worker_summary(str(found["id"]), endpoint.name)
-            rows.append(
-                {
-                    "endpoint": endpoint.key,
-                    "name": endpoint.name,
-                    "id": found["id"],
-                    "url": base,
-                    "workers": summary,
-                    "ping": self.client.probe(health),
-                }
-            )
+            try:
+                summary = self.backend.worker_summary(str(found["id"]), endpoint.name)
+            except FlashError:
+                summary = {}  # workers are detail: status still answers
+            extra = [str(e["id"]) for e in claims.ours.get(endpoint.key, [])[1:]]
+            row |= {"id": found["id"], "url": base, "workers": summary, "ping": self.client.probe(health)}
+            row |= {"duplicates": extra, "adopt": endpoint.key not in claims.ours}
+            rows.append(row)
         return rows
 
-    def destroy(self, project: Project) -> list[str]:
-        """Delete every `{app}-…` endpoint, then verify by listing again."""
-        live = live_endpoints(project, self.backend)
-        for key, endpoint in sorted(live.items()):
-            self.backend.delete(str(endpoint["id"]), project.prefix + key)
-        left = live_endpoints(project, self.backend)
+    def destroy_targets(self, project: Project) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(name, id) of every endpoint destroy deletes (ours by name and markers, orphans included),
+        and of exact-name endpoints without markers, which it leaves alone."""
+        keys = [e.key for e in project.endpoints]
+        claims = claim(project.name, project.environment, keys, self.backend.list())
+        doomed = [
+            (str(e["name"]), str(e["id"])) for items in (*claims.ours.values(), *claims.orphans.values()) for e in items
+        ]
+        spared = [(str(e["name"]), str(e["id"])) for e in claims.unmarked.values()]
+        return doomed, spared
+
+    def destroy(
+        self, project: Project, targets: list[tuple[str, str]], cancel: Cancel, echo: Callable[[str], None]
+    ) -> list[tuple[str, str]]:
+        """Delete exactly the listed endpoints (under the lease), then verify by listing again."""
+        held = self.lease(project, cancel, echo, DEFAULT_LEASE_WAIT)
+        try:
+            for name, endpoint_id in targets:
+                cancel.check()
+                self.backend.delete(endpoint_id, name)
+            left = {str(e.get("id")) for e in self.backend.list()} & {i for _, i in targets}
+        finally:
+            _release(held)
         if left:
             raise ApiError(
                 "destroy", f"still present after delete: {', '.join(sorted(left))}", hint="run `flash destroy` again"
             )
-        return sorted(live)
+        return targets
+
+    def unlock(self, project: Project) -> str | None:
+        return unlock(self.backend, lease_name(project.name, project.environment))
+
+
+def _release(held: Lease) -> None:
+    """Release in a daemon thread, waiting at most a second: an interrupted run must exit promptly
+    (an unreleased lease expires by itself)."""
+    thread = threading.Thread(target=held.release, daemon=True)
+    thread.start()
+    thread.join(1.0)

@@ -4,21 +4,28 @@ It speaks REST-shaped endpoint dicts to the rest of flash, so planning, gating a
 shared. GraphQL differs in three ways handled here: an update replaces every field (so the full
 desired spec is always sent), the template's platform env (PORT, PORT_HEALTH) must be carried
 over, and HTTP 200 answers may carry `errors`. There are no rollouts or worker summaries.
+
+Each endpoint has a template named `{name}-template` (template names are unique on an account):
+a create reuses one left by an earlier run, and deleting an endpoint deletes its template, so
+destroy, prune and failed creates never strand a name that blocks the next deploy. Retries come
+from the client's Retry alone: queries on 429/5xx, mutations on 429 only; a mutation whose
+answer was lost is resolved by listing again before it is sent again.
 """
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.errors import ApiError
 from pipeline.http import AmbiguousError, Client
-from pipeline.providers.runpod_rest import PLATFORM_ENV
+from pipeline.providers.runpod_rest import LEASE_IMAGE, PLATFORM_ENV
 
 ENDPOINT_FIELDS = (
     "id name type gpuIds gpuCount instanceIds workersMin workersMax idleTimeout scalerType scalerValue "
-    "executionTimeoutMs locations flashBootType networkVolumeId templateId "
+    "executionTimeoutMs locations flashBootType networkVolumeId networkVolumeIds templateId "
     "template { id name imageName containerDiskInGb dockerArgs ports env { key value } }"
 )
 LIST = f"query Endpoints {{ myself {{ endpoints {{ {ENDPOINT_FIELDS} }} }} }}"
@@ -27,6 +34,9 @@ SAVE_ENDPOINT = (
     f"mutation SaveEndpoint($input: EndpointInput!) {{ saveEndpoint(input: $input) {{ {ENDPOINT_FIELDS} }} }}"
 )
 DELETE = "mutation DeleteEndpoint($id: String!) { deleteEndpoint(id: $id) }"
+TEMPLATES = "query Templates { myself { podTemplates { id name imageName env { key value } } } }"
+DELETE_TEMPLATE = "mutation DeleteTemplate($name: String!) { deleteTemplate(templateName: $name) }"
+CREATE_ATTEMPTS = 4
 
 
 def to_rest(node: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,7 +59,8 @@ def to_rest(node: Mapping[str, Any]) -> dict[str, Any]:
             "idleTimeout": node.get("idleTimeout"),
         },
         "dataCenterIds": [d for d in (node.get("locations") or "").split(",") if d],
-        "networkVolumes": [node["networkVolumeId"]] if node.get("networkVolumeId") else [],
+        "networkVolumes": list(node.get("networkVolumeIds") or [])
+        or ([node["networkVolumeId"]] if node.get("networkVolumeId") else []),
     }
     if node.get("gpuIds"):
         body["gpu"] = {"pools": node["gpuIds"].split(","), "count": node.get("gpuCount") or 1}
@@ -73,7 +84,7 @@ def _instance_ids(body: Mapping[str, Any]) -> list[str]:
 def template_input(body: Mapping[str, Any], template_id: str | None, carried: Mapping[str, str]) -> dict[str, Any]:
     env = {**carried, **body.get("env", {})}
     data: dict[str, Any] = {
-        "name": f"{body['name']}-template",
+        "name": template_name(str(body["name"])),
         "imageName": body["image"],
         "containerDiskInGb": body["disk"],
         "dockerArgs": "",
@@ -104,6 +115,8 @@ def endpoint_input(body: Mapping[str, Any], template_id: str, endpoint_id: str |
         "flashBootType": body["flashboot"],
         "networkVolumeId": (body.get("networkVolumes") or [None])[0],
     }
+    if len(body.get("networkVolumes") or []) > 1:  # the older single field keeps one-volume requests unchanged
+        data["networkVolumeIds"] = list(body["networkVolumes"])
     if body.get("gpu"):
         data.update(gpuIds=",".join(body["gpu"]["pools"]), gpuCount=body["gpu"]["count"])
     else:
@@ -113,6 +126,10 @@ def endpoint_input(body: Mapping[str, Any], template_id: str, endpoint_id: str |
     return data
 
 
+def template_name(endpoint_name: str) -> str:
+    return f"{endpoint_name}-template"
+
+
 class GraphqlBackend:
     name = "graphql"
 
@@ -120,52 +137,73 @@ class GraphqlBackend:
         self.client = client
         self.sleep = sleep
 
-    def _call(
-        self, operation: str, query: str, variables: Mapping[str, Any] | None = None, *, retry: bool = True
-    ) -> Any:
-        """POST /graphql; retried on 429/5xx when the operation is safe to repeat."""
-        for attempt in range(6 if retry else 1):
-            try:
-                answer = self.client.request(
-                    operation, "POST", "/graphql", {"query": query, "variables": dict(variables or {})}
-                )
-            except ApiError as exc:
-                transient = isinstance(exc, AmbiguousError) or exc.status in (429, 500, 502, 503, 504)
-                if not (retry and transient) or attempt == 5:
-                    raise
-                self.sleep(min(10.0, 0.5 * 2**attempt))
-                continue
-            if not isinstance(answer, dict):
-                raise ApiError(operation, f"{operation}: unexpected GraphQL answer")
-            if answer.get("errors"):  # GraphQL reports business errors with HTTP 200
-                messages = "; ".join(str(e.get("message", e)) for e in answer["errors"][:3])
-                raise ApiError(operation, f"{operation}: {messages}")
-            return answer.get("data") or {}
-        raise AssertionError("unreachable")
+    def _call(self, operation: str, query: str, variables: Mapping[str, Any] | None = None, *, query_only: bool) -> Any:
+        """POST /graphql once (the client's Retry repeats what is safe to repeat)."""
+        payload = {"query": query, "variables": dict(variables or {})}
+        answer = self.client.request(operation, "POST", "/graphql", payload, idempotent=query_only)
+        if not isinstance(answer, dict):
+            raise ApiError(operation, f"{operation}: unexpected GraphQL answer")
+        if answer.get("errors"):  # GraphQL reports business errors with HTTP 200
+            messages = "; ".join(str(e.get("message", e)) for e in answer["errors"][:3])
+            raise ApiError(operation, f"{operation}: {messages}")
+        return answer.get("data") or {}
 
     def list(self) -> list[dict[str, Any]]:
-        data = self._call("list endpoints", LIST)
+        data = self._call("list endpoints", LIST, query_only=True)
         return [to_rest(node) for node in ((data.get("myself") or {}).get("endpoints") or [])]
 
-    def find(self, name: str) -> dict[str, Any] | None:
-        return next((e for e in self.list() if e.get("name") == name), None)
+    def templates(self) -> builtins.list[dict[str, Any]]:
+        data = self._call("list templates", TEMPLATES, query_only=True)
+        found = (data.get("myself") or {}).get("podTemplates") or []
+        return [{**t, "env": {e["key"]: e["value"] for e in t.get("env") or []}} for t in found]
 
-    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _mutate(self, operation: str, query: str, variables: Mapping[str, Any], settle: Callable[[], Any]) -> Any:
+        """A mutation sent again only once a listing (settle) shows it was not applied."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return self._call(operation, query, variables, query_only=False)
+            except ApiError as exc:
+                if not (isinstance(exc, AmbiguousError) or (exc.status or 0) >= 500) or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+            applied = settle()
+            if applied is not None:
+                return applied
+            self.sleep(self.client.backoff_factor * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _template(self, body: Mapping[str, Any], carried: Mapping[str, str], template_id: str | None) -> str:
+        """Save the endpoint's template: reuse one of that name (left by an earlier run) or create it."""
+        name = template_name(str(body["name"]))
+        if template_id is None:
+            existing = next((t for t in self.templates() if t.get("name") == name), None)
+            template_id = str(existing["id"]) if existing else None
+
+        def settle() -> Any:
+            found = next((t for t in self.templates() if t.get("name") == name), None)
+            return {"saveTemplate": found} if found else None
+
+        data = template_input(body, template_id, carried)
+        saved = self._mutate(f"save template {name}", SAVE_TEMPLATE, {"input": data}, settle)
+        return str(saved["saveTemplate"]["id"])
+
+    def create(self, body: Mapping[str, Any], known: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         name = str(body["name"])
-        template = self._call(
-            f"create template of {name}", SAVE_TEMPLATE, {"input": template_input(body, None, {})}, retry=False
-        )
-        template_id = template["saveTemplate"]["id"]
+        template_id = self._template(body, {}, None)
+        found: list[dict[str, Any]] = []
+
+        def settle() -> dict[str, Any] | None:
+            endpoint = known()
+            found.extend([endpoint] if endpoint else [])
+            return endpoint
+
         try:
-            saved = self._call(
-                f"create {name}", SAVE_ENDPOINT, {"input": endpoint_input(body, template_id, None)}, retry=False
+            saved = self._mutate(
+                f"create {name}", SAVE_ENDPOINT, {"input": endpoint_input(body, template_id, None)}, settle
             )
-        except ApiError as exc:
-            found = self.find(name) if isinstance(exc, AmbiguousError) or (exc.status or 0) >= 500 else None
-            if found is None:
-                raise
-            return found
-        return to_rest(saved["saveEndpoint"])
+        except ApiError:
+            self._drop_template(name)  # a failed create leaves no template to block the next one
+            raise
+        return found[0] if found else to_rest(saved["saveEndpoint"])
 
     def update(self, endpoint_id: str, patch: Mapping[str, Any], name: str) -> dict[str, Any]:
         """Full replace: the live spec with the patch applied, template env's PORT/PORT_HEALTH kept."""
@@ -174,15 +212,51 @@ class GraphqlBackend:
             raise ApiError(f"update {name}", f"update {name}: endpoint {endpoint_id} no longer exists", status=404)
         full = {**current, **patch}
         carried = {k: v for k, v in current.get("env", {}).items() if k in PLATFORM_ENV}
-        template_id = str(current.get("templateId") or "")
-        self._call(
-            f"update template of {name}", SAVE_TEMPLATE, {"input": template_input(full, template_id or None, carried)}
+        template_id = self._template(full, carried, str(current.get("templateId") or "") or None)
+        saved = self._call(
+            f"update {name}",
+            SAVE_ENDPOINT,
+            {"input": endpoint_input(full, template_id, endpoint_id)},
+            query_only=True,  # a full replace with absolute values: safe to repeat
         )
-        saved = self._call(f"update {name}", SAVE_ENDPOINT, {"input": endpoint_input(full, template_id, endpoint_id)})
         return to_rest(saved["saveEndpoint"])
 
     def delete(self, endpoint_id: str, name: str) -> None:
-        self._call(f"delete {name}", DELETE, {"id": endpoint_id})
+        """Delete the endpoint, then its template (templates outlive their endpoints on RunPod)."""
+        try:
+            self._call(f"delete {name}", DELETE, {"id": endpoint_id}, query_only=True)
+        except ApiError as exc:
+            if "not found" not in str(exc).lower():
+                raise
+        if not any(e.get("name") == name for e in self.list()):  # a duplicate of the name may still use it
+            self._drop_template(name)
+
+    def _drop_template(self, endpoint_name: str) -> None:
+        name = template_name(endpoint_name)
+        if any(t.get("name") == name for t in self.templates()):
+            self.delete_template("", name)
+
+    def create_template(self, name: str, env: Mapping[str, str]) -> str:
+        data = template_input({"name": name, "image": LEASE_IMAGE, "disk": 1, "env": env}, None, {})
+        data["name"] = name
+        saved = self._call(f"create template {name}", SAVE_TEMPLATE, {"input": data}, query_only=False)
+        return str(saved["saveTemplate"]["id"])
+
+    def update_template(self, template_id: str, env: Mapping[str, str]) -> None:
+        current = next((t for t in self.templates() if t.get("id") == template_id), None)
+        if current is None:
+            raise ApiError("renew the deploy lease", "the deploy lease is gone", status=404)
+        data = template_input({"name": current["name"], "image": LEASE_IMAGE, "disk": 1, "env": env}, template_id, {})
+        data["name"] = current["name"]
+        self._call("renew the deploy lease", SAVE_TEMPLATE, {"input": data}, query_only=True)
+
+    def delete_template(self, template_id: str, name: str) -> None:
+        """By name (GraphQL deletes templates by name); already gone is what we wanted."""
+        try:
+            self._call(f"delete template {name}", DELETE_TEMPLATE, {"name": name}, query_only=True)
+        except ApiError as exc:
+            if "not found" not in str(exc).lower():
+                raise
 
     def rollout(self, endpoint_id: str, name: str) -> dict[str, Any]:
         return {"inProgress": False}  # GraphQL exposes no rollouts: the gate relies on /ping alone

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import builtins
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -10,9 +10,12 @@ from typing import Any
 from pipeline.errors import ApiError
 from pipeline.http import AmbiguousError, Client
 from pipeline.model import Cpu, Endpoint
+from pipeline.ownership import MARKERS
 
 LB_PORTS = ["80/http"]  # the worker listens on $PORT, 80 unless RunPod says otherwise
+LEASE_IMAGE = "flash-lease:none"  # a lease template is never run; an image is required all the same
 PLATFORM_ENV = frozenset({"PORT", "PORT_HEALTH"})  # injected by RunPod: never drift
+CREATE_ATTEMPTS = 4
 COMPARED = (
     "image",
     "env",
@@ -29,13 +32,13 @@ COMPARED = (
 )
 
 
-def desired_body(endpoint: Endpoint, image: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """The CreateEndpointRequest for an endpoint (also the source of sparse PATCHes)."""
+def desired_body(endpoint: Endpoint, image: str, env: Mapping[str, str], owner: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateEndpointRequest for an endpoint (also the source of sparse PATCHes); env carries the owner markers."""
     body: dict[str, Any] = {
         "name": endpoint.name,
         "type": "LOAD_BALANCER",
         "image": image,
-        "env": dict(env),
+        "env": {**env, **owner},
         "ports": list(LB_PORTS),
         "disk": endpoint.disk,
         "timeout": endpoint.timeout * 1000,
@@ -52,11 +55,14 @@ def desired_body(endpoint: Endpoint, image: str, env: Mapping[str, str]) -> dict
     return body
 
 
-def comparable(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields flash owns, normalised; env values as digests so a plan never shows a secret."""
+def api_form(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields flash owns, in the form the API accepts back (what a rollback re-sends).
+
+    A live endpoint carries read-only and derived values (cpu memory, gpu CUDA constraints as
+    null, platform env) that a PATCH would be refused for; only what flash sets is kept.
+    """
     out: dict[str, Any] = {name: body.get(name) for name in COMPARED}
-    env = {k: v for k, v in (body.get("env") or {}).items() if k not in PLATFORM_ENV}
-    out["env"] = {k: "sha256:" + hashlib.sha256(str(v).encode()).hexdigest()[:10] for k, v in sorted(env.items())}
+    out["env"] = {k: str(v) for k, v in sorted((body.get("env") or {}).items()) if k not in PLATFORM_ENV}
     gpu = body.get("gpu")
     out["gpu"] = {"pools": list(gpu.get("pools") or []), "count": gpu.get("count", 1)} if gpu else None
     cpu = body.get("cpu")
@@ -64,9 +70,24 @@ def comparable(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def comparable(body: Mapping[str, Any]) -> dict[str, Any]:
+    """api_form without the owner markers: what a plan compares (markers are identity, not drift).
+
+    Values stay in memory for the comparison; the plan reports env changes by key only.
+    """
+    out = api_form(body)
+    out["env"] = {k: v for k, v in out["env"].items() if k not in MARKERS}
+    return out
+
+
+def family(body: Mapping[str, Any]) -> str:
+    """The compute family, which RunPod never changes in place: "gpu" or "cpu"."""
+    return "gpu" if body.get("gpu") else "cpu"
+
+
 def sparse_patch(desired: Mapping[str, Any], fields: list[str]) -> dict[str, Any]:
-    """Only the changed fields, with their full desired values (lists and maps replace wholesale)."""
-    return {name: desired[name] for name in fields if name in desired}
+    """Only the changed fields, with their full values (lists and maps replace wholesale)."""
+    return {name: desired[name] for name in fields if desired.get(name) is not None}  # null is never accepted
 
 
 class RestBackend:
@@ -85,26 +106,26 @@ class RestBackend:
             raise ApiError("list endpoints", "list endpoints: unexpected answer shape (no endpoints list)")
         return endpoints
 
-    def find(self, name: str) -> dict[str, Any] | None:
-        return next((e for e in self.list() if e.get("name") == name), None)
+    def create(self, body: Mapping[str, Any], known: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+        """POST once; when the answer is lost or a 5xx (the create may have been applied), ask `known`
+        (a fresh listing) before trying again, so a retry never makes a duplicate.
 
-    def create(self, body: Mapping[str, Any], attempts: int = 6) -> dict[str, Any]:
-        """POST, never blindly twice: after an answer that may hide an applied create, look it up first."""
+        429s are retried by the client's Retry (they apply nothing); this loop only resolves
+        ambiguity, and sleeps the same backoff between attempts.
+        """
         name = str(body["name"])
-        for attempt in range(attempts):
+        for attempt in range(CREATE_ATTEMPTS):
             try:
                 created: dict[str, Any] = self.client.request(f"create {name}", "POST", "/v2/serverless", dict(body))
                 return created
             except ApiError as exc:
-                ambiguous = isinstance(exc, AmbiguousError) or (exc.status or 0) >= 500
-                if not (ambiguous or exc.status == 429) or attempt == attempts - 1:
+                if not _ambiguous(exc) or attempt == CREATE_ATTEMPTS - 1:
                     raise
-            if ambiguous:  # the create may have been applied before the answer was lost
-                found = self.find(name)
-                if found is not None:
-                    return found
-            self.sleep(min(10.0, 0.5 * 2**attempt))
-        raise ApiError(f"create {name}", f"create {name}: gave up after {attempts} attempts")
+            found = known()
+            if found is not None:
+                return found
+            self.sleep(self.client.backoff_factor * 2**attempt)
+        raise AssertionError("unreachable")
 
     def update(self, endpoint_id: str, patch: Mapping[str, Any], name: str) -> dict[str, Any]:
         updated: dict[str, Any] = self.client.request(
@@ -117,6 +138,27 @@ class RestBackend:
             self.client.request(f"delete {name}", "DELETE", f"/v2/serverless/{endpoint_id}")
         except ApiError as exc:
             if exc.status != 404:  # already gone is what we wanted
+                raise
+
+    def templates(self) -> builtins.list[dict[str, Any]]:
+        answer = self.client.request("list templates", "GET", "/v2/templates")
+        return list(answer.get("templates") or []) if isinstance(answer, dict) else []
+
+    def create_template(self, name: str, env: Mapping[str, str]) -> str:
+        """A template used as a lease (template names are unique on an account); its id."""
+        body = {"name": name, "image": LEASE_IMAGE, "env": dict(env), "serverless": True}
+        body |= {"startSsh": False, "startJupyter": False}
+        answer = self.client.request(f"create template {name}", "POST", "/v2/templates", body)
+        return str(answer["id"])
+
+    def update_template(self, template_id: str, env: Mapping[str, str]) -> None:
+        self.client.request("renew the deploy lease", "PATCH", f"/v2/templates/{template_id}", {"env": dict(env)})
+
+    def delete_template(self, template_id: str, name: str) -> None:
+        try:
+            self.client.request(f"delete template {name}", "DELETE", f"/v2/templates/{template_id}")
+        except ApiError as exc:
+            if exc.status != 404:
                 raise
 
     def rollout(self, endpoint_id: str, name: str) -> dict[str, Any]:
@@ -136,6 +178,11 @@ class RestBackend:
             )
             summary["worker"] = worker
         return summary
+
+
+def _ambiguous(exc: ApiError) -> bool:
+    """A failure after which a write may or may not have been applied."""
+    return isinstance(exc, AmbiguousError) or (exc.status or 0) >= 500
 
 
 def health_url(live: Mapping[str, Any], lb_template: str) -> tuple[str, str]:

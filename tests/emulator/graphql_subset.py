@@ -14,27 +14,28 @@ from graphql import GraphQLError, build_schema, execute, parse, validate
 
 SDL = """
 type Query { myself: User }
-type User { endpoints: [Endpoint!]! }
+type User { endpoints: [Endpoint!]! podTemplates: [Template!]! }
 type EnvVar { key: String! value: String! }
 type Template { id: String! name: String! imageName: String! containerDiskInGb: Int! dockerArgs: String!
   ports: String env: [EnvVar!]! volumeInGb: Int! isServerless: Boolean! }
 type Endpoint { id: String! name: String! type: String templateId: String template: Template
   gpuIds: String gpuCount: Int instanceIds: [String!] workersMin: Int workersMax: Int idleTimeout: Int
   scalerType: String scalerValue: Int executionTimeoutMs: Int locations: String flashBootType: String
-  networkVolumeId: String }
+  networkVolumeId: String networkVolumeIds: [String!] }
 input EnvironmentVariableInput { key: String! value: String! }
 input SaveTemplateInput { id: String name: String! imageName: String! containerDiskInGb: Int! dockerArgs: String!
   env: [EnvironmentVariableInput!]! volumeInGb: Int! isServerless: Boolean! ports: String }
 input EndpointInput { id: String name: String! type: String templateId: String gpuIds: String gpuCount: Int
   instanceIds: [String!] workersMin: Int workersMax: Int idleTimeout: Int scalerType: String scalerValue: Int
-  executionTimeoutMs: Int locations: String flashBootType: String networkVolumeId: String }
+  executionTimeoutMs: Int locations: String flashBootType: String networkVolumeId: String networkVolumeIds: [String!] }
 type Mutation { saveTemplate(input: SaveTemplateInput): Template
   saveEndpoint(input: EndpointInput!): Endpoint
-  deleteEndpoint(id: String!): String }
+  deleteEndpoint(id: String!): String
+  deleteTemplate(templateName: String!): String }
 """
 SCHEMA = build_schema(SDL)
 DEFAULTS = {"type": "QB", "gpuCount": 1, "workersMin": 0, "workersMax": 3, "idleTimeout": 5, "scalerType": "QUEUE_DELAY", "scalerValue": 4,
-            "executionTimeoutMs": 600000, "locations": None, "flashBootType": "OFF", "networkVolumeId": None, "gpuIds": None, "instanceIds": None}  # fmt: skip
+            "executionTimeoutMs": 600000, "locations": None, "flashBootType": "OFF", "networkVolumeId": None, "networkVolumeIds": None, "gpuIds": None, "instanceIds": None}  # fmt: skip
 
 
 class Root:
@@ -42,7 +43,7 @@ class Root:
         self.emu = emulator
 
     def myself(self, _info: Any) -> dict[str, Any]:
-        return {"endpoints": [self._view(i) for i in self.emu.gql_endpoints]}
+        return {"endpoints": [self._view(i) for i in self.emu.gql_endpoints], "podTemplates": list(self.emu.templates.values())}
 
     def _view(self, endpoint_id: str) -> dict[str, Any]:
         node = dict(self.emu.gql_endpoints[endpoint_id])
@@ -69,9 +70,18 @@ class Root:
         return self._view(endpoint_id)
 
     def deleteEndpoint(self, _info: Any, id: str) -> None:
+        """The template stays: RunPod's GraphQL deletes endpoints only."""
         if self.emu.gql_endpoints.pop(id, None) is None:
             raise GraphQLError("Endpoint not found")
         self.emu.endpoints.pop(id, None)
+
+    def deleteTemplate(self, _info: Any, templateName: str) -> None:
+        found = next((t for t in self.emu.templates.values() if t["name"] == templateName), None)
+        if found is None:
+            raise GraphQLError("Template not found")
+        if self.emu.template_in_use(found["id"]):
+            raise GraphQLError("Template is in use by an endpoint")
+        del self.emu.templates[found["id"]]
 
 
 def run(emulator: Any, payload: Any) -> tuple[int, dict[str, Any]]:

@@ -6,6 +6,12 @@ scripted: 429 with Retry-After, 503 JSON, 502 HTML, and connections dropped afte
 applied. Rollouts keep old workers answering until they finish, so a gate that does not wait
 for them would pass on the wrong version.
 
+As strict as RunPod where flash's safety depends on it: the compute family of an endpoint is
+immutable (a PATCH switching gpu/cpu is a 400), template names are unique on the account (REST
+and GraphQL share them) and templates outlive the endpoints that used them, 429s carry a real
+Retry-After (`retry_after` seconds), endpoint names may repeat, and `createdAt` is the real
+creation time.
+
 Data plane: /lb/{id}/ping answers 204 for `warmup` seconds after a (re)deploy, then 200; an
 image whose reference contains "unhealthy" answers 503 forever.
 """
@@ -41,6 +47,9 @@ def _validator(name: str) -> Draft202012Validator:
 CREATE = _validator("CreateEndpointRequest")
 UPDATE = _validator("UpdateEndpointRequest")
 ENDPOINT = _validator("Endpoint")
+CREATE_TEMPLATE = _validator("CreateTemplateRequest")
+UPDATE_TEMPLATE = _validator("UpdateTemplateRequest")
+TEMPLATE = _validator("Template")
 
 
 @dataclass
@@ -76,8 +85,10 @@ class Emulator:
         self.rollout = rollout
         self.latency = latency
         self.faults = Faults()
+        self.retry_after = 1  # seconds a 429 asks for (RunPod never says 0)
         self.endpoints: dict[str, Deployed] = {}
         self.calls: list[tuple[str, str]] = []  # control-plane (method, path), faults included
+        self.times: list[float] = []  # time.monotonic() of each call in self.calls
         self.templates: dict[str, dict[str, Any]] = {}  # GraphQL side of the same account
         self.gql_endpoints: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -143,12 +154,57 @@ class Emulator:
             "networkVolumes": body.get("networkVolumes", []),
             "timeout": body.get("timeout", 300000),
             "flashboot": body.get("flashboot", "OFF"),
-            "createdAt": "2026-11-23T00:00:00Z",
+            "createdAt": _now_iso(),
             "requestUrls": {"base": f"{self.url}/lb/{endpoint_id}", "health": f"{self.url}/lb/{endpoint_id}/ping"},
             "env": {**body.get("env", {}), "PORT": "80", "PORT_HEALTH": "80"},  # the platform injects these
         }
         self.endpoints[endpoint_id] = Deployed(_complete(full), time.monotonic() + self.warmup)
         return self.public(endpoint_id)
+
+    def family_change(self, endpoint_id: str, body: dict[str, Any]) -> str | None:
+        """RunPod never changes an endpoint's compute family in place."""
+        current = self.endpoints[endpoint_id].body
+        if "gpu" in body and current.get("cpu"):
+            return "gpu"
+        if "cpu" in body and current.get("gpu"):
+            return "cpu"
+        return None
+
+    def save_template(self, body: dict[str, Any], template_id: str | None = None) -> dict[str, Any]:
+        """REST template create/update; names are unique on the account (GraphQL's too)."""
+        name = body.get("name")
+        if name and any(t["name"] == name and t["id"] != template_id for t in self.templates.values()):
+            raise ValueError(f"Template name must be unique: {name}")
+        if template_id is None:
+            template_id = uuid.uuid4().hex[:10]
+            self.templates[template_id] = {
+                "id": template_id, "name": name, "imageName": body.get("image", ""), "containerDiskInGb": body.get("disk", 20),
+                "dockerArgs": body.get("args", ""), "env": [], "volumeInGb": 0, "isServerless": bool(body.get("serverless")),
+            }  # fmt: skip
+        stored = self.templates[template_id]
+        if "env" in body:
+            stored["env"] = [{"key": k, "value": v} for k, v in body["env"].items()]
+        if "image" in body:
+            stored["imageName"] = body["image"]
+        if name:
+            stored["name"] = name
+        return self.public_template(template_id)
+
+    def public_template(self, template_id: str) -> dict[str, Any]:
+        t = self.templates[template_id]
+        body = {
+            "id": t["id"], "name": t["name"], "image": t["imageName"], "args": t.get("dockerArgs", ""),
+            "disk": max(1, t.get("containerDiskInGb") or 1), "mounts": {}, "ports": [],
+            "env": {e["key"]: e["value"] for e in t.get("env") or []}, "registry": None,
+            "serverless": bool(t.get("isServerless")), "public": False, "category": "NVIDIA", "startSsh": False,
+            "startJupyter": False, "allowedCudaVersions": [],
+        }  # fmt: skip
+        errors = [e.message for e in TEMPLATE.iter_errors(body)]
+        assert not errors, f"the emulator built an invalid Template: {errors}"
+        return body
+
+    def template_in_use(self, template_id: str) -> bool:
+        return any(n.get("templateId") == template_id for n in self.gql_endpoints.values())
 
     def patch(self, endpoint_id: str, body: dict[str, Any]) -> dict[str, Any]:
         deployed = self.endpoints[endpoint_id]
@@ -190,6 +246,13 @@ class Emulator:
         if "unhealthy" in str(deployed.body.get("image", "")):
             return 503
         return 200 if now >= deployed.healthy_from else 204
+
+
+def _now_iso() -> str:
+    """The creation time, to the microsecond: duplicates of one name sort oldest first."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _complete(body: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +317,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/lb/"):
                 return self._data_plane(method, path)
             emulator.calls.append((method, path))
+            emulator.times.append(time.monotonic())
             if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
                 return self._problem(401, "Unauthorized", "invalid or missing API key")
             if emulator.latency:
@@ -266,7 +330,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                         429,
                         {"title": "Too Many Requests", "status": 429, "detail": "slow down"},
                         "application/problem+json",
-                        {"Retry-After": "0"},
+                        {"Retry-After": str(emulator.retry_after)},
                     )
                 if fault == "503":
                     return self._problem(503, "Service Unavailable", "try again")
@@ -277,7 +341,31 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 if path == "/graphql" and method == "POST":
                     status, answer = graphql_subset.run(emulator, self._body())
                     return self._send(status, answer)
+                if path.startswith("/v2/templates"):
+                    return self._templates(method, path)
                 self._control(method, path, drop=fault == "drop")
+
+        def _templates(self, method: str, path: str) -> None:
+            body = self._body() if method in ("POST", "PATCH") else None
+            template_id = path.removeprefix("/v2/templates").strip("/") or None
+            if template_id and template_id not in emulator.templates:
+                return self._problem(404, "Not Found", "template not found")
+            if method == "GET" and not template_id:
+                return self._send(200, {"templates": [emulator.public_template(i) for i in emulator.templates]})
+            if method == "DELETE" and template_id:
+                if emulator.template_in_use(template_id):
+                    return self._problem(400, "Bad Request", "template is bound to a serverless endpoint")
+                del emulator.templates[template_id]
+                return self._send(204)
+            validator = CREATE_TEMPLATE if method == "POST" else UPDATE_TEMPLATE
+            errors = [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in validator.iter_errors(body)]
+            if errors or method not in ("POST", "PATCH") or (method == "POST") == bool(template_id):
+                return self._problem(422, "Unprocessable Entity", "request body does not match the template schema", errors)
+            try:
+                saved = emulator.save_template(body, template_id)
+            except ValueError as exc:
+                return self._problem(400, "Bad Request", str(exc))
+            return self._send(201 if method == "POST" else 200, saved)
 
         def _control(self, method: str, path: str, *, drop: bool) -> None:
             body = self._body() if method in ("POST", "PATCH") else None
@@ -336,6 +424,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     )
                 result, status = emulator.create(body), 201
             elif method == "PATCH" and endpoint_id and not sub:
+                if emulator.family_change(endpoint_id, body or {}):
+                    return self._problem(400, "Bad Request", "endpoint compute family cannot be changed (gpu/cpu)")
                 errors = [
                     f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in UPDATE.iter_errors(body)
                 ]

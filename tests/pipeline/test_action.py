@@ -64,7 +64,7 @@ def test_plan_then_deploy_expose_outputs_and_summary(workspace: Path, emulator) 
     assert set(endpoints) == {"inference-api", "data-api"}
     assert endpoints["data-api"]["url"].startswith(emulator.url + "/lb/")
     assert values["data_api_id"] == endpoints["data-api"]["id"]
-    assert "| `data-api` | create |" in summary
+    assert "| `data-api` | created |" in summary
 
     done, values, _ = run_action(workspace, "plan")
     assert values == {"changes": "false"}

@@ -29,7 +29,7 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
     first = flash("deploy", cwd=project)
     assert first.code == 0, first.err
     lines = first.out.splitlines()
-    assert lines[0].startswith("inference-api  create")
+    assert lines[0].startswith("inference-api  created")
     assert "healthy in" in lines[0] and emulator.url + "/lb/" in lines[0]
     assert lines[-1] == "flash: deployed to RunPod: 2 created, 0 updated, 0 unchanged, 0 deleted, 0 orphaned"
     assert sorted(e.body["name"] for e in emulator.endpoints.values()) == ["demo-data-api", "demo-inference-api"]
@@ -41,13 +41,20 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
         again.out.splitlines()[-1]
         == "flash: deployed to RunPod: 0 created, 0 updated, 2 unchanged, 0 deleted, 0 orphaned"
     )
-    assert emulator.calls == [("GET", "/v2/serverless")]  # one list call, then pings only
+    # One list call and a rollout check per endpoint; the only writes are the deploy lease's.
+    reads = sorted(c for c in emulator.calls if c[0] == "GET")
+    assert reads == sorted([("GET", "/v2/serverless")] + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints])
+    assert [m for m, _ in emulator.writes()] == ["POST", "DELETE"]
+    assert all(path.startswith("/v2/templates") for _, path in emulator.writes())
+    assert emulator.templates == {}  # the lease is gone
 
     edit(project, "workers = [1, 3]", "workers = [1, 4]")
     emulator.calls.clear()
     updated = flash("deploy", cwd=project)
     assert updated.code == 0, updated.err
-    assert emulator.writes() == [("PATCH", f"/v2/serverless/{_id(emulator, 'demo-data-api')}")]
+    assert [w for w in emulator.writes() if "templates" not in w[1]] == [
+        ("PATCH", f"/v2/serverless/{_id(emulator, 'demo-data-api')}")
+    ]
     assert emulator.endpoints[_id(emulator, "demo-data-api")].body["workers"]["max"] == 4
 
     edit(
@@ -74,8 +81,13 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
     assert pruned.code == 0
     assert "demo-data-api" not in [e.body["name"] for e in emulator.endpoints.values()]
 
+    inference = _id(emulator, "demo-inference-api")
     gone = flash("destroy", "--yes", cwd=project)
-    assert (gone.code, gone.out) == (0, "flash: deleted inference-api on RunPod\n")
+    assert (gone.code, gone.out) == (
+        0,
+        f"flash: 1 RunPod endpoint of demo to delete:\n  demo-inference-api  {inference}\n"
+        f"flash: deleted demo-inference-api ({inference}) on RunPod\n",
+    )
     assert emulator.endpoints == {}
 
 
@@ -135,7 +147,7 @@ def test_a_lost_create_response_makes_no_duplicate(project: Path, flash, emulato
     result = flash("deploy", cwd=project)
     assert result.code == 0, result.err
     assert len(emulator.endpoints) == 2
-    assert [c for c in emulator.calls if c[0] == "POST"] == [("POST", "/v2/serverless")] * 2
+    assert [c for c in emulator.calls if c == ("POST", "/v2/serverless")] == [("POST", "/v2/serverless")] * 2
 
 
 def test_secrets_stay_out_of_output_and_build(project: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +210,7 @@ def test_graphql_backend_lifecycle(project: Path, flash, emulator, monkeypatch: 
     assert again.out.splitlines()[-1].endswith(
         "0 created, 0 updated, 2 unchanged, 0 deleted, 0 orphaned"
     )  # PORT is no drift
-    assert emulator.calls == [("POST", "/graphql")]
+    assert len(emulator.calls) == 3  # take the lease, one listing, release the lease: no save
 
     edit(project, "workers = [1, 3]", "workers = [1, 4]")
     assert flash("deploy", cwd=project).code == 0
@@ -246,7 +258,7 @@ def test_unhealthy_create_is_left_for_inspection_and_exits_5(project: Path, flas
     hint = lines[-1]
     assert (
         hint
-        == f"  hint: the new endpoint {endpoint_id} is left for inspection; remove it with `flash destroy` or a later `--prune`"
+        == f"  hint: data-api: the new endpoint {endpoint_id} is left for inspection; fix it and deploy again, or remove it with `flash destroy`"
     )
     assert _id(emulator, "demo-inference-api")  # the healthy one stays
 
@@ -260,7 +272,7 @@ def test_no_rollback_leaves_the_failed_update(project: Path, flash, emulator) ->
     )
     result = flash("deploy", "--no-rollback", "--timeout", "1.5", cwd=project)
     assert result.code == 5
-    assert result.err.splitlines()[-1] == "  hint: rollback is off: the endpoint keeps the new, unhealthy spec"
+    assert result.err.splitlines()[-1] == "  hint: data-api: rollback is off: the endpoint keeps the new, unhealthy spec"
     assert emulator.endpoints[_id(emulator, "demo-data-api")].body["image"] == "ghcr.io/acme/broken:unhealthy"
 
 

@@ -1,0 +1,254 @@
+"""One endpoint brought to its desired spec on RunPod: create, update, adopt or replace; gate; roll back.
+
+Every step records what happened in the endpoint's Outcome as soon as it happens, so an
+interrupted deploy can report exactly what was created or changed. Every write first checks the
+Cancel; every wait sleeps on it. Failures stay with their endpoint: one endpoint's error never
+hides another's.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.cancel import Cancel
+from pipeline.errors import FlashError, Interrupted
+from pipeline.health import Backoff, GateResult, describe, wait_healthy
+from pipeline.model import Endpoint
+from pipeline.plan import Action
+from pipeline.providers.backend import Backend
+from pipeline.providers.runpod_rest import api_form, health_url, sparse_patch
+
+PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
+
+
+@dataclass
+class Outcome:
+    """What happened to one endpoint; `action` is what was done (created, updated, ... or pending)."""
+
+    key: str
+    name: str
+    action: str = "pending"
+    endpoint_id: str = ""
+    url: str = ""
+    gate: GateResult | None = None
+    note: str = ""
+    error: str = ""
+    changed: tuple[str, ...] = ()
+    rolled_back: bool = False
+
+    @property
+    def healthy(self) -> bool | None:
+        return None if self.gate is None else self.gate.healthy
+
+
+@dataclass(frozen=True)
+class Context:
+    backend: Backend
+    lb_template: str
+    clock: Callable[[], float]
+    cancel: Cancel
+    echo: Callable[[str], None]
+    owner: Callable[[str], dict[str, str]]  # endpoint key -> owner markers
+    backoff: Backoff = field(default_factory=Backoff)
+    writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
+
+    def write(self, call: Callable[[], Any]) -> Any:
+        """One control-plane write: never started once the run is cancelled."""
+        with self.writes:
+            self.cancel.check()
+            return call()
+
+
+def converge(
+    ctx: Context,
+    endpoint: Endpoint,
+    action: Action,
+    body: dict[str, Any],
+    live: dict[str, Any] | None,
+    outcome: Outcome,
+    *,
+    rollback: bool,
+    timeout: float | None,
+    known: Callable[[set[str]], dict[str, Any] | None],
+) -> None:
+    """Apply one planned action and gate it; the result lands in outcome (never raises FlashError)."""
+    limit = timeout if timeout is not None else float(endpoint.health_timeout)
+    outcome.changed = tuple(c.field for c in action.changes)
+    before = live  # what a rollback restores
+    try:
+        if action.kind == "replace":
+            assert live is not None
+            _replace(ctx, endpoint, body, live, outcome, limit, known)
+            return
+        if action.kind == "create":
+            live = ctx.write(lambda: ctx.backend.create(body, lambda: known(set())))
+            outcome.action = "created"
+        elif action.kind in ("update", "adopt"):
+            assert live is not None
+            fields = list(outcome.changed) + (
+                ["env"] if action.kind == "adopt" and "env" not in outcome.changed else []
+            )
+            patch = sparse_patch(body, fields)
+            endpoint_id = str(live["id"])
+            live = ctx.write(lambda: ctx.backend.update(endpoint_id, patch, endpoint.name)) or live
+            outcome.action = "adopted" if action.kind == "adopt" else "updated"
+        else:
+            outcome.action = "unchanged"
+        assert live is not None
+        outcome.endpoint_id = str(live["id"])
+        outcome.url, health = health_url(live, ctx.lb_template)
+        # Every gate waits for a rollout in progress first, unchanged endpoints too (a re-run
+        # after a cancelled deploy must not pass on the old release's workers).
+        outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit)
+        if not outcome.gate.healthy:
+            _unhealthy(ctx, endpoint, action, outcome, before, health, limit, rollback)
+    except FlashError as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        outcome.error = f"{endpoint.key}: {exc}"
+        if outcome.action == "pending":
+            outcome.action = "failed"
+
+
+def _unhealthy(
+    ctx: Context,
+    endpoint: Endpoint,
+    action: Action,
+    outcome: Outcome,
+    before: dict[str, Any] | None,
+    health: str,
+    limit: float,
+    rollback: bool,
+) -> None:
+    gate = outcome.gate
+    assert gate is not None
+    why = f"not healthy after {gate.waited:.0f}s (last /ping: {gate.last_status})"
+    outcome.error = f"{endpoint.key}: {why}{_workers(ctx, endpoint, outcome.endpoint_id)}"
+    if action.kind in ("update", "adopt") and action.changes and rollback and before is not None:
+        _roll_back(ctx, endpoint, outcome, api_form(before), health, limit)
+    elif action.kind == "create":
+        outcome.note = (
+            f"the new endpoint {outcome.endpoint_id} is left for inspection; "
+            "fix it and deploy again, or remove it with `flash destroy`"
+        )
+    elif action.kind in ("update", "adopt") and action.changes:
+        outcome.note = "rollback is off: the endpoint keeps the new, unhealthy spec"
+    else:
+        outcome.note = "nothing was changed: the endpoint was unhealthy already"
+
+
+def _roll_back(
+    ctx: Context, endpoint: Endpoint, outcome: Outcome, previous: dict[str, Any], health: str, limit: float
+) -> None:
+    """Re-apply the previous values of the changed fields, in the form the API accepts, and gate again."""
+    ctx.echo(f"{endpoint.key}: rolling back {', '.join(outcome.changed)}")
+    fields = list(outcome.changed)
+    previous = {**previous, "env": {**(previous.get("env") or {}), **ctx.owner(endpoint.key)}}  # stays ours
+    try:
+        ctx.write(lambda: ctx.backend.update(outcome.endpoint_id, sparse_patch(previous, fields), endpoint.name))
+    except FlashError as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        outcome.note = f"the rollback failed too ({exc}): the endpoint keeps the new, unhealthy spec"
+        return
+    outcome.action = "rolled back"
+    outcome.rolled_back = True
+    again = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit)
+    outcome.note = (
+        "rolled back to the previous spec, which is healthy"
+        if again.healthy
+        else "rolled back, but the previous spec is not healthy either"
+    )
+
+
+def _replace(
+    ctx: Context,
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    old: dict[str, Any],
+    outcome: Outcome,
+    limit: float,
+    known: Callable[[set[str]], dict[str, Any] | None],
+) -> None:
+    """A compute-family change: create the new endpoint, gate it, then delete the old one.
+
+    If the new one fails its gate it is deleted and the old one kept, untouched.
+    """
+    old_id = str(old["id"])
+    outcome.note = f"replacing {old_id}"
+    new = ctx.write(lambda: ctx.backend.create(body, lambda: known({old_id})))
+    outcome.action = "replacing"
+    outcome.endpoint_id = str(new["id"])
+    outcome.url, health = health_url(new, ctx.lb_template)
+    outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit)
+    if outcome.gate.healthy:
+        ctx.write(lambda: ctx.backend.delete(old_id, endpoint.name))
+        outcome.action = "replaced"
+        outcome.note = f"{endpoint.name} now runs as {outcome.endpoint_id}; the old endpoint {old_id} was deleted"
+        return
+    gate = outcome.gate
+    outcome.error = (
+        f"{endpoint.key}: the replacement was not healthy after {gate.waited:.0f}s (last /ping: {gate.last_status})"
+        + _workers(ctx, endpoint, outcome.endpoint_id)
+    )
+    new_id = outcome.endpoint_id
+    ctx.write(lambda: ctx.backend.delete(new_id, endpoint.name))
+    outcome.action = "rolled back"
+    outcome.rolled_back = True
+    outcome.endpoint_id, outcome.url = old_id, health_url(old, ctx.lb_template)[0]
+    outcome.note = f"the replacement {new_id} was deleted; the old endpoint {old_id} is kept as it was"
+
+
+def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
+    """Why the gate failed, as far as the API tells: the worker summary and a failing worker's last lines."""
+    try:
+        summary = ctx.backend.worker_summary(endpoint_id, endpoint.name)
+    except FlashError:
+        return ""
+    counts = ", ".join(
+        f"{summary[k]} {k}" for k in ("initializing", "throttled", "unhealthy", "idle", "running") if summary.get(k)
+    )
+    text = f"; workers: {counts}" if counts else ""
+    if summary.get("logs"):
+        text += f"\n  last log lines of worker {summary['worker']}:" + "".join(
+            f"\n    {line}" for line in summary["logs"]
+        )
+    return text
+
+
+def gate_after_change(ctx: Context, endpoint: Endpoint, endpoint_id: str, health: str, limit: float) -> GateResult:
+    """Wait for any rollout in progress (old workers must not pass the gate), then for /ping 200."""
+    start = ctx.clock()
+    delays = ctx.backoff.delays(random.Random())
+    while ctx.backend.rollout(endpoint_id, endpoint.name).get("inProgress"):
+        if ctx.clock() - start >= limit:
+            return GateResult(False, ctx.clock() - start, "rollout still in progress", 0, reason="timed out")
+        ctx.cancel.sleep(next(delays))
+    rest = max(0.0, limit - (ctx.clock() - start))
+    result = gate(ctx, endpoint.key, health, rest)
+    return GateResult(
+        result.healthy, ctx.clock() - start, result.last_status, result.probes, result.cold_start, result.reason
+    )
+
+
+def gate(ctx: Context, key: str, health: str, limit: float) -> GateResult:
+    last: list[Any] = [None]
+
+    def progress(status: int | str, waited: float) -> None:
+        if status != last[0]:
+            last[0] = status
+            ctx.echo(f"{key}: /ping {describe(status)} after {waited:.1f}s")
+
+    probe = ctx.backend.client.probe
+    return wait_healthy(
+        lambda: probe(health),
+        timeout=limit,
+        clock=ctx.clock,
+        sleep=ctx.cancel.sleep,
+        backoff=ctx.backoff,
+        on_probe=progress,
+    )
