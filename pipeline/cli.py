@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, FlashError, UsageError
+from pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from pipeline.model import Project
@@ -435,6 +435,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `flash` script: run the command, map the outcome to an exit code."""
     try:
         code = cli.main(args=argv, prog_name="flash", standalone_mode=False)
+    except Interrupted:
+        click.echo("flash: interrupted", err=True)
+        code = EXIT_INTERRUPTED
     except FlashError as exc:
         _print_error(exc)
         code = exc.exit_code

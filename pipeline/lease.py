@@ -24,7 +24,7 @@ from pipeline.errors import ApiError, FlashError
 
 LEASE_TTL = 120.0  # seconds a lease lives without being renewed
 RENEW_EVERY = 30.0
-POLL = 5.0  # seconds between looks at a lease someone else holds
+POLL = (1.0, 1.5, 5.0)  # first delay, factor, cap: seconds between looks at a lease someone else holds
 HOLDER = "FLASH_LEASE_HOLDER"
 EXPIRES = "FLASH_LEASE_EXPIRES"
 
@@ -100,6 +100,7 @@ def acquire(
     started = clock()
     told = False
     retries_left = 3
+    delay = POLL[0]
     while True:
         cancel.check()
         lease = Lease(store, name, "", holder, now)
@@ -138,7 +139,8 @@ def acquire(
         if not told:
             echo(f"flash: waiting for another deploy to finish ({env.get(HOLDER, 'unknown holder')})")
             told = True
-        cancel.sleep(POLL)
+        cancel.sleep(min(delay, max(0.1, wait - (clock() - started))))  # never sleep past the deadline
+        delay = min(POLL[2], delay * POLL[1])
 
 
 def _find(store: TemplateStore, name: str) -> dict[str, Any] | None:

@@ -97,19 +97,6 @@ class Project:
     environments: tuple[str, ...] = ()  # every declared environment
 
     @property
-    def prefix(self) -> str:
-        """What every RunPod name of this project (and environment) starts with."""
-        return f"{self.name}-{self.environment}-" if self.environment else f"{self.name}-"
-
-    def owns(self, name: str) -> bool:
-        """Whether a RunPod endpoint name belongs to this project and environment (for orphans)."""
-        if not name.startswith(self.prefix):
-            return False
-        if self.environment is None:  # the default environment must not claim other environments' endpoints
-            return not any(name.startswith(f"{self.name}-{e}-") for e in self.environments)
-        return True
-
-    @property
     def root(self) -> Path:
         """The folder holding flash.toml; relative paths in it start here."""
         return self.config_path.parent

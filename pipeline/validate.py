@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError, Diagnostic
 from pipeline.model import Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers
+from pipeline.ownership import runpod_name
 from pipeline.schema import key_path, schema_diagnostics, show
 from pipeline.source import KeyPath, Source, load
 
@@ -22,6 +23,9 @@ RESERVED_ENV = {
     "PORT": "RunPod assigns it to the worker",
     "PORT_HEALTH": "RunPod assigns it to the worker",
     "RUNPOD_API_KEY": "the deploy key must never reach an endpoint; use {{ RUNPOD_SECRET_name }}",
+    "FLASH_APP": "flash sets it to mark the endpoints it owns",
+    "FLASH_ENV": "flash sets it to mark the endpoints it owns",
+    "FLASH_ENDPOINT": "flash sets it to mark the endpoints it owns",
 }
 _CPU_ID = re.compile(r"^(cpu[35][cg])-(\d+)-(\d+)$")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -112,6 +116,7 @@ def _cross_field(src: Source) -> Iterator[Diagnostic]:
 
     for environment in [None, *environment_names(src.data)]:
         yield from _endpoint_rules(problem, src, environment)
+    yield from _name_rules(problem, src)
     for environment in environment_names(src.data):
         for key in _table(src.data, "environments", environment, "endpoints"):
             if key not in _endpoint_keys(src.data):
@@ -122,6 +127,35 @@ def _cross_field(src: Source) -> Iterator[Diagnostic]:
                     "overlay an endpoint the config declares",
                     key=True,
                 )
+
+
+def _name_rules(problem: Any, src: Source) -> Iterator[Diagnostic]:
+    """No two (environment, endpoint) pairs of one config may map to one RunPod name.
+
+    `{app}-{env}-{key}` can equal `{app}-{key2}` (key2 = "staging-api" and environment
+    "staging"), and two environments can collide the same way; the deploy of one would then
+    take the other's endpoint for its own.
+    """
+    app = _table(src.data, "app").get("name")
+    if not isinstance(app, str):
+        return
+    claimed: dict[str, tuple[str | None, str]] = {}
+    for environment in [None, *environment_names(src.data)]:
+        for key in _endpoint_keys(src.data):
+            name = runpod_name(app, environment, key)
+            other = claimed.setdefault(name, (environment, key))
+            if other == (environment, key):
+                continue
+            first, second = sorted([other, (environment, key)], key=lambda pair: (pair[0] is not None, pair))
+            blame = second[1] if second[0] is None else first[1]
+            mine = "the default environment" if second[0] is None else f"environment {second[0]!r}"
+            theirs = "the default environment" if first[0] is None else f"environment {first[0]!r}"
+            yield problem(
+                ("endpoints", blame),
+                f"RunPod name {name!r} of endpoint {second[1]!r} in {mine} is also the name of endpoint {first[1]!r} in {theirs}",
+                "endpoint keys must not start with an environment name and a hyphen: rename the endpoint or the environment",
+                key=True,
+            )
 
 
 def _endpoint_rules(problem: Any, src: Source, environment: str | None) -> Iterator[Diagnostic]:
@@ -237,6 +271,12 @@ def _env_rules(problem: Any, settings: dict[str, Setting]) -> Iterator[Diagnosti
 
 
 def _template_rules(problem: Any, where: KeyPath, value: str) -> Iterator[Diagnostic]:
+    if "${RUNPOD_API_KEY}" in value:
+        yield problem(
+            where,
+            "${RUNPOD_API_KEY} would ship the deploy key to the endpoint",
+            "give the endpoint its own key through {{ RUNPOD_SECRET_name }}",
+        )
     for match in re.finditer(r"\$\{", value):
         rest = value[match.end() :]
         close = rest.find("}")
@@ -297,7 +337,7 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
     env = {name: value for name, (value, _) in values.get("env", {}).items()}
     return Endpoint(
         key=key,
-        name=f"{app}-{environment}-{key}" if environment else f"{app}-{key}",
+        name=runpod_name(app, environment, key),
         compute=compute,
         workers=Workers(min=workers[0], max=workers[1]),
         routes=routes,

@@ -43,7 +43,10 @@ class Root:
         self.emu = emulator
 
     def myself(self, _info: Any) -> dict[str, Any]:
-        return {"endpoints": [self._view(i) for i in self.emu.gql_endpoints], "podTemplates": list(self.emu.templates.values())}
+        return {
+            "endpoints": [self._view(i) for i in self.emu.gql_endpoints],
+            "podTemplates": list(self.emu.templates.values()),
+        }
 
     def _view(self, endpoint_id: str) -> dict[str, Any]:
         node = dict(self.emu.gql_endpoints[endpoint_id])
@@ -63,6 +66,8 @@ class Root:
         endpoint_id = input.get("id") or uuid.uuid4().hex[:10]
         if input.get("id") and endpoint_id not in self.emu.gql_endpoints:
             raise GraphQLError("Endpoint not found")
+        if not input.get("id") and self.emu.refuse_creates:
+            raise GraphQLError(self.emu.refuse_creates)
         if input.get("templateId") not in self.emu.templates:
             raise GraphQLError("templateId is required and must exist")
         self.emu.gql_endpoints[endpoint_id] = {**DEFAULTS, **input, "id": endpoint_id}  # full replace

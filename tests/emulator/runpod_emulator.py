@@ -86,6 +86,7 @@ class Emulator:
         self.latency = latency
         self.faults = Faults()
         self.retry_after = 1  # seconds a 429 asks for (RunPod never says 0)
+        self.refuse_creates = ""  # when set, endpoint creates fail with this business error
         self.endpoints: dict[str, Deployed] = {}
         self.calls: list[tuple[str, str]] = []  # control-plane (method, path), faults included
         self.times: list[float] = []  # time.monotonic() of each call in self.calls
@@ -323,6 +324,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if emulator.latency:
                 time.sleep(emulator.latency)
             fault = emulator.faults.draw()
+            if fault == "404":
+                return self._problem(404, "Not Found", "not found")
             if fault in ("429", "503", "502"):
                 self._body()
                 if fault == "429":
@@ -360,7 +363,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             validator = CREATE_TEMPLATE if method == "POST" else UPDATE_TEMPLATE
             errors = [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in validator.iter_errors(body)]
             if errors or method not in ("POST", "PATCH") or (method == "POST") == bool(template_id):
-                return self._problem(422, "Unprocessable Entity", "request body does not match the template schema", errors)
+                return self._problem(
+                    422, "Unprocessable Entity", "request body does not match the template schema", errors
+                )
             try:
                 saved = emulator.save_template(body, template_id)
             except ValueError as exc:

@@ -26,3 +26,10 @@ def test_booleans_are_not_numbers() -> None:
     assert plan_deploy({"a": {"flashboot": False}}, {"a": {"flashboot": 0}}) == [
         Action("update", "a", (Change("flashboot", 0, False),))
     ]
+
+
+def test_env_changes_name_keys_never_values() -> None:
+    desired = {"a": {"env": {"TOKEN": "new-secret", "ADDED": "1", "SAME": "x"}}}
+    live = {"a": {"env": {"TOKEN": "old-secret", "GONE": "2", "SAME": "x"}}}
+    [action] = plan_deploy(desired, live)
+    assert action.changes == (Change("env", None, None, "ADDED added, TOKEN changed, GONE removed"),)

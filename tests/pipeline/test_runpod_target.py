@@ -43,7 +43,9 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
     )
     # One list call and a rollout check per endpoint; the only writes are the deploy lease's.
     reads = sorted(c for c in emulator.calls if c[0] == "GET")
-    assert reads == sorted([("GET", "/v2/serverless")] + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints])
+    assert reads == sorted(
+        [("GET", "/v2/serverless")] + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints]
+    )
     assert [m for m, _ in emulator.writes()] == ["POST", "DELETE"]
     assert all(path.startswith("/v2/templates") for _, path in emulator.writes())
     assert emulator.templates == {}  # the lease is gone
@@ -272,7 +274,9 @@ def test_no_rollback_leaves_the_failed_update(project: Path, flash, emulator) ->
     )
     result = flash("deploy", "--no-rollback", "--timeout", "1.5", cwd=project)
     assert result.code == 5
-    assert result.err.splitlines()[-1] == "  hint: data-api: rollback is off: the endpoint keeps the new, unhealthy spec"
+    assert (
+        result.err.splitlines()[-1] == "  hint: data-api: rollback is off: the endpoint keeps the new, unhealthy spec"
+    )
     assert emulator.endpoints[_id(emulator, "demo-data-api")].body["image"] == "ghcr.io/acme/broken:unhealthy"
 
 
