@@ -71,8 +71,14 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
                 endpoint.key, endpoint.name, image_ref(project, endpoint, digest), path, digest, len(tree), changed
             )
         )
-    _write_manifest(out / MANIFEST, manifest(project, hashes))
-    _remove_stale(out, {e.key for e in project.endpoints})
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # a config of prebuilt images only writes no endpoint folder
+        _write_manifest(out / MANIFEST, manifest(project, hashes))
+        _remove_stale(out, {e.key for e in project.endpoints})
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write {out}: {exc.strerror or exc}", "check the output folder's permissions and free space"
+        ) from None
     return BuildResult(out, tuple(built))
 
 
@@ -86,11 +92,19 @@ def _write(root: Path, tree: Tree, shared: dict[str, Path]) -> bool:
 
 
 def _write_manifest(path: Path, data: bytes) -> None:
+    """Atomically, through a temporary file of this process's own (concurrent builds never share one)."""
+    import tempfile
+
     if path.is_file() and path.read_bytes() == data:
         return
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+    handle, name = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=path.parent)
+    try:
+        with open(handle, "wb") as temporary:
+            temporary.write(data)
+        Path(name).replace(path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def _remove_stale(out: Path, keys: set[str]) -> None:
@@ -99,7 +113,10 @@ def _remove_stale(out: Path, keys: set[str]) -> None:
 
     for folder in out.iterdir():
         if folder.is_dir() and folder.name not in keys and (folder / "flash_worker.py").is_file():
-            shutil.rmtree(folder)
+            try:
+                shutil.rmtree(folder)
+            except FileNotFoundError:
+                pass  # a concurrent build of the same folder removed it first
 
 
 def _runtime_dir() -> Path:

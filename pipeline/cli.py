@@ -215,6 +215,7 @@ def deploy(
             lambda: deploy_configs(projects, provider, options, progress, os.environ, journal, cancel), cancel
         )
     except Interrupted:
+        provider.release_all()
         click.echo(report.interrupted_text([(p.name, outcomes) for p, outcomes in journal]))
         raise
     if fmt == "json":
@@ -385,7 +386,12 @@ def _destroy_runpod(config: str, yes: bool) -> int:
     click.echo(report.destroy_list(project.name, doomed))
     _confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?")
     cancel = Cancel()
-    deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, _echo_err), cancel)
+    try:
+        deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, _echo_err), cancel)
+    except Interrupted:
+        provider.release_all()
+        click.echo("flash: destroy interrupted: list what is left with `flash status`; run destroy again to finish")
+        raise
     click.echo("flash: deleted " + ", ".join(f"{name} ({endpoint_id})" for name, endpoint_id in deleted) + " on RunPod")
     return 0
 

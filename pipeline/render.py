@@ -25,6 +25,7 @@ Tree = dict[str, bytes]  # relative POSIX path -> content
 WORKER_FILE = "flash_worker.py"
 START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in the image and locally
 RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
+MAX_REQUEST_SECONDS = 330  # RunPod's LB processing limit (5.5 minutes): a longer timeout cannot help
 
 
 @cache
@@ -62,6 +63,7 @@ def render_endpoint(
         name=endpoint.name,
         routes=[{"method": r.method, "path": r.path, "handler": r.handler} for r in endpoint.routes],
         init=endpoint.init,
+        timeout=min(endpoint.timeout, MAX_REQUEST_SECONDS),
     )
     compile(worker, WORKER_FILE, "exec")  # a template bug must fail the build, not the deploy
     tree: Tree = {

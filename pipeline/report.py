@@ -187,13 +187,18 @@ def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+def _without_spec(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if info is None else {k: v for k, v in info.items() if k != "spec"}
+
+
 def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
     running = (answer or {}).get("endpoints", {})
     return json.dumps(
         {
             "target": "local",
             "running": answer is not None,
-            "endpoints": {e.key: running.get(e.key) for e in project.endpoints},
+            # "spec" holds an env digest for plans: never printed (a digest of a short secret is the secret)
+            "endpoints": {e.key: _without_spec(running.get(e.key)) for e in project.endpoints},
         },
         indent=2,
     )

@@ -62,6 +62,11 @@ def survey(project: Project, backend: Backend, images: Mapping[str, str], enviro
             found, owner = claims.foreign[key]
             note = f"{bodies[key]['name']} ({found['id']}) belongs to {owner.describe()}"
             actions.append(Action("conflict", key, note=note))
+        elif diff.kind in ("update", "keep") and family(bodies[key]) != family(live[key]) and key in claims.unmarked:
+            note = f"{bodies[key]['name']} ({live[key]['id']}) has no flash owner markers, and a {family(live[key]).upper()} endpoint can only be replaced"
+            actions.append(
+                Action("conflict", key, note=note + ": delete it in the RunPod console, or keep its compute")
+            )
         elif diff.kind in ("update", "keep") and family(bodies[key]) != family(live[key]):
             note = f"{family(live[key]).upper()} -> {family(bodies[key]).upper()}: RunPod cannot change it in place"
             actions.append(Action("replace", key, diff.changes, note=note, duplicates=extra))

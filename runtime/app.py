@@ -68,10 +68,16 @@ def load_callable(ref: str) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None) -> App:
-    """A Sanic app serving routes and /ping; init runs in the background once serving starts."""
+def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None, *, timeout: float = 330.0) -> App:
+    """A Sanic app serving routes and /ping; init runs in the background once serving starts.
+
+    `timeout` bounds receiving a request and producing its response (Sanic's defaults, 60 s,
+    would answer 503 to every longer request whatever the endpoint's timeout says).
+    """
     app: App = Sanic(name, error_handler=JsonErrors(), configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.REQUEST_TIMEOUT = timeout
+    app.config.RESPONSE_TIMEOUT = timeout
     app.config.FALLBACK_ERROR_FORMAT = "json"
     lifecycle = Lifecycle()
     app.ctx.lifecycle = lifecycle

@@ -14,7 +14,7 @@ log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}
 
 
-def serve(name: str, routes: Sequence[RouteSpec], init: str | None = None) -> None:
+def serve(name: str, routes: Sequence[RouteSpec], init: str | None = None, timeout: float = 330.0) -> None:
     """Entry point of a generated worker: configure logging, build the app, serve until SIGTERM."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
@@ -25,7 +25,7 @@ def serve(name: str, routes: Sequence[RouteSpec], init: str | None = None) -> No
     health_port = int(os.environ.get("PORT_HEALTH", str(port)))
     host = os.environ.get("HOST", "0.0.0.0")
     try:
-        app = create_app(_app_name(name), routes, init)
+        app = create_app(_app_name(name), routes, init, timeout=timeout)
     except (ImportError, AttributeError, TypeError) as exc:
         log.error("cannot load the handlers: %s: %s", type(exc).__name__, exc)
         raise SystemExit(3) from None

@@ -32,6 +32,7 @@ class RunpodProvider:
         self.client = client
         self.environ = environ
         self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
+        self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
@@ -91,6 +92,7 @@ class RunpodProvider:
         self._refuse_key_in_env(desired_bodies(project, images, self.environ))
         ctx = default_context(self.backend, project, self.environ, echo, cancel)
         held = self.lease(project, cancel, echo, lease_wait)
+        self.held.append(held)
         try:
             return deploy_runpod(
                 project, ctx, images, self.environ, outcomes, prune=prune, rollback=rollback, timeout=timeout
@@ -139,6 +141,7 @@ class RunpodProvider:
     ) -> list[tuple[str, str]]:
         """Delete exactly the listed endpoints (under the lease), then verify by listing again."""
         held = self.lease(project, cancel, echo, DEFAULT_LEASE_WAIT)
+        self.held.append(held)
         try:
             for name, endpoint_id in targets:
                 cancel.check()
@@ -154,6 +157,11 @@ class RunpodProvider:
 
     def unlock(self, project: Project) -> str | None:
         return unlock(self.backend, lease_name(project.name, project.environment))
+
+    def release_all(self) -> None:
+        """After Ctrl-C: release every lease this run took, whatever its thread is doing (≤ 1 s each)."""
+        for held in self.held:
+            _release(held)
 
 
 def _release(held: Lease) -> None:

@@ -417,3 +417,33 @@ def test_status_answers_when_worker_logs_do_not(tmp_path: Path, flash, emulator)
     status = flash("status", cwd=tmp_path)
     assert status.code == 0, status.err
     assert status.out.startswith("api  ")
+
+
+def test_an_unmarked_endpoint_is_never_replaced(tmp_path: Path, flash, emulator) -> None:
+    write_app(tmp_path, "demo", {"api": CPU})
+    stranger = made_elsewhere(emulator, "demo-api", "x", {})
+    emulator.endpoints[stranger].body["gpu"] = {"pools": ["ADA_24"], "count": 1, "allowedCudaVersions": [], "minCudaVersion": None}  # fmt: skip
+    result = flash("deploy", "--no-build", cwd=tmp_path)
+    assert result.code == 4
+    assert "has no flash owner markers, and a GPU endpoint can only be replaced" in result.err
+    assert list(emulator.endpoints) == [stranger]
+
+
+def test_configs_of_prebuilt_images_build_plan_and_deploy(tmp_path: Path, flash, emulator) -> None:
+    write_app(tmp_path, "demo", {"a": CPU + '\nimage = "ghcr.io/acme/a:1"', "b": CPU + '\nimage = "ghcr.io/acme/b:1"'})
+    built = flash("build", cwd=tmp_path)
+    assert built.code == 0, built.err
+    assert built.out.splitlines()[:2] == [
+        "prebuilt  a: deploys ghcr.io/acme/a:1 as is",
+        "prebuilt  b: deploys ghcr.io/acme/b:1 as is",
+    ]
+    assert json.loads((tmp_path / ".flash" / "build" / "manifest.json").read_text())["app"] == "demo"
+    assert flash("plan", "--detailed-exitcode", cwd=tmp_path).code == 10
+    deployed = flash("deploy", cwd=tmp_path)
+    assert deployed.code == 0, deployed.err
+    assert sorted(e.body["image"] for e in emulator.endpoints.values()) == ["ghcr.io/acme/a:1", "ghcr.io/acme/b:1"]
+    local = flash("deploy", "--target", "local", cwd=tmp_path)
+    assert local.code == 3
+    assert local.err.startswith(
+        "flash: error: endpoint a sets image = 'ghcr.io/acme/a:1'; the local target runs only built endpoints"
+    )

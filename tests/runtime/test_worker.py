@@ -144,3 +144,23 @@ def test_one_log_line_per_request_and_none_for_ping(worker_build: Path, start_wo
     assert len(lines) == 1
     assert '"method": "GET", "path": "/hello", "status": 200' in lines[0]
     assert '"request_id": "abc"' in lines[0]
+
+
+def test_requests_longer_than_a_minute_finish_within_the_endpoint_timeout(worker_build: Path, start_worker) -> None:
+    """Sanic answers 503 after 60 s by default; the worker takes the endpoint's timeout (600 s, capped at 330)."""
+    assert "TIMEOUT = 330" in (worker_build / "api" / "flash_worker.py").read_text()
+    url = start_worker(worker_build / "api").url
+    answers: dict[str, requests.Response] = {}
+
+    def call(path: str) -> None:
+        answers[path] = requests.get(url + path, params={"seconds": "65"}, timeout=120)
+
+    threads = [threading.Thread(target=call, args=(path,)) for path in ("/slow", "/slow-async")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {path: (r.status_code, r.json()) for path, r in answers.items()} == {
+        "/slow": (200, {"slept": 65.0}),
+        "/slow-async": (200, {"slept": 65.0}),
+    }

@@ -62,6 +62,11 @@ def slow(seconds: float = 1.0) -> dict:
     return {"slept": seconds}
 
 
+async def slow_async(seconds: float = 1.0) -> dict:
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
 async def async_hello() -> dict:
     await asyncio.sleep(0)
     return {"async": True}

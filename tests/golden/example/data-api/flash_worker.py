@@ -12,6 +12,7 @@ ROUTES = [
     ('POST', '/process', 'app.data:process'),
 ]
 INIT = None
+TIMEOUT = 330  # seconds a request may take: the endpoint's timeout, at most RunPod's 330
 
 if __name__ == "__main__":
-    serve(name='demo-data-api', routes=ROUTES, init=INIT)
+    serve(name='demo-data-api', routes=ROUTES, init=INIT, timeout=TIMEOUT)

@@ -14,6 +14,7 @@ ROUTES = [
     ('GET', '/items/{item_id}', 'app.handlers:get_item'),
 ]
 INIT = 'app.model:load'
+TIMEOUT = 330  # seconds a request may take: the endpoint's timeout, at most RunPod's 330
 
 if __name__ == "__main__":
-    serve(name='demo-inference-api', routes=ROUTES, init=INIT)
+    serve(name='demo-inference-api', routes=ROUTES, init=INIT, timeout=TIMEOUT)
