@@ -1,26 +1,52 @@
-"""What never enters a build context: secrets, VCS data, caches; plus .gitignore and .flashignore.
+"""What enters a build context: what git would ship, minus secrets, VCS data and caches.
 
-A small gitignore matcher (comments, `!` negation, `/` anchoring, trailing `/` for folders,
-`*`, `?`, `**`) is enough for these files and keeps flash free of another dependency.
+Inside a git work tree the file set is git's own (`git ls-files --cached --others
+--exclude-standard`), which applies repository-root, nested and `info/exclude` rules exactly,
+wherever `app.source` sits in the repository. Outside one, `.gitignore` files at every level are
+matched with pathspec (a well-kept gitignore implementation). Either way `.flashignore` files at
+every level add rules, and ALWAYS_EXCLUDED wins over everything (a `!` rule cannot bring back a
+credential file).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path, PurePosixPath
 
-# Never shipped, whatever the ignore files say (a `!` rule cannot bring these back).
+import pathspec
+
+# Never shipped, whatever the ignore files say or git tracks.
 ALWAYS_EXCLUDED = (
     ".env",
     ".env.*",
     "*.env",
+    ".envrc",
+    ".netrc",
+    "_netrc",
+    ".npmrc",
+    ".pypirc",
+    ".pgpass",
+    ".git-credentials",
+    ".aws/",
+    ".ssh/",
+    ".gnupg/",
+    ".kube/",
+    ".azure/",
+    ".config/gcloud/",
+    ".docker/config.json",
     "*.pem",
     "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
     "id_rsa*",
     "id_ed25519*",
     "id_ecdsa*",
+    "id_dsa*",
     ".git/",
     ".hg/",
     ".svn/",
@@ -37,88 +63,108 @@ ALWAYS_EXCLUDED = (
     ".runpod/",
     ".DS_Store",
 )
-IGNORE_FILES = (".gitignore", ".flashignore")
+GIT_IGNORE, FLASH_IGNORE = ".gitignore", ".flashignore"
+Specs = list[tuple[str, pathspec.GitIgnoreSpec]]  # (folder relative to the root, with "/" or "", its rules)
 
 
-@dataclass(frozen=True)
-class Rule:
-    pattern: re.Pattern[str]
-    negate: bool
-    dir_only: bool
+@cache
+def _always() -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(ALWAYS_EXCLUDED)
 
 
-def compile_rule(line: str) -> Rule | None:
-    """One gitignore line as a Rule, or None for blanks and comments."""
-    line = line.rstrip("\n").rstrip()
-    if not line or line.startswith("#"):
-        return None
-    negate = line.startswith("!")
-    line = line[1:] if negate else line
-    dir_only = line.endswith("/")
-    line = line.rstrip("/")
-    anchored = "/" in line
-    line = line.lstrip("/")
-    regex = _glob_to_regex(line)
-    prefix = "" if anchored else "(?:.*/)?"
-    return Rule(re.compile(f"^{prefix}{regex}$"), negate, dir_only)
-
-
-def _glob_to_regex(glob: str) -> str:
-    out, i = [], 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return "".join(out)
-
-
-def _rules(lines: list[str]) -> list[Rule]:
-    return [rule for rule in map(compile_rule, lines) if rule is not None]
-
-
-ALWAYS = _rules(list(ALWAYS_EXCLUDED))
-
-
-def _ignored(rel: str, is_dir: bool, rules: list[Rule]) -> bool:
-    verdict = False
-    for rule in rules:
-        if rule.dir_only and not is_dir:
-            continue
-        if rule.pattern.match(rel):
-            verdict = not rule.negate
-    return verdict
+def always_excluded(rel: str) -> bool:
+    """Whether a path (relative, posix; folders with a trailing "/") is one that never ships."""
+    return _always().match_file(rel)
 
 
 def included_files(root: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
     """Files under root that may enter a build context, in sorted order, as paths relative to root."""
-    rules: list[Rule] = []
-    for name in IGNORE_FILES:
-        ignore_file = root / name
-        if ignore_file.is_file():
-            rules += _rules(ignore_file.read_text(encoding="utf-8", errors="replace").splitlines())
-    skipped = {p.resolve() for p in skip}
-    yield from _walk(root, root, rules, skipped)
+    skipped = _relative_prefixes(root, skip)
+    tracked = _git_files(root)
+    if tracked is None:
+        yield from _walk(root, "", [], skipped)
+        return
+    specs: dict[str, Specs] = {}
+    for rel in sorted(tracked):
+        parent = rel.rpartition("/")[0]
+        if _blocked(rel, False, _specs_for(root, parent, specs), skipped):
+            continue
+        path = root / rel
+        if path.is_file() and not path.is_symlink():
+            yield Path(rel)
 
 
-def _walk(root: Path, folder: Path, rules: list[Rule], skipped: set[Path]) -> Iterator[Path]:
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        rel = entry.relative_to(root).as_posix()
-        is_dir = entry.is_dir() and not entry.is_symlink()
-        if _ignored(rel, is_dir, ALWAYS) or _ignored(rel, is_dir, rules) or entry.resolve() in skipped:
+def _git_files(root: Path) -> list[str] | None:
+    """The files git would commit under root (tracked or new, not ignored), or None outside a work tree."""
+    try:
+        found = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+            cwd=root,
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no git here: the walk below applies the ignore files itself
+    if found.returncode != 0:
+        return None  # not a work tree
+    names = found.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return sorted({name for name in names if name})
+
+
+def _specs_for(root: Path, folder: str, cache: dict[str, Specs]) -> Specs:
+    """The .flashignore rules that apply in folder (its own and every parent's), outermost first."""
+    if folder not in cache:
+        parent = folder.rpartition("/")[0] if folder else None
+        inherited = _specs_for(root, parent, cache) if parent is not None else []
+        cache[folder] = inherited + _read_specs(root / folder, folder, (FLASH_IGNORE,))
+    return cache[folder]
+
+
+def _read_specs(folder: Path, rel: str, names: Iterable[str]) -> Specs:
+    specs: Specs = []
+    for name in names:
+        try:
+            lines = (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        specs.append((f"{rel}/" if rel else "", pathspec.GitIgnoreSpec.from_lines(lines)))
+    return specs
+
+
+def _blocked(rel: str, is_dir: bool, specs: Specs, skipped: tuple[str, ...]) -> bool:
+    shown = rel + "/" if is_dir else rel
+    if always_excluded(shown) or any(shown == s or shown.startswith(s + "/") for s in skipped):
+        return True
+    verdict = False
+    for prefix, spec in specs:  # deeper files come later and win, as in git
+        result = spec.check_file(shown[len(prefix) :])
+        if result.include is not None:
+            verdict = result.include
+    return verdict
+
+
+def _walk(root: Path, rel: str, inherited: Specs, skipped: tuple[str, ...]) -> Iterator[Path]:
+    folder = root / rel
+    specs = inherited + _read_specs(folder, rel, (GIT_IGNORE, FLASH_IGNORE))
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if _blocked(child, is_dir, specs, skipped):
             continue
         if is_dir:
-            yield from _walk(root, entry, rules, skipped)
-        elif entry.is_file() and not entry.is_symlink():
-            yield entry.relative_to(root)
+            yield from _walk(root, child, specs, skipped)
+        elif entry.is_file(follow_symlinks=False):
+            yield Path(child)
+
+
+def _relative_prefixes(root: Path, paths: tuple[Path, ...]) -> tuple[str, ...]:
+    """The skipped paths that lie under root, relative to it (posix)."""
+    base = root.resolve()
+    found = []
+    for path in paths:
+        try:
+            found.append(PurePosixPath(path.resolve().relative_to(base)).as_posix())
+        except ValueError:
+            continue
+    return tuple(p for p in found if p != ".")

@@ -286,3 +286,58 @@ def test_identical_files_across_endpoints_are_written_once(example: Path, flash)
     build = example / ".flash" / "build"
     first, second = os.stat(build / "inference-api/runtime/app.py"), os.stat(build / "data-api/runtime/app.py")
     assert first.st_ino == second.st_ino  # a hard link, not a second copy
+
+
+def _plant(root: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("SECRET")
+
+
+def _shipped(build_src: Path) -> list[str]:
+    return sorted(p.relative_to(build_src).as_posix() for p in build_src.rglob("*") if p.is_file())
+
+
+CREDENTIALS = (".envrc", ".netrc", ".aws/credentials", ".ssh/config", ".docker/config.json", "cert.p12", ".npmrc")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_inside_a_git_repository_the_image_ships_what_git_would(tmp_path: Path, flash) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "examples" / "demo", repo / "svc")
+    config = (REPO / "flash.toml.example").read_text().replace('source = "examples/demo"', 'source = "svc"')
+    (repo / "flash.toml").write_text(config)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("svc/credentials.json\n*.sqlite3\n")
+    (repo / "svc" / "app" / ".gitignore").write_text("local.cfg\n")
+    (repo / ".git" / "info" / "exclude").write_text("scratch/\n")
+    _plant(repo / "svc", ("credentials.json", "db.sqlite3", "app/local.cfg", "scratch/notes.txt", *CREDENTIALS))
+    (repo / "svc" / "untracked.txt").write_text("new files git would add ship too")
+    assert flash("build", cwd=repo).code == 0
+    assert _shipped(repo / ".flash/build/data-api/src") == [
+        "app/.gitignore",
+        "app/__init__.py",
+        "app/data.py",
+        "app/handlers.py",
+        "app/model.py",
+        "untracked.txt",
+    ]
+
+
+def test_outside_git_nested_ignore_files_apply_at_every_level(example: Path, flash) -> None:
+    src = example / "examples" / "demo"
+    (src / ".gitignore").write_text("*.sqlite3\n")
+    (src / "app" / ".gitignore").write_text("local.cfg\n!keep.sqlite3\n")
+    (src / "app" / ".flashignore").write_text("fixtures/\n")
+    _plant(src, ("db.sqlite3", "app/keep.sqlite3", "app/local.cfg", "app/fixtures/a.json", *CREDENTIALS))
+    assert flash("build", cwd=example).code == 0
+    assert _shipped(example / ".flash/build/data-api/src") == [
+        ".gitignore",
+        "app/.flashignore",
+        "app/.gitignore",
+        "app/__init__.py",
+        "app/data.py",
+        "app/handlers.py",
+        "app/keep.sqlite3",
+        "app/model.py",
+    ]
