@@ -46,7 +46,7 @@ def render_all(project: Project, out_dir: Path | None = None) -> dict[str, Tree]
     try:
         # The config itself is not app code: editing it must not change every image.
         source = _read_files(project.source_dir, skip=(out, project.root / ".flash", project.config_path))
-        runtime = _read_files(_runtime_dir())
+        runtime = _read_files(_runtime_dir(), git=False)
     except OSError as exc:
         raise BuildError(f"cannot read the source folder: {exc}", "check app.source and file permissions") from None
     return {e.key: render_endpoint(project, e, runtime, source) for e in project.endpoints if not e.image}
@@ -126,5 +126,5 @@ def _runtime_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _read_files(root: Path, skip: tuple[Path, ...] = ()) -> Tree:
-    return {rel.as_posix(): (root / rel).read_bytes() for rel in included_files(root, skip)}
+def _read_files(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True) -> Tree:
+    return {rel.as_posix(): (root / rel).read_bytes() for rel in included_files(root, skip, git=git)}

@@ -77,10 +77,14 @@ def always_excluded(rel: str) -> bool:
     return _always().match_file(rel)
 
 
-def included_files(root: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
-    """Files under root that may enter a build context, in sorted order, as paths relative to root."""
+def included_files(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True) -> Iterator[Path]:
+    """Files under root that may enter a build context, in sorted order, as paths relative to root.
+
+    `git=False` for folders that are not the user's (flash's own runtime package, which may sit
+    in a git-ignored virtualenv inside the user's repository).
+    """
     skipped = _relative_prefixes(root, skip)
-    tracked = _git_files(root)
+    tracked = _git_files(root) if git else None
     if tracked is None:
         yield from _walk(root, "", [], skipped)
         return
@@ -108,6 +112,9 @@ def _git_files(root: Path) -> list[str] | None:
         return None  # no git here: the walk below applies the ignore files itself
     if found.returncode != 0:
         return None  # not a work tree
+    ignored = subprocess.run(["git", "check-ignore", "-q", "."], cwd=root, capture_output=True, timeout=60)
+    if ignored.returncode == 0:
+        return None  # the source folder itself is git-ignored: its own ignore files decide
     names = found.stdout.decode("utf-8", "surrogateescape").split("\0")
     return sorted({name for name in names if name})
 
