@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import BuildError, ConfigError
-from pipeline.handlers import check_handlers
-from pipeline.ignore import included_files
+from pipeline.handlers import check_handlers, default_out_dir, listing, source_files
+from pipeline.ignore import CACHE_SIGNATURE, CACHE_TAG
 from pipeline.model import Project
 from pipeline.render import Tree, content_hash, image_ref, manifest, render_endpoint, write_tree
 
@@ -32,23 +32,18 @@ class BuildResult:
     endpoints: tuple[BuiltEndpoint, ...]
 
 
-def default_out_dir(project: Project) -> Path:
-    """.flash/build, or .flash/build-<env> for an environment (their images differ)."""
-    return project.root / ".flash" / (f"build-{project.environment}" if project.environment else "build")
-
-
 def render_all(project: Project, out_dir: Path | None = None) -> dict[str, Tree]:
-    """Every built endpoint's tree, in memory; ConfigError if a handler is missing."""
-    problems = check_handlers(project)
+    """Every built endpoint's tree (rendered files in memory, the rest as paths); ConfigError if a
+    handler or the source folder is missing."""
+    if all(e.image for e in project.endpoints):
+        return {}  # prebuilt images only: no source is read at all
+    files = source_files(project, out_dir)
+    problems = check_handlers(project, files)
     if problems:
         raise ConfigError(problems)
-    out = (out_dir or default_out_dir(project)).resolve()
-    try:
-        # The config itself is not app code: editing it must not change every image.
-        source = _read_files(project.source_dir, skip=(out, project.root / ".flash", project.config_path))
-        runtime = _read_files(_runtime_dir(), git=False)
-    except OSError as exc:
-        raise BuildError(f"cannot read the source folder: {exc}", "check app.source and file permissions") from None
+    source = {rel: project.source_dir / rel for rel in files}
+    runtime_dir = _runtime_dir()
+    runtime = {rel: runtime_dir / rel for rel in listing(runtime_dir, git=False)}
     return {e.key: render_endpoint(project, e, runtime, source) for e in project.endpoints if not e.image}
 
 
@@ -57,7 +52,7 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
     out = (out_dir or default_out_dir(project)).resolve()
     trees = render_all(project, out)
     built, hashes = [], {}
-    shared: dict[str, Path] = {}  # content digest -> a file of this build holding it
+    shared: dict[bytes, Path] = {}  # content digest -> a file of this build holding it
     for endpoint in project.endpoints:
         tree = trees.get(endpoint.key)
         if tree is None:
@@ -73,6 +68,7 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
         )
     try:
         out.mkdir(parents=True, exist_ok=True)  # a config of prebuilt images only writes no endpoint folder
+        _tag_output(out)
         _write_manifest(out / MANIFEST, manifest(project, hashes))
         _remove_stale(out, {e.key for e in project.endpoints})
     except OSError as exc:
@@ -82,13 +78,21 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
     return BuildResult(out, tuple(built))
 
 
-def _write(root: Path, tree: Tree, shared: dict[str, Path]) -> bool:
+def _write(root: Path, tree: Tree, shared: dict[bytes, Path]) -> bool:
     try:
         return write_tree(root, tree, shared)
     except OSError as exc:
         raise BuildError(
             f"cannot write {root}: {exc.strerror or exc}", "check the output folder's permissions and free space"
         ) from None
+
+
+def _tag_output(out: Path) -> None:
+    """Mark the output folder (the Cache Directory Tagging standard; tar and backup tools honour it
+    too) so that a later run never hashes it into the source, wherever `-o` put it."""
+    tag = out / CACHE_TAG
+    if not tag.is_file():
+        tag.write_text(CACHE_SIGNATURE + "\n# a flash build output folder: flash never ships it in an image\n")
 
 
 def _write_manifest(path: Path, data: bytes) -> None:
@@ -124,7 +128,3 @@ def _runtime_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise BuildError("the flash runtime package is missing from this installation", "reinstall flash-pipeline")
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _read_files(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True) -> Tree:
-    return {rel.as_posix(): (root / rel).read_bytes() for rel in included_files(root, skip, git=git)}

@@ -21,21 +21,19 @@ def references(value: str) -> list[str]:
 
 def resolve_env(endpoint: Endpoint, environ: Mapping[str, str]) -> dict[str, str]:
     """The endpoint's env with every ${VAR} replaced; ConfigError naming every missing variable."""
-    missing = sorted({name for _, value in endpoint.env for name in references(value) if name not in environ})
+    missing = sorted({(key, name) for key, value in endpoint.env for name in references(value) if name not in environ})
     if missing:
-        loc = endpoint.loc
-        raise ConfigError(
-            [
-                Diagnostic(
-                    loc.file,
-                    loc.line,
-                    loc.col,
-                    f"endpoints.{endpoint.key}.env",
-                    f"${{{name}}} is not set in the deploying environment",
-                    f"export {name}=… before deploying",
-                )
-                for name in missing
-            ],
-            "nothing was deployed",
-        )
+        raise ConfigError([_missing(endpoint, key, name) for key, name in missing], "nothing was deployed")
     return {key: _REFERENCE.sub(lambda m: environ[m.group(1)], value) for key, value in endpoint.env}
+
+
+def _missing(endpoint: Endpoint, key: str, name: str) -> Diagnostic:
+    loc = endpoint.loc_of(f"env.{key}")  # the variable's own line, not the table's
+    return Diagnostic(
+        loc.file,
+        loc.line,
+        loc.col,
+        f"endpoints.{endpoint.key}.env.{key}",
+        f"${{{name}}} is not set in the deploying environment",
+        f"export {name}=… before deploying",
+    )

@@ -40,11 +40,7 @@ def api_key(environ: Mapping[str, str], home: Path) -> str:
     key = environ.get("RUNPOD_API_KEY", "").strip()
     if key:
         return key
-    config = home / ".runpod" / "config.toml"
-    try:
-        key = str(tomllib.loads(config.read_text(encoding="utf-8")).get("default", {}).get("api_key", "")).strip()
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
-        key = ""
+    key = _config_key(home / ".runpod" / "config.toml")
     if not key:
         raise ApiError(
             "credentials",
@@ -52,6 +48,31 @@ def api_key(environ: Mapping[str, str], home: Path) -> str:
             hint="export RUNPOD_API_KEY=… (create one at runpod.io → Settings → API Keys)",
         )
     return key
+
+
+def _config_key(config: Path) -> str:
+    """[default] api_key of runpodctl's config file; "" when the file is absent or has none."""
+    shown = "~/.runpod/config.toml"
+
+    def unusable(why: str, hint: str) -> ApiError:
+        return ApiError("credentials", f"{shown} {why}", hint=f"{hint}, or export RUNPOD_API_KEY=…")
+
+    try:
+        raw = config.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    except OSError as exc:
+        raise unusable(f"cannot be read ({exc.strerror or exc})", "check its permissions") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a byte-order mark some editors write is fine
+    except UnicodeDecodeError:
+        raise unusable("is not UTF-8 text", "save it as UTF-8 (`runpodctl config` writes it so)") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        # The message names a position, never the file's content: it may hold the key.
+        where = str(exc) if isinstance(exc, tomllib.TOMLDecodeError) else "nested too deeply"
+        raise unusable(f"is not valid TOML ({where})", "fix or remove it") from None
+    default = data.get("default")
+    return str(default.get("api_key", "")).strip() if isinstance(default, dict) else ""
 
 
 class _Retry(Retry):

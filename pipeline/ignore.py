@@ -15,8 +15,10 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 # Never shipped, whatever the ignore files say or git tracks.
 ALWAYS_EXCLUDED = (
@@ -64,12 +66,21 @@ ALWAYS_EXCLUDED = (
     ".DS_Store",
 )
 GIT_IGNORE, FLASH_IGNORE = ".gitignore", ".flashignore"
-Specs = list[tuple[str, pathspec.GitIgnoreSpec]]  # (folder relative to the root, with "/" or "", its rules)
+# A folder holding this file with this signature is a cache or build output (bford.info/cachedir):
+# flash tags its own output folders so that `build -o dist` never hashes dist into the next build.
+CACHE_TAG, CACHE_SIGNATURE = "CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55"
+Specs = list[tuple[str, "pathspec.GitIgnoreSpec"]]  # (folder relative to the root, with "/" or "", its rules)
 
 
 @cache
 def _always() -> pathspec.GitIgnoreSpec:
-    return pathspec.GitIgnoreSpec.from_lines(ALWAYS_EXCLUDED)
+    return _spec(ALWAYS_EXCLUDED)
+
+
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    import pathspec  # ~20 ms: only when a build or check reads files
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def always_excluded(rel: str) -> bool:
@@ -89,9 +100,10 @@ def included_files(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True)
         yield from _walk(root, "", [], skipped)
         return
     specs: dict[str, Specs] = {}
+    tagged: dict[str, bool] = {}
     for rel in sorted(tracked):
         parent = rel.rpartition("/")[0]
-        if _blocked(rel, False, _specs_for(root, parent, specs), skipped):
+        if _in_tagged(root, parent, tagged) or _blocked(rel, False, _specs_for(root, parent, specs), skipped):
             continue
         path = root / rel
         if path.is_file() and not path.is_symlink():
@@ -119,6 +131,23 @@ def _git_files(root: Path) -> list[str] | None:
     return sorted({name for name in names if name})
 
 
+def _in_tagged(root: Path, folder: str, cache: dict[str, bool]) -> bool:
+    """Whether folder or a parent (up to root, excluded) holds a cache directory tag."""
+    if not folder:
+        return False
+    if folder not in cache:
+        cache[folder] = _is_tagged(root / folder) or _in_tagged(root, folder.rpartition("/")[0], cache)
+    return cache[folder]
+
+
+def _is_tagged(folder: Path) -> bool:
+    try:
+        with (folder / CACHE_TAG).open("rb") as handle:
+            return handle.read(len(CACHE_SIGNATURE)) == CACHE_SIGNATURE.encode()
+    except OSError:
+        return False
+
+
 def _specs_for(root: Path, folder: str, cache: dict[str, Specs]) -> Specs:
     """The .flashignore rules that apply in folder (its own and every parent's), outermost first."""
     if folder not in cache:
@@ -135,7 +164,7 @@ def _read_specs(folder: Path, rel: str, names: Iterable[str]) -> Specs:
             lines = (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             continue
-        specs.append((f"{rel}/" if rel else "", pathspec.GitIgnoreSpec.from_lines(lines)))
+        specs.append((f"{rel}/" if rel else "", _spec(lines)))
     return specs
 
 
@@ -160,7 +189,8 @@ def _walk(root: Path, rel: str, inherited: Specs, skipped: tuple[str, ...]) -> I
         if _blocked(child, is_dir, specs, skipped):
             continue
         if is_dir:
-            yield from _walk(root, child, specs, skipped)
+            if not _is_tagged(root / child):
+                yield from _walk(root, child, specs, skipped)
         elif entry.is_file(follow_symlinks=False):
             yield Path(child)
 

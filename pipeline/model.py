@@ -79,6 +79,12 @@ class Endpoint:
     init: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     health_timeout: int = 600
+    # Where single settings were written ("init", "env.NAME"), for messages after validation.
+    locs: tuple[tuple[str, Loc], ...] = field(default=(), compare=False, repr=False)
+
+    def loc_of(self, setting: str) -> Loc:
+        """Where a setting was written, else where the endpoint was declared."""
+        return dict(self.locs).get(setting, self.loc)
 
     @property
     def is_gpu(self) -> bool:
@@ -95,6 +101,7 @@ class Project:
     endpoints: tuple[Endpoint, ...] = field(default_factory=tuple)
     environment: str | None = None  # the selected [environments.<name>] overlay, if any
     environments: tuple[str, ...] = ()  # every declared environment
+    source_loc: Loc | None = field(default=None, compare=False, repr=False)  # where app.source was written
 
     @property
     def root(self) -> Path:

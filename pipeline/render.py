@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ from pipeline.ignore import ALWAYS_EXCLUDED
 from pipeline.model import Endpoint, Gpu, Project
 from pipeline.resources import resource_path
 
-Tree = dict[str, bytes]  # relative POSIX path -> content
+# relative POSIX path -> content: bytes rendered here, or a Path of a file copied as it is (source
+# and runtime files are never read whole into memory: a 2 GB model file costs a streamed hash)
+Content = bytes | Path
+Tree = dict[str, Content]
 WORKER_FILE = "flash_worker.py"
 START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in the image and locally
 RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
@@ -52,7 +55,7 @@ def base_image(project: Project, endpoint: Endpoint) -> str:
 
 
 def render_endpoint(
-    project: Project, endpoint: Endpoint, runtime: Mapping[str, bytes], source: Mapping[str, bytes]
+    project: Project, endpoint: Endpoint, runtime: Mapping[str, Content], source: Mapping[str, Content]
 ) -> Tree:
     """Every file of one endpoint's build context."""
     image_env = ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"]
@@ -85,12 +88,28 @@ def render_endpoint(
     return tree
 
 
-def content_hash(tree: Mapping[str, bytes]) -> str:
+def content_hash(tree: Mapping[str, Content]) -> str:
     """A digest of a whole tree: paths and contents, order-independent."""
     digest = hashlib.sha256()
     for path in sorted(tree):
-        digest.update(path.encode() + b"\0" + hashlib.sha256(tree[path]).digest())
+        # fsencode: a file name that is not UTF-8 arrives surrogate-escaped and hashes as its bytes
+        digest.update(os.fsencode(path) + b"\0" + digest_of(tree[path]))
     return digest.hexdigest()
+
+
+def digest_of(content: Content) -> bytes:
+    """sha256 of rendered bytes, or of a file's content (streamed; cached per inode and mtime)."""
+    if isinstance(content, bytes):
+        return hashlib.sha256(content).digest()
+    info = content.stat()
+    return _file_digest(content, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+@lru_cache(maxsize=65536)
+def _file_digest(path: Path, _dev: int, _ino: int, _size: int, _mtime_ns: int) -> bytes:
+    # Keyed by inode too: the hard-linked copies of one file across endpoints hash once.
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 def image_ref(project: Project, endpoint: Endpoint, digest: str) -> str:
@@ -107,6 +126,7 @@ def manifest(project: Project, hashes: Mapping[str, str]) -> bytes:
     for endpoint in project.endpoints:
         config = asdict(endpoint)
         config.pop("loc")
+        config.pop("locs")
         config["routes"] = {f"{r.method} {r.path}": r.handler for r in endpoint.routes}
         config["env"] = dict(endpoint.env)  # as written: ${VAR} stays unresolved here
         digest = hashes.get(endpoint.key)
@@ -121,41 +141,51 @@ def manifest(project: Project, hashes: Mapping[str, str]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def read_tree(root: Path) -> Tree:
-    """A folder's files, or {} if it does not exist."""
+def _tree_digests(root: Path) -> dict[str, bytes]:
+    """A written folder's files and their digests, or {} if it does not exist."""
     if not root.is_dir():
         return {}
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file() and not path.is_symlink():
+                found[path.relative_to(root).as_posix()] = digest_of(path)
+    return found
 
 
-def write_tree(root: Path, tree: Mapping[str, bytes], shared: dict[str, Path] | None = None) -> bool:
+def write_tree(root: Path, tree: Mapping[str, Content], shared: dict[bytes, Path] | None = None) -> bool:
     """Make root hold exactly tree. Unchanged: touch nothing. Changed: build aside, then swap in.
 
     Files already on disk with the same content (unchanged ones here, or identical ones another
     endpoint of this build wrote, passed in `shared` by digest) are hard-linked, not rewritten:
-    a link costs a twentieth of a file write, and docker's cache sees the same bytes.
-    Returns whether anything changed.
+    a link costs a twentieth of a file write, one copy of a large file serves every endpoint,
+    and docker's cache sees the same bytes. Other files are copied in the kernel (sendfile),
+    never through memory. Returns whether anything changed.
     """
     shared = {} if shared is None else shared
-    old = read_tree(root)
-    digests = {path: hashlib.sha256(data).hexdigest() for path, data in tree.items()}
-    if old == dict(tree):
+    old = _tree_digests(root)
+    digests = {path: digest_of(content) for path, content in tree.items()}
+    if old == digests:
         shared.update({digests[path]: root / path for path in tree})
         return False
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a build context is not secret
     made: set[Path] = {staging}
-    for path, data in tree.items():
+    for path, content in tree.items():
         target = staging / path
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-        source = root / path if old.get(path) == data else shared.get(digests[path])
-        if source is not None:
-            os.link(source, target)
+        linked = root / path if old.get(path) == digests[path] else shared.get(digests[path])
+        if linked is not None:
+            os.link(linked, target)
+        elif isinstance(content, bytes):
+            target.write_bytes(content)
         else:
-            target.write_bytes(data)
+            shutil.copyfile(content, target)
+        shared.setdefault(digests[path], target)
     retired = root.with_name(f".{root.name}.old")
     shutil.rmtree(retired, ignore_errors=True)
     if root.exists():

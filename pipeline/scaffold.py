@@ -23,6 +23,13 @@ def scaffold(directory: Path, *, force: bool) -> list[Path]:
     starter = resource_path("templates", "init")
     files = sorted(p for p in starter.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     targets = [(src, directory / src.relative_to(starter)) for src in files]
+    # A file where the starter needs a folder (a file named `app`) cannot be overwritten, even with --force.
+    blocking = sorted(
+        {str(p) for _, dst in targets for p in dst.relative_to(directory).parents if (directory / p).is_file()}
+    )
+    if blocking:
+        shown = ", ".join(str(directory / p) for p in blocking)
+        raise UsageError(f"{shown} is a file where the starter app needs a folder", "choose another folder")
     existing = [str(dst) for _, dst in targets if dst.exists()]
     if existing and not force:
         raise UsageError(
@@ -30,6 +37,9 @@ def scaffold(directory: Path, *, force: bool) -> list[Path]:
         )
     name = app_name_for(directory)
     for src, dst in targets:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_text(src.read_text(encoding="utf-8").replace(_PLACEHOLDER, name), encoding="utf-8")
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(src.read_text(encoding="utf-8").replace(_PLACEHOLDER, name), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {dst}: {exc.strerror or exc}", "check the folder's permissions") from None
     return [dst for _, dst in targets]

@@ -16,7 +16,7 @@ from typing import Any
 
 SUPPORTED = frozenset(
     {
-        "$schema", "$id", "$defs", "$ref", "title", "description", "examples", "default",
+        "$schema", "$id", "$comment", "$defs", "$ref", "title", "description", "examples", "default",
         "type", "enum", "const", "pattern", "minLength", "minimum", "maximum",
         "properties", "required", "additionalProperties", "unevaluatedProperties", "propertyNames", "minProperties",
         "items", "prefixItems", "minItems", "maxItems", "uniqueItems", "anyOf",

@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.errors import ConfigError, Diagnostic
 
 KeyPath = tuple[str | int, ...]
+MAX_DEPTH = 32  # deeper than any real config; keeps every recursive step (scanner, schema) safe
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR = re.compile(r"[^,\]}\n#]*")
@@ -71,7 +72,7 @@ def load(path: Path, display: str | None = None) -> Source:
     """Read and parse a config file; raise ConfigError for unreadable or malformed TOML."""
     shown = display if display is not None else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Windows editors) is fine
     except FileNotFoundError:
         raise ConfigError(
             [_file_problem(shown, "file not found", "pass the path of a flash.toml with -c, or run `flash init`")]
@@ -91,17 +92,46 @@ def load(path: Path, display: str | None = None) -> Source:
 
 def parse(text: str, path: Path, display: str) -> Source:
     """Parse TOML text into a Source."""
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(display, str(exc), text)]) from None
+    except RecursionError:
+        data = None  # tomllib recurses per nesting level
+    if data is None or _depth(data) > MAX_DEPTH:
+        raise ConfigError(
+            [
+                Diagnostic(
+                    display,
+                    1,
+                    1,
+                    "",
+                    f"values are nested more than {MAX_DEPTH} levels deep",
+                    "a flash.toml needs a few levels at most; check for a generated or corrupted file",
+                )
+            ]
+        )
     locator = Locator()
     try:
         _Scanner(text, locator).run()
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, RecursionError):
         # Positions are a convenience: a scanner gap must never hide the real report.
         pass
     return Source(path=path, display=display, data=data, locator=locator)
+
+
+def _depth(data: Any) -> int:
+    """How deeply tables and arrays nest (iteratively: the data may be deeper than the stack)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _file_problem(display: str, message: str, hint: str) -> Diagnostic:

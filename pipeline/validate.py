@@ -27,7 +27,7 @@ RESERVED_ENV = {
     "FLASH_ENV": "flash sets it to mark the endpoints it owns",
     "FLASH_ENDPOINT": "flash sets it to mark the endpoints it owns",
 }
-_CPU_ID = re.compile(r"^(cpu[35][cg])-(\d+)-(\d+)$")
+_CPU_ID = re.compile(r"(cpu[35][cg])-(\d+)-(\d+)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET = re.compile(r"\{\{\s*RUNPOD_SECRET_[A-Za-z0-9_-]+\s*\}\}")
 DEFAULT_WORKERS = (0, 3)  # RunPod's console default range
@@ -186,7 +186,7 @@ def _compute_rules(problem: Any, key: str, settings: dict[str, Setting]) -> Iter
 
 
 def _cpu_id_rules(problem: Any, cpu: Setting) -> Iterator[Diagnostic]:
-    match = _CPU_ID.match(cpu[0])
+    match = _CPU_ID.fullmatch(cpu[0])
     if not match:
         return  # the schema pattern already reported it
     flavor, vcpu, ram = match.group(1), int(match.group(2)), int(match.group(3))
@@ -316,11 +316,16 @@ def _project(src: Source, environment: str | None) -> Project:
         endpoints=endpoints,
         environment=environment,
         environments=tuple(environment_names(src.data)),
+        source_loc=_loc(src, ("app", "source")) if "source" in app else None,
     )
 
 
 def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpoint:
-    values = {k: v for k, (v, _) in effective_settings(src.data, key, environment).items()}
+    settings = effective_settings(src.data, key, environment)
+    values = {k: v for k, (v, _) in settings.items()}
+    locs = {f"env.{name}": _loc(src, where) for name, (_, where) in values.get("env", {}).items()}
+    if "init" in settings:
+        locs["init"] = _loc(src, settings["init"][1])
     routes = tuple(_route(src, key, rk, handler) for rk, handler in src.data["endpoints"][key]["routes"].items())
     gpu = values.get("gpu")
     compute: Gpu | Cpu
@@ -355,6 +360,7 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
         init=values.get("init"),
         env=tuple(sorted(env.items())),
         health_timeout=int(values.get("health", {}).get("timeout", 600)),
+        locs=tuple(sorted(locs.items())),
     )
 
 
@@ -368,6 +374,10 @@ def check_file(path: Path, display: str | None = None, environment: str | None =
     """Validate one file into a FileResult (never raises ConfigError)."""
     shown = display if display is not None else str(path)
     try:
-        return FileResult(shown, validate_file(path, shown, environment))
+        project = validate_file(path, shown, environment)
     except ConfigError as exc:
         return FileResult(shown, None, tuple(exc.diagnostics))
+    from pipeline.handlers import check_sources  # reads the source folder: only once the config is valid
+
+    problems = check_sources(project)
+    return FileResult(shown, None, tuple(problems)) if problems else FileResult(shown, project)

@@ -86,10 +86,11 @@ def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None, 
         status = lifecycle.ping_status()
         return empty(status=204) if status == 204 else json_response({"status": lifecycle.state}, status=status)
 
-    app.add_route(ping, "/ping", methods=["GET"], name="flash_ping")
+    app.add_route(ping, "/ping", methods=["GET", "HEAD"], name="flash_ping")
     for index, (method, path, ref) in enumerate(routes):
+        methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
         app.add_route(
-            _route_handler(method, path, ref, lifecycle), _sanic_path(path), methods=[method], name=f"route_{index}"
+            _route_handler(method, path, ref, lifecycle), _sanic_path(path), methods=methods, name=f"route_{index}"
         )
 
     @app.after_server_start
@@ -185,12 +186,17 @@ async def _respond(request: Request, result: Any) -> HTTPResponse | None:
         return result
     if inspect.isasyncgen(result):
         stream = await request.respond(content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        async for item in result:
-            await stream.send(_sse_event(item))
+        try:
+            async for item in result:
+                await stream.send(_sse_event(item))
+        except Exception:  # headers are gone: the client learns of the failure from an error event
+            request_id = _request_id(request)
+            log.exception("handler failed mid-stream in %s %s [%s]", request.method, request.path, request_id)
+            await stream.send(_sse_event({"error": "internal error", "request_id": request_id}, event="error"))
         await stream.eof()
         return None
     status = 200
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
+    if _is_status_pair(result):
         result, status = result
     try:
         return json_response(result, status=status)
@@ -209,9 +215,18 @@ def _json_problem(raw: bytes) -> str:
     return "request body is not valid JSON (not UTF-8)"
 
 
-def _sse_event(item: Any) -> str:
+def _is_status_pair(result: Any) -> bool:
+    """(value, status): a 2-tuple whose second item is an HTTP status; `(3, 4)` or `(x, True)` is data."""
+    if not (isinstance(result, tuple) and len(result) == 2):
+        return False
+    status = result[1]
+    return isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599
+
+
+def _sse_event(item: Any, event: str | None = None) -> str:
     text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-    return "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
+    head = f"event: {event}\n" if event else ""
+    return head + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
 
 
 def _request_id(request: Request) -> str:

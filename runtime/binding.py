@@ -49,16 +49,13 @@ class Binding:
 
 def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], request_type: type) -> Binding:
     """Decide, once, where each parameter of func comes from."""
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # unresolvable string annotations: fall back to the raw ones
-        hints = {}
+    scope = getattr(inspect.unwrap(func), "__globals__", {})
     params: list[Param] = []
     body_taken = method not in BODY_METHODS
     for p in inspect.signature(func).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        annotation = hints.get(p.name, p.annotation)
+        annotation = _resolve(p.annotation, scope)
         default = MISSING if p.default is p.empty else p.default
         plain = _unwrap_optional(annotation)
         if annotation is request_type or (isinstance(annotation, type) and issubclass(annotation, request_type)):
@@ -123,6 +120,20 @@ def check_body(name: str, body: Any, target: Any) -> Any:
     if accepted is not None and not isinstance(body, accepted[0]):
         raise BindError(f"argument '{name}': expected {accepted[1]} as the request body")
     return body
+
+
+def _resolve(annotation: Any, scope: dict[str, Any]) -> Any:
+    """A string annotation (`from __future__ import annotations`) evaluated in the handler's module.
+
+    Per parameter: one name only imported under TYPE_CHECKING leaves that parameter unconverted,
+    not the whole handler (typing.get_type_hints would fail for all of them).
+    """
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, scope, {})  # the handler's own annotation, in its own module
+    except Exception:
+        return annotation
 
 
 def _unwrap_optional(annotation: Any) -> Any:

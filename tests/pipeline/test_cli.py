@@ -14,6 +14,11 @@ EXAMPLE = REPO / "flash.toml.example"
 BAD = '[app]\nname = "demo"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nworkers = [5, 2]\n\n[endpoints.api.routes]\n"GET /x" = "app.h:x"\n'
 
 
+def example_config() -> str:
+    """The example config, its source folder given absolutely (validate checks the handlers in it)."""
+    return EXAMPLE.read_text().replace('source = "examples/demo"', f'source = "{REPO / "examples" / "demo"}"')
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +54,7 @@ def test_contract_error_format(flash, tmp_path: Path) -> None:
 
 def test_many_files_one_summary(flash, tmp_path: Path) -> None:
     write(tmp_path, "a/flash.toml", BAD)
-    write(tmp_path, "b/flash.toml", EXAMPLE.read_text())
+    write(tmp_path, "b/flash.toml", example_config())
     write(tmp_path, "c/flash.toml", BAD.replace("[5, 2]", "[1, 0]"))
     result = flash("validate", "a/flash.toml", "-c", "b/flash.toml", "c/flash.toml", cwd=tmp_path)
     assert result.code == 2
@@ -65,7 +70,7 @@ def test_many_files_one_summary(flash, tmp_path: Path) -> None:
 
 def test_all_valid_files_summary(flash, tmp_path: Path) -> None:
     for name in ("a", "b"):
-        write(tmp_path, f"{name}/flash.toml", EXAMPLE.read_text())
+        write(tmp_path, f"{name}/flash.toml", example_config())
     result = flash("validate", "a/flash.toml", "b/flash.toml", cwd=tmp_path)
     assert (result.code, result.out) == (0, "flash: 2 files valid (4 endpoints)\n")
 
@@ -208,7 +213,7 @@ def test_validate_expands_globs_over_a_monorepo(flash, tmp_path: Path) -> None:
         write(
             tmp_path,
             f"services/svc{i:03}/flash.toml",
-            EXAMPLE.read_text().replace('name = "demo"', f'name = "svc-{i}"'),
+            example_config().replace('name = "demo"', f'name = "svc-{i}"'),
         )
     write(tmp_path, "services/svc042/flash.toml", BAD)
     result = flash("validate", "services/**/flash.toml", cwd=tmp_path)

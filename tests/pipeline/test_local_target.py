@@ -234,7 +234,7 @@ def test_missing_variable_is_a_config_error_before_anything_starts(
     result = flash("deploy", "-c", "local.toml", "--target", "local", "--detach", cwd=app_dir)
     assert result.code == 2
     assert result.err == (
-        "local.toml:18:1: error: endpoints.pair.env: ${LOCAL_TEST_GREETING} is not set in the deploying environment\n"
+        "local.toml:20:20: error: endpoints.pair.env.GREETING: ${LOCAL_TEST_GREETING} is not set in the deploying environment\n"
         "  hint: export LOCAL_TEST_GREETING=… before deploying\n"
         "flash: 1 error in local.toml; nothing was deployed\n"
     )

@@ -164,3 +164,34 @@ def test_requests_longer_than_a_minute_finish_within_the_endpoint_timeout(worker
         "/slow": (200, {"slept": 65.0}),
         "/slow-async": (200, {"slept": 65.0}),
     }
+
+
+def test_a_pair_is_value_and_status_only_when_the_second_item_is_a_status(worker_build: Path, start_worker) -> None:
+    url = start_worker(worker_build / "api").url
+    pair, flagged = requests.get(url + "/pair"), requests.get(url + "/flagged")
+    assert (pair.status_code, pair.json()) == (200, [3, 4])
+    assert (flagged.status_code, flagged.json()) == (200, ["x", True])
+
+
+def test_head_answers_for_get_routes_without_a_body(worker_build: Path, start_worker) -> None:
+    url = start_worker(worker_build / "api").url
+    head = requests.head(url + "/hello", params={"name": "ada"})
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Type"] == "application/json"
+    assert requests.head(url + "/ping").status_code == 200
+    assert requests.head(url + "/echo").status_code == 405  # POST routes get no HEAD
+
+
+def test_an_exception_mid_stream_ends_with_an_error_event(worker_build: Path, start_worker) -> None:
+    worker = start_worker(worker_build / "api")
+    with requests.get(worker.url + "/stream-fails", headers={"X-Request-Id": "req-9"}, stream=True) as response:
+        body = b"".join(response.iter_content(chunk_size=None)).decode()
+    assert body == 'data: {"index":0}\n\nevent: error\ndata: {"error":"internal error","request_id":"req-9"}\n\n'
+    assert "RuntimeError: secret stream detail" in worker.output()
+
+
+def test_an_unresolvable_annotation_leaves_the_other_parameters_converted(worker_build: Path, start_worker) -> None:
+    url = start_worker(worker_build / "api").url
+    answer = requests.get(url + "/partly-typed", params={"limit": "5", "price": "1.50"})
+    assert answer.json() == {"limit": 5, "price": "1.50"}  # limit is an int; price stays the string it was
+    assert requests.get(url + "/partly-typed", params={"limit": "x"}).status_code == 422

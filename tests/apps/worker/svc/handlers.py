@@ -6,8 +6,13 @@ import asyncio
 import os
 import time
 
+from typing import TYPE_CHECKING
+
 from sanic import Request
 from sanic.response import text
+
+if TYPE_CHECKING:
+    from decimal import Decimal  # never imported at run time: its annotation cannot be resolved
 
 
 def hello(name: str = "world") -> dict:
@@ -78,3 +83,20 @@ def delete_item(item_id: int) -> None:
 
 def not_json() -> object:
     return {1, 2}
+
+
+def pair() -> tuple:
+    return 3, 4  # data, not (value, status): 4 is no HTTP status
+
+
+def flagged() -> tuple:
+    return "x", True  # a bool is no status either
+
+
+async def stream_fails():
+    yield {"index": 0}
+    raise RuntimeError("secret stream detail")
+
+
+def partly_typed(limit: int, price: Decimal | None = None) -> dict:
+    return {"limit": limit, "price": price}

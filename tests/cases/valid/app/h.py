@@ -1,0 +1,2 @@
+def x() -> dict:
+    return {}
