@@ -47,6 +47,20 @@ def render_all(project: Project, out_dir: Path | None = None) -> dict[str, Tree]
     return {e.key: render_endpoint(project, e, runtime, source) for e in project.endpoints if not e.image}
 
 
+def content_hashes(project: Project, out_dir: Path | None = None) -> dict[str, str]:
+    """Each built endpoint's content hash (what its tag is made of), computed without writing."""
+    return {key: _hash(tree) for key, tree in render_all(project, out_dir).items()}
+
+
+def _hash(tree: Tree) -> str:
+    try:
+        return content_hash(tree)
+    except OSError as exc:  # a file removed or made unreadable since it was listed
+        raise BuildError(
+            f"cannot read {exc.filename}: {exc.strerror or exc}", "check the file, then build again"
+        ) from None
+
+
 def build(project: Project, out_dir: Path | None = None) -> BuildResult:
     """Render and write every endpoint's build context; ConfigError if a handler is missing."""
     out = (out_dir or default_out_dir(project)).resolve()
@@ -58,7 +72,7 @@ def build(project: Project, out_dir: Path | None = None) -> BuildResult:
         if tree is None:
             built.append(BuiltEndpoint(endpoint.key, endpoint.name, endpoint.image or "", None))
             continue
-        digest = hashes[endpoint.key] = content_hash(tree)
+        digest = hashes[endpoint.key] = _hash(tree)
         changed = _write(out / endpoint.key, tree, shared)
         path = out / endpoint.key
         built.append(

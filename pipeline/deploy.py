@@ -142,22 +142,21 @@ def local_destroy(project: Project) -> list[str]:
 
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
-    from pipeline.build import render_all
+    from pipeline.build import content_hashes
     from pipeline.envvars import resolve_env
     from pipeline.providers.local_balancer import EndpointSpec
-    from pipeline.render import content_hash
 
-    trees = render_all(project)
+    hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ
     desired = {}
     for e in project.endpoints:
-        if e.key not in trees:
+        if e.key not in hashes:
             continue  # prebuilt images do not run locally; deploy says so
         spec = EndpointSpec(
             e.key,
             e.name,
             "",
-            content_hash(trees[e.key]),
+            hashes[e.key],
             resolve_env(e, env_source),
             e.workers.min,
             e.workers.max,

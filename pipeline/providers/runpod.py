@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.build import BuildResult, render_all
+from pipeline.build import BuildResult, content_hashes
 from pipeline.cancel import Cancel
 from pipeline.errors import ApiError, BuildError, FlashError, UsageError
 from pipeline.http import Client
@@ -18,7 +18,7 @@ from pipeline.plan import Action
 from pipeline.providers.backend import Backend
 from pipeline.providers.runpod_graphql import GraphqlBackend
 from pipeline.providers.runpod_rest import RestBackend, health_url
-from pipeline.render import content_hash, image_ref
+from pipeline.render import image_ref
 from pipeline.runpod_converge import Outcome
 from pipeline.runpod_deploy import default_context, deploy_runpod, desired_bodies, survey
 
@@ -52,8 +52,8 @@ class RunpodProvider:
             )
         if result is not None:
             return {e.key: e.image for e in result.endpoints}
-        trees = render_all(project)  # --no-build: the same tags, computed without writing
-        return {e.key: e.image or image_ref(project, e, content_hash(trees[e.key])) for e in project.endpoints}
+        hashes = content_hashes(project)  # --no-build: the same tags, computed without writing
+        return {e.key: e.image or image_ref(project, e, hashes[e.key]) for e in project.endpoints}
 
     def plan(self, project: Project, images: Mapping[str, str]) -> list[Action]:
         bodies_plan = survey(project, self.backend, images, self.environ)
