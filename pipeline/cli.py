@@ -240,6 +240,8 @@ def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) ->
     except ConfigError as exc:
         exc.consequence = "nothing was deployed"
         raise
+    # SIGTERM and SIGHUP (a closed terminal) during the deploy act as Ctrl-C: what it started is stopped.
+    _signals_interrupt()
     outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=_echo_err)
     click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
     if detach:
@@ -253,13 +255,24 @@ def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) ->
     return 0
 
 
+def _signals_interrupt() -> None:
+    import signal
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def _wait_for_stop_signal() -> None:
-    """Block until Ctrl-C (KeyboardInterrupt, exit 130) or SIGTERM (a clean exit 0)."""
+    """Block until Ctrl-C (KeyboardInterrupt, exit 130), SIGTERM or SIGHUP (a clean exit 0)."""
     import signal
     import threading
 
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopped.set())
     while not stopped.wait(0.5):
         pass
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.build import BuildResult
-from pipeline.errors import HealthError
+from pipeline.errors import ApiError, HealthError
 from pipeline.health import Backoff, GateResult, describe, wait_healthy
 from pipeline.model import Project
 from pipeline.plan import Action, plan_deploy
@@ -48,22 +48,21 @@ def deploy_local(
     """Run every endpoint locally and wait until each answers /ping 200; HealthError if one does not."""
     where = local.paths(project)
     local.check_dependencies(project)
-    state = local.read_state(where)
-    specs = local.specs(
-        project, result, environ if environ is not None else os.environ, state["endpoints"] if state else {}
-    )
-    started = state is None
-    if started:
-        proc = local.start_supervisor(where, detach=detach)
-        pid = proc.pid
-    else:
-        assert state is not None
-        pid = int(state["pid"])
+    started, pid = False, 0
     try:
-        answer = local.send(where, {"cmd": "apply", "endpoints": specs})
+        with local.deploy_lock(where):  # a concurrent deploy of this folder waits, then updates in place
+            state = local.read_state(where)
+            specs = local.specs(
+                project, result, environ if environ is not None else os.environ, state["endpoints"] if state else {}
+            )
+            if state is None:
+                pid, started = local.start_supervisor(where, detach=detach).pid, True
+            else:
+                pid = int(state["pid"])
+            answer = local.send(where, {"cmd": "apply", "endpoints": specs})
         urls = {key: info["url"] for key, info in answer["endpoints"].items()}
-        gates = _gate_all(project, urls, timeout, echo)
-    except BaseException:  # Ctrl-C or a failure mid-deploy: a supervisor we started must not linger
+        gates = _gate_all(project, urls, timeout, echo, where)
+    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: a supervisor we started must not linger
         if started:
             local.stop(where, {"pid": pid, "pgid": pid})
         raise
@@ -77,13 +76,26 @@ def deploy_local(
             local.stop(where, {"pid": pid, "pgid": pid})
         first = failed[0]
         hint = _failure_hint(first.gate, detach, where)
-        raise HealthError(first.key, first.gate.waited, first.gate.last_status, hint)
+        detail = first.gate.reason if first.gate.reason.startswith("cannot start") else ""
+        raise HealthError(first.key, first.gate.waited, first.gate.last_status, hint, detail)
     return LocalDeploy(deployed, pid, started)
 
 
 def _gate_all(
-    project: Project, urls: Mapping[str, str], timeout: float | None, echo: Callable[[str], None]
+    project: Project, urls: Mapping[str, str], timeout: float | None, echo: Callable[[str], None], where: local.Paths
 ) -> dict[str, GateResult]:
+    def failure(key: str) -> str | None:
+        """The supervisor's verdict that an endpoint cannot start (crash loop, failed init): stop waiting."""
+        try:
+            info = local.send(where, {"cmd": "status"}, timeout=5)["endpoints"].get(key, {})
+        except ApiError:
+            return None
+        found = info.get("failure")
+        if not found:
+            return None
+        output = "".join(f"\n    {line}" for line in found.get("output", [])[-8:])
+        return f"cannot start: {found['reason']}" + (f"; its last output:{output}" if output else "")
+
     def gate(key: str, limit: float) -> GateResult:
         last: list[Any] = [None]
 
@@ -100,6 +112,7 @@ def _gate_all(
             backoff=LOCAL_BACKOFF,
             rng=random.Random(),
             on_probe=on_probe,
+            failed=lambda: failure(key),
         )
 
     with ThreadPoolExecutor(max_workers=max(1, len(project.endpoints))) as pool:
@@ -111,7 +124,9 @@ def _gate_all(
 
 
 def _failure_hint(gate: GateResult, detach: bool, where: local.Paths) -> str:
-    if gate.last_status == "HTTP 503":
+    if gate.reason.startswith("cannot start"):
+        cause = "fix the error in the worker's output (restarting it would not help)"
+    elif gate.last_status == "HTTP 503":
         cause = "its workers answer /ping 503: the init hook failed or the worker is unhealthy"
     elif gate.last_status.startswith("204"):
         cause = "its workers were still initializing: raise health.timeout or --timeout"

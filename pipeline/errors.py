@@ -74,12 +74,15 @@ class HealthError(FlashError):
 
     exit_code = 5
 
-    def __init__(self, endpoint: str, waited: float, last_status: str, hint: str = "") -> None:
+    def __init__(self, endpoint: str, waited: float, last_status: str, hint: str = "", detail: str = "") -> None:
         self.endpoint = endpoint
         self.waited = waited
         self.last_status = last_status
         self.hint = hint
-        super().__init__(f"{endpoint}: not healthy after {waited:.0f}s (last /ping: {last_status})")
+        if detail:  # the target said why (a crash loop, a failed init hook): no need to wait it out
+            super().__init__(f"{endpoint}: {detail}")
+        else:
+            super().__init__(f"{endpoint}: not healthy after {waited:.0f}s (last /ping: {last_status})")
 
 
 class ConflictError(FlashError):

@@ -56,8 +56,9 @@ def wait_healthy(
     backoff: Backoff = Backoff(),
     rng: random.Random | None = None,
     on_probe: Callable[[int | str, float], None] | None = None,
+    failed: Callable[[], str | None] | None = None,
 ) -> GateResult:
-    """Probe until 200, a fatal status, or timeout seconds have passed."""
+    """Probe until 200, a fatal status, `failed()` giving a reason, or timeout seconds have passed."""
     start = clock()
     first_204: float | None = None
     delays = backoff.delays(rng or random.Random())
@@ -75,6 +76,9 @@ def wait_healthy(
             return GateResult(True, now - start, describe(status), probes, cold)
         if isinstance(status, int) and status in FATAL:
             return GateResult(False, now - start, describe(status), probes, reason=FATAL[status])
+        verdict = failed() if failed is not None else None
+        if verdict:  # the target knows waiting cannot help (a crash loop, a failed init hook)
+            return GateResult(False, now - start, describe(status), probes, reason=verdict)
         remaining = timeout - (now - start)
         if remaining <= 0:
             return GateResult(False, now - start, describe(status), probes, reason="timed out")

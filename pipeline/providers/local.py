@@ -6,6 +6,7 @@ only the CLI, which then stops it cleanly; `--detach` leaves it running in the b
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import importlib.metadata
@@ -14,10 +15,13 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,22 +47,58 @@ class Paths:
 
 
 def paths(project: Project) -> Paths:
-    state_dir = project.root / ".flash" / (f"local-{project.environment}" if project.environment else "local")
-    sock = state_dir / "control.sock"
-    if len(str(sock)) > 100:  # unix socket paths are limited to ~108 bytes
-        digest = hashlib.sha256(str(project.root).encode()).hexdigest()[:16]
-        sock = Path("/tmp") / f"flash-{digest}.sock"
-    return Paths(state_dir, sock, state_dir / "supervisor.log")
+    state_dir = (
+        project.root / ".flash" / (f"local-{project.environment}" if project.environment else "local")
+    ).resolve()
+    # The control socket lives in a private runtime folder, named after the state folder: short
+    # (socket paths are limited to ~108 bytes), never pre-creatable by another user, and still
+    # found after `.flash/` was removed under a running supervisor.
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:20]
+    return Paths(state_dir, runtime_dir() / f"{digest}.sock", state_dir / "supervisor.log")
+
+
+def runtime_dir() -> Path:
+    """$XDG_RUNTIME_DIR/flash, else <tmp>/flash-<uid>: made 0700, used only if ours and private."""
+    candidates = [Path(base) / "flash"] if (base := os.environ.get("XDG_RUNTIME_DIR")) else []
+    candidates.append(Path(tempfile.gettempdir()) / f"flash-{os.getuid()}")
+    for folder in candidates:
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            info = folder.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) == 0o700:
+            return folder
+    raise ApiError(
+        "local supervisor",
+        f"no private folder for the control socket: {candidates[-1]} is not a 0700 folder of this user",
+        hint=f"remove {candidates[-1]}, or set XDG_RUNTIME_DIR to a private folder",
+    )
 
 
 def read_state(where: Paths) -> dict[str, Any] | None:
-    """The running supervisor's state, or None if none runs."""
+    """The running supervisor's facts (pid, endpoints), from the supervisor itself; None if none answers.
+
+    Asking the socket, not trusting a pid in a file: a pid can be reused by an unrelated process.
+    """
     try:
-        state: dict[str, Any] = json.loads(where.state_file.read_text())
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError):
+        answer = send(where, {"cmd": "status"}, timeout=5)
+    except ApiError:
         return None
-    return state
+    endpoints = {k: {"url": v["url"], "port": v["port"]} for k, v in answer.get("endpoints", {}).items()}
+    return {"pid": answer["pid"], "pgid": answer.get("pgid", answer["pid"]), "endpoints": endpoints}
+
+
+@contextmanager
+def deploy_lock(where: Paths) -> Iterator[None]:
+    """Serialise deploys of one folder: the second waits, then updates the first one's supervisor."""
+    where.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(where.state_dir / "deploy.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
@@ -144,6 +184,7 @@ def _next_free(taken: set[int]) -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the balancer binds: TIME_WAIT is free
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -156,8 +197,16 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
     where.state_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
     output = open(where.log, "ab") if detach else None  # noqa: SIM115 - handed to the child
+    attached = [] if detach else ["--attached"]  # a foreground supervisor ends with its CLI, however it ends
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.providers.local_supervisor", str(where.state_dir), str(where.socket)],
+        [
+            sys.executable,
+            "-m",
+            "pipeline.providers.local_supervisor",
+            str(where.state_dir),
+            str(where.socket),
+            *attached,
+        ],
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,
@@ -201,15 +250,22 @@ def ping(url: str, timeout: float = 5.0) -> int | str:
 def stop(
     where: Paths, state: Mapping[str, Any], *, wait: float = 30.0, sleep: Callable[[float], None] = time.sleep
 ) -> None:
-    """Stop the supervisor and every worker; escalate to SIGKILL of its process group if needed."""
+    """Stop the supervisor and every worker; escalate to SIGKILL of its process group if needed.
+
+    `state` must come from the supervisor itself (read_state) or from starting it: its pid is
+    then known to be the supervisor's, never a stranger's that reused a recorded number.
+    """
+    pid, pgid = int(state["pid"]), int(state.get("pgid", state["pid"]))
     try:
         send(where, {"cmd": "stop"}, timeout=5)
     except ApiError:
-        _signal_group(int(state.get("pgid", state["pid"])), signal.SIGTERM)
+        _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while _alive(int(state["pid"])) and time.monotonic() < deadline:
+    while _alive(pid) and time.monotonic() < deadline:
         sleep(0.05)
-    _signal_group(int(state.get("pgid", state["pid"])), signal.SIGKILL)  # stragglers, if any
+    # Stragglers: while any member of the group lives, the kernel never hands its id to a new
+    # process, so whatever this reaches is ours.
+    _signal_group(pgid, signal.SIGKILL)
     where.state_file.unlink(missing_ok=True)
     where.socket.unlink(missing_ok=True)
 

@@ -1,0 +1,251 @@
+"""One local endpoint's worker processes: start, watch, replace, scale, like RunPod's LB workers.
+
+Traffic goes only to workers answering /ping 200. Workers are added up to workers.max as
+requests queue (REQUEST_COUNT scaling: ceil(demand / scaler_value)), stopped after idle_timeout
+down to workers.min, and replaced when they exit or stop answering. A worker that dies (or whose
+init hook fails) before it is ever ready is a *start failure*: restarts back off exponentially, and
+after CRASH_LIMIT in a row the endpoint reports a failure with the exit code and the last output
+lines, so a deploy fails in seconds instead of waiting out its health timeout.
+
+The monitor loop never dies: an exception in one tick (a spawn that fails because the build folder
+was swapped, no file descriptors left) is recorded, shown by `flash status`, and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TICK = 0.2  # seconds between health checks and scaling decisions
+CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start
+UNHEALTHY_AFTER = 3  # failed checks in a row before a ready worker is replaced
+BACKOFF_CAP = 30.0
+TAIL = 20  # output lines kept per worker, quoted when it fails
+
+
+@dataclass
+class Worker:
+    number: int
+    port: int
+    proc: asyncio.subprocess.Process
+    started: float
+    state: str = "starting"  # starting | ready | unhealthy | failed | stopping
+    inflight: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+    bad_checks: int = 0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _die_with_parent() -> None:
+    # Linux: a worker gets SIGTERM if the supervisor dies, so no process outlives it.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerPool:
+    """The workers of one endpoint and the loop that keeps them right."""
+
+    def __init__(self, spec: Any, echo: Callable[[str], None], ping: Callable[[Worker], Any]) -> None:
+        self.spec = spec  # local_balancer.EndpointSpec
+        self.echo = echo
+        self._ping = ping  # async: (status, state from the body) or None when nothing answered
+        self.workers: list[Worker] = []
+        self.next_number = 1
+        self.waiting = 0  # requests (and cold-start pings) waiting for a ready worker
+        self.ready_event = asyncio.Event()
+        self.start_failures = 0  # in a row, since the last worker that became ready
+        self.next_start = 0.0  # monotonic time before which no worker is started (backoff)
+        self.failure: dict[str, Any] | None = None
+        self.monitor_error: str | None = None
+        self.restarts = 0
+        self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def ready(self) -> list[Worker]:
+        return [w for w in self.workers if w.state == "ready"]
+
+    # -- the monitor ----------------------------------------------------------------------
+    async def monitor(self) -> None:
+        delay = TICK
+        while True:
+            try:
+                await self._tick()
+            except Exception as exc:  # the loop must outlive any one failure
+                text = f"{type(exc).__name__}: {exc}"
+                if text != self.monitor_error:  # once per distinct error, not once per tick
+                    self.echo(f"{self.spec.key} | monitor: {text}; retrying")
+                self.monitor_error = text
+                delay = min(5.0, delay * 2)
+            else:
+                self.monitor_error, delay = None, TICK
+            self.ready_event.set() if self.ready() else self.ready_event.clear()
+            await asyncio.sleep(delay)
+
+    async def _tick(self) -> None:
+        results = await asyncio.gather(*(self._check(w) for w in list(self.workers)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        await self._scale()
+
+    async def _check(self, worker: Worker) -> None:
+        if worker.state == "stopping":
+            return
+        code = worker.proc.returncode
+        if code is not None:
+            self.workers.remove(worker)
+            was_ready, worker.state = worker.state == "ready", "stopping"
+            self._lost(worker, f"exited with code {code}", was_ready)
+            return
+        answer = await self._ping(worker)
+        status, body_state = answer if answer is not None else (None, None)
+        previous = worker.state
+        if status == 0:
+            return  # the supervisor could not ask (out of file descriptors): no verdict on the worker
+        if status == 200:
+            worker.state, worker.bad_checks = "ready", 0
+            if previous == "starting":
+                self.start_failures, self.failure = 0, None
+                self.echo(f"{self.spec.key}-{worker.number} | ready in {time.monotonic() - worker.started:.1f}s")
+        elif status == 204:
+            worker.state = "starting" if previous != "ready" else previous
+        elif status == 503 and body_state == "failed":
+            self._lost(worker, "init hook failed (/ping answers 503)", was_ready=False)
+            self.spawn(self.stop_worker(worker, "init hook failed"))
+        elif status is None and previous == "starting":
+            pass  # no answer yet is normal while the worker boots
+        else:
+            worker.bad_checks += 1
+            if worker.bad_checks >= UNHEALTHY_AFTER:
+                worker.state = "unhealthy"
+                self.echo(f"{self.spec.key}-{worker.number} | unhealthy (/ping: {status or 'no answer'}); replacing it")
+                self.spawn(self.stop_worker(worker, "unhealthy"))
+
+    def _lost(self, worker: Worker, why: str, was_ready: bool) -> None:
+        """A worker is gone or useless; a start failure if it was never ready."""
+        self.restarts += 1
+        if was_ready:
+            self.echo(f"{self.spec.key}-{worker.number} | {why}; replacing it")
+            return
+        self.start_failures += 1
+        wait = min(BACKOFF_CAP, 0.5 * 2 ** (self.start_failures - 1))
+        self.next_start = time.monotonic() + wait
+        self.echo(f"{self.spec.key}-{worker.number} | {why} before it was ready; next start in {wait:.1f}s")
+        if "init hook" in why:  # deterministic: one failure says it all
+            self.failure = {"reason": f"worker {why}", "times": self.start_failures, "output": list(worker.tail)}
+        elif self.start_failures >= CRASH_LIMIT:
+            reason = f"worker {why} before it was ready ({self.start_failures} times in a row)"
+            self.failure = {"reason": reason, "times": self.start_failures, "output": list(worker.tail)}
+
+    async def _scale(self) -> None:
+        live = [w for w in self.workers if w.state in ("starting", "ready")]
+        demand = sum(w.inflight for w in live) + self.waiting
+        spec = self.spec
+        target = min(spec.workers_max, max(spec.workers_min, math.ceil(demand / spec.scaler_value)))
+        if len(live) < target and time.monotonic() >= self.next_start:
+            # While workers keep failing to start, add one at a time: a crash loop must not fork-bomb.
+            for _ in range(1 if self.start_failures else target - len(live)):
+                await self._start_worker()
+        now = time.monotonic()
+        ready = [w for w in live if w.state == "ready"]
+        idle = [w for w in ready if w.inflight == 0 and now - w.idle_since >= spec.idle_timeout]
+        # Idle scale-down stops ready workers only beyond the target, never one still needed
+        # while others are only starting (those would leave the endpoint with nothing ready).
+        removable = min(len(live) - target, len(ready) - min(target, len(ready)))
+        for worker in idle[: max(0, removable)]:
+            self.spawn(self.stop_worker(worker, f"idle for {spec.idle_timeout}s"))
+
+    # -- processes ------------------------------------------------------------------------
+    async def _start_worker(self) -> None:
+        number, port = self.next_number, _free_port()
+        self.next_number += 1
+        env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}  # the deploy key never reaches a worker
+        env.update(self.spec.env)
+        env.update({"PORT": str(port), "PORT_HEALTH": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "../flash_worker.py",
+                cwd=Path(self.spec.build_dir) / "src",
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError:
+            self.start_failures += 1  # back off like a crash: the cause (a swapped build, no fds) may pass
+            self.next_start = time.monotonic() + min(BACKOFF_CAP, 0.5 * 2 ** (self.start_failures - 1))
+            raise
+        worker = Worker(number, port, proc, time.monotonic())
+        self.workers.append(worker)
+        self.spawn(self._pipe_output(worker))
+        self.echo(f"{self.spec.key}-{number} | started (pid {proc.pid}, port {port})")
+
+    async def _pipe_output(self, worker: Worker) -> None:
+        assert worker.proc.stdout is not None
+        prefix = f"{self.spec.key}-{worker.number} | "
+        while line := await worker.proc.stdout.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            worker.tail.append(text)
+            self.echo(prefix + text)
+
+    async def stop_worker(self, worker: Worker, why: str) -> None:
+        if worker.state == "stopping" and worker not in self.workers:
+            return
+        worker.state = "stopping"
+        if worker.proc.returncode is None:
+            self.echo(f"{self.spec.key}-{worker.number} | stopping ({why})")
+            worker.proc.terminate()
+            try:
+                await asyncio.wait_for(worker.proc.wait(), timeout=20)
+            except TimeoutError:
+                worker.proc.kill()
+                await worker.proc.wait()
+        if worker in self.workers:
+            self.workers.remove(worker)
+
+    async def stop_all(self, why: str) -> None:
+        await asyncio.gather(*(self.stop_worker(w, why) for w in list(self.workers)))
+
+    async def pick(self, wait: float) -> Worker | None:
+        """The ready worker with the fewest requests in flight; waits (a cold start) up to `wait` s."""
+        deadline = time.monotonic() + wait
+        while not self.ready():
+            if self.failure is not None:
+                return None
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(self.ready_event.wait(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return None
+            finally:
+                self.waiting -= 1
+        return min(self.ready(), key=lambda w: w.inflight)
