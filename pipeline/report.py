@@ -181,6 +181,10 @@ def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
         )
         ping = "200 ready" if info["ready"] else ("204 initializing" if "starting" in states else "no ready worker")
         lines.append(f"{e.key.ljust(width)}  {info['url']}  workers: {summary}  /ping: {ping}")
+        if info.get("failure"):
+            lines.append(f"{' ' * width}  cannot start: {info['failure']['reason']}")
+        if info.get("monitor_error"):
+            lines.append(f"{' ' * width}  supervisor error (retrying): {info['monitor_error']}")
     lines.append(
         f"flash: local supervisor pid {answer['pid']}" if answer else "flash: nothing is running on the local target"
     )

@@ -32,6 +32,7 @@ from pipeline.errors import ApiError, BuildError
 from pipeline.model import Project
 
 FIRST_PORT = 8080
+ALREADY_RUNNING = 75  # the supervisor's exit code when another one holds the folder
 _REQUIREMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -196,17 +197,13 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
     """Spawn the supervisor in its own session; wait until its socket answers."""
     where.state_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
+    # Detached, the supervisor writes its log itself (rotated, so a load test cannot fill the disk)
+    # and only a crash's traceback arrives through this file; attached, its output is the
+    # terminal's, and it ends with its CLI, however the CLI ends.
     output = open(where.log, "ab") if detach else None  # noqa: SIM115 - handed to the child
-    attached = [] if detach else ["--attached"]  # a foreground supervisor ends with its CLI, however it ends
+    mode = ["--log", str(where.log)] if detach else ["--attached"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.providers.local_supervisor",
-            str(where.state_dir),
-            str(where.socket),
-            *attached,
-        ],
+        [sys.executable, "-m", "pipeline.providers.local_supervisor", str(where.state_dir), str(where.socket), *mode],
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,
@@ -217,6 +214,12 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
         output.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
+        if proc.poll() == ALREADY_RUNNING:
+            raise ApiError(
+                "local supervisor",
+                "another local supervisor already runs for this folder",
+                hint="`flash status --target local` shows it; deploy again to update it",
+            )
         if proc.poll() is not None:
             raise ApiError(
                 "local supervisor",

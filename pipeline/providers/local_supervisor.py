@@ -26,6 +26,8 @@ from typing import Any
 
 from pipeline.providers.local_balancer import Endpoint, EndpointSpec
 
+OUTPUT = logging.getLogger("flash.local")  # worker output and supervisor events, one line each
+LOG_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 2  # a detached supervisor's log: at most ~30 MB on disk
 STATE_FILE = "state.json"
 LOCK_FILE = "supervisor.lock"
 ALREADY_RUNNING = 75  # exit code: another supervisor holds this folder
@@ -41,6 +43,8 @@ class RateLimited(logging.Filter):
         self.last: dict[tuple[str, Any], float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == OUTPUT.name:
+            return True  # worker output and supervisor events: every line
         key, now = (record.name, record.msg), time.monotonic()
         if now - self.last.get(key, -self.interval) < self.interval:
             return False
@@ -60,7 +64,7 @@ class Supervisor:
 
     @staticmethod
     def echo(line: str) -> None:
-        print(line, flush=True)
+        OUTPUT.info(line)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -156,18 +160,39 @@ class Supervisor:
         temporary.replace(self.state_dir / STATE_FILE)
 
 
+def _configure_logging(path: Path | None) -> None:
+    """One handler for everything. Detached: a rotated file (a load test cannot fill the disk);
+    attached: the terminal. Library warnings (asyncio, aiohttp) are rate-limited; worker output is not."""
+    from logging.handlers import RotatingFileHandler
+
+    handler: logging.Handler = (
+        RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+        if path
+        else logging.StreamHandler(sys.stdout)
+    )
+    handler.setFormatter(_Format())
+    handler.addFilter(RateLimited())
+    OUTPUT.setLevel(logging.INFO)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == OUTPUT.name:
+            return record.getMessage()
+        return f"supervisor | {record.name}: {super().format(record)}"
+
+
 def main(argv: list[str]) -> None:
     state_dir, socket_path = Path(argv[0]), Path(argv[1])
     state_dir.mkdir(parents=True, exist_ok=True)
+    _configure_logging(Path(argv[argv.index("--log") + 1]) if "--log" in argv else None)
     lock = open(state_dir / LOCK_FILE, "a")  # noqa: SIM115 - held for the life of the process
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        print(f"supervisor | another supervisor already runs for {state_dir}", flush=True)
+        OUTPUT.error(f"supervisor | another supervisor already runs for {state_dir}")
         raise SystemExit(ALREADY_RUNNING) from None
-    handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(RateLimited())
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="supervisor | %(name)s: %(message)s")
     supervisor = Supervisor(state_dir, socket_path, attached="--attached" in argv[2:])
     try:
         import uvloop  # installed with Sanic on Linux: about a third more requests through the balancer

@@ -316,3 +316,17 @@ def test_the_port_stays_the_same_across_destroy_and_deploy_after_load(app: Path)
     assert _flash(app, "destroy", "--target", "local", "--yes").returncode == 0
     assert _flash(app, "deploy", "--target", "local", "--detach").returncode == 0
     assert _url(app) == url
+
+
+def test_a_failing_spawn_is_shown_and_retried_never_killing_the_monitor(app: Path) -> None:
+    assert _flash(app, "deploy", "--target", "local", "--detach").returncode == 0
+    url = _url(app)
+    build = app / ".flash/build/api"
+    build.rename(app / ".flash/build/api.away")  # as if a concurrent build had swapped it out
+    os.kill(_status(app)["endpoints"]["api"]["workers"][0]["pid"], signal.SIGKILL)
+    _until(lambda: _status(app)["endpoints"]["api"]["monitor_error"] is not None, 30, "the spawn error in status")
+    text = _flash(app, "status", "--target", "local").stdout.splitlines()
+    assert text[1].startswith("     supervisor error (retrying): FileNotFoundError: ")
+    (app / ".flash/build/api.away").rename(build)
+    _until(lambda: _answers(url), 60, "a new worker once the build is back")
+    assert _status(app)["endpoints"]["api"]["monitor_error"] is None
