@@ -9,6 +9,7 @@ folder fails here rather than in the worker.
 from __future__ import annotations
 
 import ast
+import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from pipeline.errors import BuildError, ConfigError, Diagnostic
 from pipeline.model import Loc, Project
 from pipeline.schema import did_you_mean
 
+# ast.parse is not thread-safe on CPython 3.11 ("AST constructor recursion depth mismatch",
+# python/cpython#106905), and monorepo deploys build several configs in threads at once.
+_PARSE = threading.Lock()
 ANY_NAME = None  # a module whose names cannot be listed (`import *`, module __getattr__)
 Names = set[str] | None
 
@@ -128,7 +132,8 @@ def _module_names(project: Project, shipped: set[str], module: str) -> Names | t
                 return _not_shipped(rel)
             continue
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
+            with _PARSE:
+                tree = ast.parse(path.read_bytes(), filename=str(path))
         except OSError as exc:
             return f"{rel} cannot be read ({exc.strerror or exc})", "check the file's permissions"
         except (SyntaxError, ValueError) as exc:
