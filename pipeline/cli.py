@@ -18,7 +18,7 @@ from pipeline import __version__
 from pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
 
 if TYPE_CHECKING:
-    from pipeline.model import Project
+    from pipeline.config.model import Project
 
 EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
@@ -83,8 +83,8 @@ def cli(verbose: bool) -> None:
 def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) -> int:
     """Check config files; report every problem with file:line:col."""
     from pipeline import report
-    from pipeline.multi import expand
-    from pipeline.validate import check_file
+    from pipeline.config.many import expand
+    from pipeline.config.validate import check_file
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
     results = [check_file(Path(name), name, _environment()) for name in names]
@@ -103,7 +103,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) 
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> int:
     """Write flash.toml and a runnable example app into DIRECTORY."""
-    from pipeline.scaffold import scaffold
+    from pipeline.config.scaffold import scaffold
 
     written = scaffold(directory, force=force)
     for path in written:
@@ -138,7 +138,7 @@ def build(config: str, out: Path | None, push: bool) -> int:
         raise
     click.echo(report.build_text(result, time.perf_counter() - started))
     if push:
-        from pipeline.docker import push as push_images
+        from pipeline.build.images import push as push_images
 
         push_images(result, project.registry, click.echo)
         click.echo(report.push_text(result))
@@ -151,7 +151,7 @@ def _echo_err(line: str) -> None:
 
 def _runpod() -> Any:
     """The RunPod provider; credentials are checked here, before any build work."""
-    from pipeline.providers.runpod import RunpodProvider
+    from pipeline.targets.runpod.provider import RunpodProvider
 
     return RunpodProvider.from_environment()
 
@@ -192,8 +192,8 @@ def deploy(
 ) -> int:
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from pipeline import report
-    from pipeline.cancel import Cancel, run_interruptible
     from pipeline.errors import Interrupted
+    from pipeline.targets.cancel import Cancel, run_interruptible
 
     if dry_run:
         return _plan(list(configs), target, "text", False)
@@ -201,8 +201,8 @@ def deploy(
         if len(configs) != 1:
             raise UsageError("the local target runs one config at a time", "pass a single -c")
         return _deploy_local(configs[0], detach, timeout, fmt)
-    from pipeline.multi import expand, load_all
-    from pipeline.targets import deploy_configs
+    from pipeline.config.many import expand, load_all
+    from pipeline.targets.runpod.apply import deploy_configs
 
     provider = _runpod()
     projects = load_all(expand(configs), _environment(), "nothing was deployed")
@@ -231,7 +231,7 @@ def deploy(
 def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     from pipeline import report
     from pipeline.build import build as build_project
-    from pipeline.providers import LocalProvider
+    from pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()
     project = _load(config, "nothing was deployed")
@@ -290,18 +290,18 @@ def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: boo
 
 def _plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
     from pipeline import report
-    from pipeline.multi import expand, in_parallel, load_all
-    from pipeline.plan import Action, has_changes
+    from pipeline.config.many import expand, in_parallel, load_all
+    from pipeline.targets.plan import Action, has_changes
 
     provider = _runpod() if target == "runpod" else None
     projects = load_all(expand(configs), _environment(), "nothing was planned")
 
     def plan_one(project: Project) -> list[Action]:
         if provider is not None:
-            from pipeline.targets import runpod_plan
+            from pipeline.targets.runpod.apply import runpod_plan
 
             return runpod_plan(project, provider)
-        from pipeline.providers import LocalProvider
+        from pipeline.targets.local import LocalProvider
 
         return LocalProvider().plan(project)
 
@@ -340,7 +340,7 @@ def status(config: str, target: str, fmt: str) -> int:
             return 0
         click.echo(report.runpod_status_text(rows))
         return 0
-    from pipeline.providers import LocalProvider
+    from pipeline.targets.local import LocalProvider
 
     project = _load(config, "")
     answer = LocalProvider().status(project)
@@ -358,7 +358,7 @@ def destroy(config: str, target: str, yes: bool) -> int:
     """Delete the app's endpoints, listing each one (stop them, on the local target)."""
     if target == "runpod":
         return _destroy_runpod(config, yes)
-    from pipeline.providers import LocalProvider
+    from pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()
     project = _load(config, "nothing was destroyed")
@@ -383,7 +383,7 @@ def _confirm(yes: bool, question: str) -> None:
 def _destroy_runpod(config: str, yes: bool) -> int:
     """Only endpoints that are provably this app's (exact name and owner markers) are deleted."""
     from pipeline import report
-    from pipeline.cancel import Cancel, run_interruptible
+    from pipeline.targets.cancel import Cancel, run_interruptible
 
     provider = _runpod()
     project = _load(config, "nothing was destroyed")
@@ -423,7 +423,7 @@ def unlock(config: str) -> int:
 
 def _load(config: str, consequence: str) -> Project:
     """Validate the config, or raise ConfigError saying what did not happen."""
-    from pipeline.validate import validate_file
+    from pipeline.config.validate import validate_file
 
     try:
         return validate_file(Path(config), config, _environment())

@@ -151,7 +151,7 @@ def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import shutil
 
     from pipeline.build import build
-    from pipeline.validate import validate_file
+    from pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("worker-app")
     shutil.copytree(REPO / "tests" / "apps" / "worker", root, dirs_exist_ok=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.model import Cpu, Endpoint, Loc, Project, Route, Workers
-from pipeline.render import content_hash, render_endpoint
+from pipeline.build.render import content_hash, render_endpoint
+from pipeline.config.model import Cpu, Endpoint, Loc, Project, Route, Workers
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "example"
@@ -272,7 +272,7 @@ def test_push_needs_a_registry(example: Path, flash) -> None:
 def test_real_docker_build_of_the_example(example: Path) -> None:
     build_dir = example / ".flash/build/data-api"
     from pipeline.build import build
-    from pipeline.validate import validate_file
+    from pipeline.config.validate import validate_file
 
     build(validate_file(example / "flash.toml"))
     done = subprocess.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from pipeline.health import Backoff, wait_healthy
+from pipeline.targets.gate import Backoff, wait_healthy
 
 
 class FakeTime:

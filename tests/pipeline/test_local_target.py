@@ -53,8 +53,8 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shutil.copytree(REPO / "tests" / "apps" / "worker", tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("LOCAL_TEST_GREETING", "howdy")
     yield tmp_path
-    from pipeline.deploy import local_destroy
-    from pipeline.validate import validate_file
+    from pipeline.config.validate import validate_file
+    from pipeline.targets.local.deploy import local_destroy
 
     for config in ("local.toml", "broken.toml"):
         local_destroy(validate_file(tmp_path / config))
@@ -65,8 +65,8 @@ def example_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
     yield tmp_path
-    from pipeline.deploy import local_destroy
-    from pipeline.validate import validate_file
+    from pipeline.config.validate import validate_file
+    from pipeline.targets.local.deploy import local_destroy
 
     local_destroy(validate_file(tmp_path / "flash.toml"))
 

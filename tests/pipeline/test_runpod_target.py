@@ -314,7 +314,7 @@ def test_an_emulated_deploy_serves_the_real_routes(project: Path, flash, emulato
     import requests
 
     from pipeline.build import build
-    from pipeline.validate import validate_file
+    from pipeline.config.validate import validate_file
 
     result = build(validate_file(project / "flash.toml"))
     emulator.serve_builds(

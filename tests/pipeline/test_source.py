@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config.source import load, parse
 from pipeline.errors import ConfigError
-from pipeline.source import load, parse
 
 TEXT = '''# comment
 [app]

@@ -10,17 +10,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config.schema import show
 from pipeline.errors import Diagnostic
-from pipeline.health import describe
-from pipeline.schema import show
+from pipeline.targets.gate import describe
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
-    from pipeline.deploy import LocalDeploy
-    from pipeline.model import Project
-    from pipeline.plan import Action, Change
-    from pipeline.runpod_converge import Outcome
-from pipeline.model import FileResult
+    from pipeline.config.model import Project
+    from pipeline.targets.local.deploy import LocalDeploy
+    from pipeline.targets.plan import Action, Change
+    from pipeline.targets.runpod.converge import Outcome
+from pipeline.config.model import FileResult
 
 
 def plural(count: int, word: str) -> str:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
-    from pipeline.deploy import LocalDeploy
-    from pipeline.model import Project
-    from pipeline.plan import Action
+    from pipeline.config.model import Project
+    from pipeline.targets.local.deploy import LocalDeploy
+    from pipeline.targets.plan import Action
 
 
 class LocalProvider:
@@ -21,23 +21,23 @@ class LocalProvider:
     name = "local"
 
     def plan(self, project: Project) -> list[Action]:
-        from pipeline.deploy import local_plan
+        from pipeline.targets.local.deploy import local_plan
 
         return local_plan(project)
 
     def apply(
         self, project: Project, build: BuildResult, *, detach: bool, timeout: float | None, echo: Callable[[str], None]
     ) -> LocalDeploy:
-        from pipeline.deploy import deploy_local
+        from pipeline.targets.local.deploy import deploy_local
 
         return deploy_local(project, build, detach=detach, timeout=timeout, echo=echo)
 
     def status(self, project: Project) -> dict[str, Any] | None:
-        from pipeline.deploy import local_status
+        from pipeline.targets.local.deploy import local_status
 
         return local_status(project)
 
     def destroy(self, project: Project) -> list[str]:
-        from pipeline.deploy import local_destroy
+        from pipeline.targets.local.deploy import local_destroy
 
         return local_destroy(project)

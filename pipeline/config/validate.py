@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.model import Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
+from pipeline.config.schema import key_path, schema_diagnostics, show
+from pipeline.config.source import KeyPath, Source, load
 from pipeline.errors import ConfigError, Diagnostic
-from pipeline.model import Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers
-from pipeline.ownership import runpod_name
-from pipeline.schema import key_path, schema_diagnostics, show
-from pipeline.source import KeyPath, Source, load
 
 RESERVED_PATHS = {"/ping": "the health check", "/execute": "RunPod's queue API, which LB endpoints do not have"}
 RESERVED_ENV = {
@@ -377,7 +376,7 @@ def check_file(path: Path, display: str | None = None, environment: str | None =
         project = validate_file(path, shown, environment)
     except ConfigError as exc:
         return FileResult(shown, None, tuple(exc.diagnostics))
-    from pipeline.handlers import check_sources  # reads the source folder: only once the config is valid
+    from pipeline.build.handlers import check_sources  # reads the source folder: only once the config is valid
 
     problems = check_sources(project)
     return FileResult(shown, None, tuple(problems)) if problems else FileResult(shown, project)

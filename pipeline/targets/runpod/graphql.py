@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.errors import ApiError
-from pipeline.http import AmbiguousError, Client
-from pipeline.providers.runpod_rest import LEASE_IMAGE, PLATFORM_ENV
+from pipeline.targets.runpod.api import AmbiguousError, Client
+from pipeline.targets.runpod.rest import LEASE_IMAGE, PLATFORM_ENV
 
 ENDPOINT_FIELDS = (
     "id name type gpuIds gpuCount instanceIds workersMin workersMax idleTimeout scalerType scalerValue "

@@ -8,6 +8,11 @@ from pathlib import Path
 from pipeline.errors import Diagnostic
 
 
+def runpod_name(app: str, environment: str | None, key: str) -> str:
+    """The RunPod name of an endpoint: {app}-{key}, or {app}-{env}-{key} in a named environment."""
+    return f"{app}-{environment}-{key}" if environment else f"{app}-{key}"
+
+
 @dataclass(frozen=True)
 class Loc:
     """Where a value was written, for messages about it after validation."""

@@ -1,6 +1,6 @@
 """The local target, CLI side: start or reuse the supervisor, hand it the endpoints, gate, stop.
 
-The supervisor (local_supervisor.py) runs in its own session so Ctrl-C in the terminal reaches
+The supervisor (supervisor.py) runs in its own session so Ctrl-C in the terminal reaches
 only the CLI, which then stops it cleanly; `--detach` leaves it running in the background.
 """
 
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.build import BuildResult
-from pipeline.envvars import resolve_env
+from pipeline.config.envvars import resolve_env
+from pipeline.config.model import Project
 from pipeline.errors import ApiError, BuildError
-from pipeline.model import Project
 
 FIRST_PORT = 8080
 ALREADY_RUNNING = 75  # the supervisor's exit code when another one holds the folder
@@ -203,7 +203,7 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
     output = open(where.log, "ab") if detach else None  # noqa: SIM115 - handed to the child
     mode = ["--log", str(where.log)] if detach else ["--attached"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.providers.local_supervisor", str(where.state_dir), str(where.socket), *mode],
+        [sys.executable, "-m", "pipeline.targets.local.supervisor", str(where.state_dir), str(where.socket), *mode],
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,

@@ -8,19 +8,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.build import BuildResult, content_hashes
-from pipeline.cancel import Cancel
+from pipeline.build.render import image_ref
+from pipeline.config.model import Project
 from pipeline.errors import ApiError, BuildError, FlashError, UsageError
-from pipeline.http import Client
-from pipeline.lease import Lease, acquire, holder_id, lease_name, unlock
-from pipeline.model import Project
-from pipeline.ownership import claim
-from pipeline.plan import Action
-from pipeline.providers.backend import Backend
-from pipeline.providers.runpod_graphql import GraphqlBackend
-from pipeline.providers.runpod_rest import RestBackend, health_url
-from pipeline.render import image_ref
-from pipeline.runpod_converge import Outcome
-from pipeline.runpod_deploy import default_context, deploy_runpod, desired_bodies, survey
+from pipeline.targets.cancel import Cancel
+from pipeline.targets.plan import Action
+from pipeline.targets.runpod.api import Client
+from pipeline.targets.runpod.backend import Backend
+from pipeline.targets.runpod.converge import Outcome
+from pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, survey
+from pipeline.targets.runpod.graphql import GraphqlBackend
+from pipeline.targets.runpod.lease import Lease, acquire, holder_id, lease_name, unlock
+from pipeline.targets.runpod.ownership import claim
+from pipeline.targets.runpod.rest import RestBackend, health_url
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 

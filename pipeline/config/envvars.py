@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from pipeline.config.model import Endpoint
 from pipeline.errors import ConfigError, Diagnostic
-from pipeline.model import Endpoint
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

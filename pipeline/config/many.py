@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from pipeline.config.model import Project
+from pipeline.config.validate import validate_file
 from pipeline.errors import ConfigError, Diagnostic
-from pipeline.model import Project
-from pipeline.validate import validate_file
 
 T = TypeVar("T")
 _GLOB = set("*?[")

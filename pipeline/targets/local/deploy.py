@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.build import BuildResult
+from pipeline.config.model import Project
 from pipeline.errors import ApiError, HealthError
-from pipeline.health import Backoff, GateResult, describe, wait_healthy
-from pipeline.model import Project
-from pipeline.plan import Action, plan_deploy
-from pipeline.providers import local
+from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from pipeline.targets.local import control as local
+from pipeline.targets.plan import Action, plan_deploy
 
 # Local workers start in about a second: probe often, so the gate adds little to that.
 LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)
@@ -141,7 +141,8 @@ def local_status(project: Project) -> dict[str, Any] | None:
     where = local.paths(project)
     if local.read_state(where) is None:
         return None
-    return local.send(where, {"cmd": "status"}, timeout=10)
+    answer: dict[str, Any] = local.send(where, {"cmd": "status"}, timeout=10)
+    return answer
 
 
 def local_destroy(project: Project) -> list[str]:
@@ -158,8 +159,8 @@ def local_destroy(project: Project) -> list[str]:
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
     from pipeline.build import content_hashes
-    from pipeline.envvars import resolve_env
-    from pipeline.providers.local_balancer import EndpointSpec
+    from pipeline.config.envvars import resolve_env
+    from pipeline.targets.local.balancer import EndpointSpec
 
     hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ

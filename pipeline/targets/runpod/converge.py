@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.cancel import Cancel
+from pipeline.config.model import Endpoint
 from pipeline.errors import FlashError, Interrupted
-from pipeline.health import Backoff, GateResult, describe, wait_healthy
-from pipeline.model import Endpoint
-from pipeline.plan import Action
-from pipeline.providers.backend import Backend
-from pipeline.providers.runpod_rest import api_form, health_url, sparse_patch
+from pipeline.targets.cancel import Cancel
+from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from pipeline.targets.plan import Action
+from pipeline.targets.runpod.backend import Backend
+from pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
 
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import Diagnostic
 from pipeline.resources import resource_path
-from pipeline.schemacheck import Evaluator, SchemaError
 
 if TYPE_CHECKING:
-    from pipeline.source import KeyPath, Source
+    from jsonschema import ValidationError
+
+    from pipeline.config.source import KeyPath, Source
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -39,8 +40,12 @@ def load_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> Evaluator:
-    return Evaluator(load_schema())
+def _validator() -> Any:  # a jsonschema Draft202012Validator (its stubs type it as a variable)
+    """Built once per process. Imported here, on the validate path only (jsonschema costs ~45 ms to
+    import); no format checker: the schema uses no `format`."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema())
 
 
 def schema_diagnostics(src: Source) -> list[Diagnostic]:
@@ -84,7 +89,7 @@ def _diag(src: Source, path: KeyPath, message: str, hint: str, *, key: bool = Fa
     return Diagnostic(src.display, line, col, key_path(path), message, hint)
 
 
-def _translate(error: SchemaError, src: Source) -> Iterator[Diagnostic]:
+def _translate(error: ValidationError, src: Source) -> Iterator[Diagnostic]:
     path: KeyPath = tuple(error.absolute_path)
     keyword = str(error.validator)
     schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
@@ -110,7 +115,7 @@ def _translate(error: SchemaError, src: Source) -> Iterator[Diagnostic]:
         )
 
 
-def _sentence(keyword: str, error: SchemaError, schema: dict[str, Any], value: Any) -> str:
+def _sentence(keyword: str, error: ValidationError, schema: dict[str, Any], value: Any) -> str:
     title = schema.get("title")
     limit = error.validator_value
     if keyword == "type":
@@ -135,7 +140,7 @@ def _sentence(keyword: str, error: SchemaError, schema: dict[str, Any], value: A
     return error.message
 
 
-def _auto_hint(keyword: str, error: SchemaError, value: Any) -> str:
+def _auto_hint(keyword: str, error: ValidationError, value: Any) -> str:
     if keyword in ("enum", "const") and isinstance(value, str):
         choices = error.validator_value if keyword == "enum" else [error.validator_value]
         return did_you_mean(value, [str(c) for c in choices]) or "allowed: " + ", ".join(map(show, choices))
@@ -181,9 +186,9 @@ def _unknown_keys(src: Source, path: KeyPath, value: Any, schema: dict[str, Any]
         )
 
 
-def _alternatives(error: SchemaError, src: Source, path: KeyPath) -> Iterator[Diagnostic]:
+def _alternatives(error: ValidationError, src: Source, path: KeyPath) -> Iterator[Diagnostic]:
     # A branch whose type matched explains the problem; if none matched, name the expected types.
-    branches: dict[Any, list[SchemaError]] = {}
+    branches: dict[Any, list[ValidationError]] = {}
     for sub in error.context or ():
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     mistyped = {

@@ -14,15 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.config.model import runpod_name
+
 MARKER_APP = "FLASH_APP"
 MARKER_ENV = "FLASH_ENV"
 MARKER_ENDPOINT = "FLASH_ENDPOINT"
 MARKERS = frozenset({MARKER_APP, MARKER_ENV, MARKER_ENDPOINT})
-
-
-def runpod_name(app: str, environment: str | None, key: str) -> str:
-    """The RunPod name of an endpoint: {app}-{key}, or {app}-{env}-{key} in a named environment."""
-    return f"{app}-{environment}-{key}" if environment else f"{app}-{key}"
 
 
 def markers(app: str, environment: str | None, key: str) -> dict[str, str]:

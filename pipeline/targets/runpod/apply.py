@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.cancel import Cancel
+from pipeline.config.model import Project
 from pipeline.errors import ConfigError, FlashError
-from pipeline.model import Project
-from pipeline.plan import Action
-from pipeline.providers.runpod import RunpodProvider
-from pipeline.runpod_converge import Outcome
+from pipeline.targets.cancel import Cancel
+from pipeline.targets.plan import Action
+from pipeline.targets.runpod.converge import Outcome
+from pipeline.targets.runpod.provider import RunpodProvider
 
 
 def runpod_plan(project: Project, provider: RunpodProvider) -> list[Action]:
@@ -44,7 +44,7 @@ def runpod_deploy(
             exc.consequence = "nothing was deployed"
             raise
         if push:
-            from pipeline.docker import push as push_images
+            from pipeline.build.images import push as push_images
 
             push_images(result, project.registry, echo)
     cancel.check()
@@ -95,8 +95,8 @@ def deploy_configs(
     interrupted run.
     """
     from pipeline import report
-    from pipeline.cancel import in_threads
     from pipeline.errors import Interrupted
+    from pipeline.targets.cancel import in_threads
 
     journal.extend((p, []) for p in projects)
     several = len(projects) > 1
