@@ -83,11 +83,12 @@ def cli(verbose: bool) -> None:
 def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) -> int:
     """Check config files; report every problem with file:line:col."""
     from pipeline import report
+    from pipeline.build.handlers import with_sources
     from pipeline.config.many import expand
     from pipeline.config.validate import check_file
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
-    results = [check_file(Path(name), name, _environment()) for name in names]
+    results = [with_sources(check_file(Path(name), name, _environment())) for name in names]
     if fmt == "json":
         click.echo(report.validation_json(results))
     elif fmt == "github":
@@ -127,7 +128,7 @@ def build(config: str, out: Path | None, push: bool) -> int:
     import time
 
     from pipeline import report
-    from pipeline.build import build as build_project
+    from pipeline.build.output import build as build_project
 
     project = _load(config, "nothing was built")
     started = time.perf_counter()
@@ -212,7 +213,10 @@ def deploy(
     cancel, journal = Cancel(), []  # type: ignore[var-annotated]
     try:
         results = run_interruptible(
-            lambda: deploy_configs(projects, provider, options, progress, os.environ, journal, cancel), cancel
+            lambda: deploy_configs(
+                projects, provider, options, progress, os.environ, journal, cancel, report.runpod_summary_markdown
+            ),
+            cancel,
         )
     except Interrupted:
         provider.release_all()
@@ -230,7 +234,7 @@ def deploy(
 
 def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     from pipeline import report
-    from pipeline.build import build as build_project
+    from pipeline.build.output import build as build_project
     from pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()

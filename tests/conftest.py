@@ -150,7 +150,7 @@ def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/apps/worker copied to a temp folder and built with `flash build`; returns .flash/build."""
     import shutil
 
-    from pipeline.build import build
+    from pipeline.build.output import build
     from pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("worker-app")

@@ -373,10 +373,6 @@ def check_file(path: Path, display: str | None = None, environment: str | None =
     """Validate one file into a FileResult (never raises ConfigError)."""
     shown = display if display is not None else str(path)
     try:
-        project = validate_file(path, shown, environment)
+        return FileResult(shown, validate_file(path, shown, environment))
     except ConfigError as exc:
         return FileResult(shown, None, tuple(exc.diagnostics))
-    from pipeline.build.handlers import check_sources  # reads the source folder: only once the config is valid
-
-    problems = check_sources(project)
-    return FileResult(shown, None, tuple(problems)) if problems else FileResult(shown, project)

@@ -15,7 +15,7 @@ from pipeline.errors import Diagnostic
 from pipeline.targets.gate import describe
 
 if TYPE_CHECKING:
-    from pipeline.build import BuildResult
+    from pipeline.build.output import BuildResult
     from pipeline.config.model import Project
     from pipeline.targets.local.deploy import LocalDeploy
     from pipeline.targets.plan import Action, Change

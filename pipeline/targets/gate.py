@@ -7,9 +7,12 @@ Clock, sleep and randomness are parameters so tests drive time without patching 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # `random` costs ~5 ms to import, and report (on the validate path) imports describe()
+    import random
 
 Probe = Callable[[], "int | str"]  # an HTTP status, or a short description of a transport error
 FATAL = {401: "the API key is not accepted", 403: "access is forbidden", 404: "no such endpoint or route"}
@@ -61,7 +64,11 @@ def wait_healthy(
     """Probe until 200, a fatal status, `failed()` giving a reason, or timeout seconds have passed."""
     start = clock()
     first_204: float | None = None
-    delays = backoff.delays(rng or random.Random())
+    if rng is None:
+        import random
+
+        rng = random.Random()
+    delays = backoff.delays(rng)
     probes = 0
     while True:
         status = probe()

@@ -271,7 +271,7 @@ def test_push_needs_a_registry(example: Path, flash) -> None:
 @pytest.mark.skipif(not _engine_answers(), reason="no Docker engine answers on this machine")
 def test_real_docker_build_of_the_example(example: Path) -> None:
     build_dir = example / ".flash/build/data-api"
-    from pipeline.build import build
+    from pipeline.build.output import build
     from pipeline.config.validate import validate_file
 
     build(validate_file(example / "flash.toml"))

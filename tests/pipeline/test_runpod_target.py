@@ -313,7 +313,7 @@ def test_graphql_failed_update_rolls_back_and_prune_deletes_orphans(
 def test_an_emulated_deploy_serves_the_real_routes(project: Path, flash, emulator) -> None:
     import requests
 
-    from pipeline.build import build
+    from pipeline.build.output import build
     from pipeline.config.validate import validate_file
 
     result = build(validate_file(project / "flash.toml"))

@@ -247,7 +247,9 @@ def test_two_deploys_at_once_share_one_supervisor(app: Path) -> None:
     ]
     assert [run.wait(timeout=120) for run in runs] == [0, 0]
     supervisors = [
-        pid for pid in _processes_of(app) if b"pipeline.targets.local.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        pid
+        for pid in _processes_of(app)
+        if b"pipeline.targets.local.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert supervisors == [_supervisor_pid(app)]
     assert _answers(_url(app))

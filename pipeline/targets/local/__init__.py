@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.build import BuildResult
+    from pipeline.build.output import BuildResult
     from pipeline.config.model import Project
     from pipeline.targets.local.deploy import LocalDeploy
     from pipeline.targets.plan import Action

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.build import BuildResult
+from pipeline.build.output import BuildResult
 from pipeline.config.envvars import resolve_env
 from pipeline.config.model import Project
 from pipeline.errors import ApiError, BuildError

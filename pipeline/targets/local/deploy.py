@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.build import BuildResult
+from pipeline.build.output import BuildResult
 from pipeline.config.model import Project
 from pipeline.errors import ApiError, HealthError
 from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
@@ -158,7 +158,7 @@ def local_destroy(project: Project) -> list[str]:
 
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
-    from pipeline.build import content_hashes
+    from pipeline.build.output import content_hashes
     from pipeline.config.envvars import resolve_env
     from pipeline.targets.local.balancer import EndpointSpec
 

@@ -36,7 +36,7 @@ def runpod_deploy(
     """Build (unless the images were pushed by CI), push if asked, then apply and gate."""
     result = None
     if build:
-        from pipeline.build import build as build_project
+        from pipeline.build.output import build as build_project
 
         try:
             result = build_project(project)
@@ -88,13 +88,13 @@ def deploy_configs(
     environ: Mapping[str, str],
     journal: list[tuple[Project, list[Outcome]]],
     cancel: Cancel,
+    summarize: Callable[[str, list[Outcome]], str],
 ) -> list[tuple[Project, list[Outcome], FlashError | None]]:
     """Deploy several configs at once; each one's outcomes, and its error if it failed.
 
     `journal` fills in as the work goes (one outcome list per project), for the report of an
-    interrupted run.
+    interrupted run. `summarize` renders the GitHub step summary (formatting is the report stage's).
     """
-    from pipeline import report
     from pipeline.errors import Interrupted
     from pipeline.targets.cancel import in_threads
 
@@ -112,7 +112,7 @@ def deploy_configs(
         else:
             error = None
         app = project.name if several else None
-        write_github_outputs(outcomes, environ, report.runpod_summary_markdown(project.name, outcomes), app)
+        write_github_outputs(outcomes, environ, summarize(project.name, outcomes), app)
         return project, outcomes, error
 
     return in_threads(one, list(journal))

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.build import BuildResult, content_hashes
+from pipeline.build.output import BuildResult, content_hashes
 from pipeline.build.render import image_ref
 from pipeline.config.model import Project
 from pipeline.errors import ApiError, BuildError, FlashError, UsageError
