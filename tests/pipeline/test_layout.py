@@ -1,0 +1,90 @@
+"""The house rules of the layout, checked on the installed package: data flows one way (config ->
+build -> targets -> report -> cli), a target package never imports the other, nothing imports cli."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+STAGES = {"config": 1, "build": 2, "targets": 3, "report": 4, "cli": 5}  # anything else is shared (0)
+TARGETS = ("pipeline.targets.local", "pipeline.targets.runpod")
+
+
+def _package_root() -> Path:
+    spec = importlib.util.find_spec("pipeline")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _modules() -> dict[str, Path]:
+    root = _package_root()
+    found = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[0].startswith("_"):  # _schemas, _templates: data, not code
+            continue
+        name = ".".join(("pipeline", *parts)).removesuffix(".__init__")
+        found[name] = path
+    return found
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every pipeline module `name` imports, at the top or inside a function (lazy imports count)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pipeline import report`
+    return {module for module in found if module == "pipeline" or module.startswith("pipeline.")}
+
+
+def _stage(module: str) -> int:
+    parts = module.split(".")
+    return STAGES.get(parts[1], 0) if len(parts) > 1 else 0
+
+
+def _target(module: str) -> str | None:
+    return next((t for t in TARGETS if module == t or module.startswith(t + ".")), None)
+
+
+def test_the_package_is_laid_out_in_stages() -> None:
+    modules = _modules()
+    for stage in ("pipeline.config", "pipeline.build", "pipeline.targets.local", "pipeline.targets.runpod"):
+        assert stage in modules, f"{stage} is missing from the installed package"
+
+
+def test_imports_flow_one_way_and_targets_stay_apart() -> None:
+    modules = _modules()
+    problems = []
+    for name, path in sorted(modules.items()):
+        for imported in sorted(_imports(name, path)):
+            known = imported if imported in modules else imported.rpartition(".")[0]
+            if known not in modules:
+                continue  # an attribute of a module (`from pipeline.x import name`)
+            if known == "pipeline.cli" and name != "pipeline.__main__":
+                problems.append(f"{name} imports the CLI")
+            elif _stage(known) > _stage(name) and name != "pipeline.__main__":
+                problems.append(f"{name} imports {known}, a later stage")
+            mine, theirs = _target(name), _target(known)
+            if mine and theirs and mine != theirs:
+                problems.append(f"{name} imports {known}, the other target")
+            if theirs and not mine and _stage(name) == STAGES["targets"]:
+                problems.append(f"{name} (shared by the targets) imports {known}, one target")
+    assert problems == []
+
+
+def test_the_checker_sees_a_violation() -> None:
+    """The walk is real: it finds imports inside functions, relative or not."""
+    source = _package_root() / "targets" / "runpod" / "apply.py"
+    assert "pipeline.targets.runpod.provider" in _imports("pipeline.targets.runpod.apply", source)
+    assert _stage("pipeline.report") > _stage("pipeline.targets.runpod.apply")
+    assert _target("pipeline.targets.local.deploy") != _target("pipeline.targets.runpod.deploy")
