@@ -10,15 +10,12 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline import __version__
+from pipeline.cli.common import confirm, environment, load, runpod_provider
 from pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
-
-if TYPE_CHECKING:
-    from pipeline.config.model import Project
 
 EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
@@ -36,7 +33,7 @@ CONFIGS = click.option(
 
 
 def _remember_environment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    ctx.meta["flash.environment"] = value or None  # read by _load(): one option, every command
+    ctx.meta["flash.environment"] = value or None  # read by load(): one option, every command
 
 
 ENVIRONMENT = click.option(
@@ -47,11 +44,6 @@ ENVIRONMENT = click.option(
     callback=_remember_environment,
     help="Select an [environments.<name>] overlay (or set FLASH_ENV).",
 )
-
-
-def _environment() -> str | None:
-    value: str | None = click.get_current_context().meta.get("flash.environment")
-    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,7 +80,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) 
     from pipeline.config.validate import check_file
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
-    results = [with_sources(check_file(Path(name), name, _environment())) for name in names]
+    results = [with_sources(check_file(Path(name), name, environment())) for name in names]
     if fmt == "json":
         click.echo(report.validation_json(results))
     elif fmt == "github":
@@ -130,7 +122,7 @@ def build(config: str, out: Path | None, push: bool) -> int:
     from pipeline import report
     from pipeline.build.output import build as build_project
 
-    project = _load(config, "nothing was built")
+    project = load(config, "nothing was built")
     started = time.perf_counter()
     try:
         result = build_project(project, out)
@@ -144,17 +136,6 @@ def build(config: str, out: Path | None, push: bool) -> int:
         push_images(result, project.registry, click.echo)
         click.echo(report.push_text(result))
     return 0
-
-
-def _echo_err(line: str) -> None:
-    click.echo(line, err=True)
-
-
-def _runpod() -> Any:
-    """The RunPod provider; credentials are checked here, before any build work."""
-    from pipeline.targets.runpod.provider import RunpodProvider
-
-    return RunpodProvider.from_environment()
 
 
 @cli.command()
@@ -192,93 +173,20 @@ def deploy(
     fmt: str,
 ) -> int:
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
-    from pipeline import report
-    from pipeline.errors import Interrupted
-    from pipeline.targets.cancel import Cancel, run_interruptible
+    from pipeline.cli.plan import plan as run_plan
 
     if dry_run:
-        return _plan(list(configs), target, "text", False)
+        return run_plan(list(configs), target, "text", False)
     if target == "local":
         if len(configs) != 1:
             raise UsageError("the local target runs one config at a time", "pass a single -c")
-        return _deploy_local(configs[0], detach, timeout, fmt)
-    from pipeline.config.many import expand, load_all
-    from pipeline.targets.runpod.apply import deploy_configs
+        from pipeline.cli import local as local_cli
 
-    provider = _runpod()
-    projects = load_all(expand(configs), _environment(), "nothing was deployed")
-    progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
+        return local_cli.deploy(configs[0], detach, timeout, fmt)
+    from pipeline.cli import runpod as runpod_cli
+
     options = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback, "timeout": timeout}
-    options["lease_wait"] = lock_timeout
-    cancel, journal = Cancel(), []  # type: ignore[var-annotated]
-    try:
-        results = run_interruptible(
-            lambda: deploy_configs(
-                projects, provider, options, progress, os.environ, journal, cancel, report.runpod_summary_markdown
-            ),
-            cancel,
-        )
-    except Interrupted:
-        provider.release_all()
-        click.echo(report.interrupted_text([(p.name, outcomes) for p, outcomes in journal]))
-        raise
-    if fmt == "json":
-        click.echo(report.runpod_deploys_json([(p.name, outcomes) for p, outcomes, _ in results]))
-    else:
-        click.echo("\n\n".join(report.runpod_deploy_text(outcomes) for _, outcomes, _ in results if outcomes))
-    errors = [error for _, _, error in results if error is not None]
-    if errors:
-        raise max(errors, key=lambda e: e.exit_code)  # the most serious failure decides the exit code
-    return 0
-
-
-def _deploy_local(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
-    from pipeline import report
-    from pipeline.build.output import build as build_project
-    from pipeline.targets.local import LocalProvider
-
-    provider = LocalProvider()
-    project = _load(config, "nothing was deployed")
-    try:
-        result = build_project(project)
-    except ConfigError as exc:
-        exc.consequence = "nothing was deployed"
-        raise
-    # SIGTERM and SIGHUP (a closed terminal) during the deploy act as Ctrl-C: what it started is stopped.
-    _signals_interrupt()
-    outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=_echo_err)
-    click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
-    if detach:
-        return 0
-    try:
-        _wait_for_stop_signal()
-    finally:
-        click.echo("flash: stopping local endpoints ...", err=True)
-        provider.destroy(project)
-        click.echo("flash: stopped; no worker is left running", err=True)
-    return 0
-
-
-def _signals_interrupt() -> None:
-    import signal
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
-
-
-def _wait_for_stop_signal() -> None:
-    """Block until Ctrl-C (KeyboardInterrupt, exit 130), SIGTERM or SIGHUP (a clean exit 0)."""
-    import signal
-    import threading
-
-    stopped = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stopped.set())
-    while not stopped.wait(0.5):
-        pass
+    return runpod_cli.deploy(configs, options, lock_timeout, fmt)
 
 
 @cli.command()
@@ -289,42 +197,9 @@ def _wait_for_stop_signal() -> None:
 @ENVIRONMENT
 def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: bool) -> int:
     """What deploy would create, update, keep or orphan; changes nothing. Several -c (or globs): all, in parallel."""
-    return _plan(list(configs), target, fmt, detailed_exitcode)
+    from pipeline.cli.plan import plan as run_plan
 
-
-def _plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
-    from pipeline import report
-    from pipeline.config.many import expand, in_parallel, load_all
-    from pipeline.targets.plan import Action, has_changes
-
-    provider = _runpod() if target == "runpod" else None
-    projects = load_all(expand(configs), _environment(), "nothing was planned")
-
-    def plan_one(project: Project) -> list[Action]:
-        if provider is not None:
-            from pipeline.targets.runpod.apply import runpod_plan
-
-            return runpod_plan(project, provider)
-        from pipeline.targets.local import LocalProvider
-
-        return LocalProvider().plan(project)
-
-    try:
-        plans = in_parallel(plan_one, projects)
-    except ConfigError as exc:
-        exc.consequence = "nothing was planned"
-        raise
-    render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
-    outputs = [render(p.name, target, actions) for p, actions in zip(projects, plans, strict=True)]
-    click.echo(report.join_plans(outputs, fmt))
-    conflicts = [
-        (p.name, a) for p, actions in zip(projects, plans, strict=True) for a in actions if a.kind == "conflict"
-    ]
-    if conflicts:  # deploy would refuse: say so with the exit code too
-        for app, action in conflicts:
-            click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
-        return 4
-    return 10 if detailed_exitcode and any(has_changes(a) for a in plans) else 0
+    return run_plan(list(configs), target, fmt, detailed_exitcode)
 
 
 @cli.command()
@@ -337,8 +212,8 @@ def status(config: str, target: str, fmt: str) -> int:
     from pipeline import report
 
     if target == "runpod":
-        provider = _runpod()
-        rows = provider.status(_load(config, ""))
+        provider = runpod_provider()
+        rows = provider.status(load(config, ""))
         if fmt == "json":
             click.echo(report.runpod_status_json(rows))
             return 0
@@ -346,7 +221,7 @@ def status(config: str, target: str, fmt: str) -> int:
         return 0
     from pipeline.targets.local import LocalProvider
 
-    project = _load(config, "")
+    project = load(config, "")
     answer = LocalProvider().status(project)
     local_render = report.local_status_json if fmt == "json" else report.local_status_text
     click.echo(local_render(project, answer))
@@ -361,12 +236,14 @@ def status(config: str, target: str, fmt: str) -> int:
 def destroy(config: str, target: str, yes: bool) -> int:
     """Delete the app's endpoints, listing each one (stop them, on the local target)."""
     if target == "runpod":
-        return _destroy_runpod(config, yes)
+        from pipeline.cli import runpod as runpod_cli
+
+        return runpod_cli.destroy(config, yes)
     from pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()
-    project = _load(config, "nothing was destroyed")
-    _confirm(yes, f"Stop every local endpoint of {project.name}?")
+    project = load(config, "nothing was destroyed")
+    confirm(yes, f"Stop every local endpoint of {project.name}?")
     keys = provider.destroy(project)
     click.echo(
         f"flash: stopped {', '.join(keys)} on the local target"
@@ -376,64 +253,16 @@ def destroy(config: str, target: str, yes: bool) -> int:
     return 0
 
 
-def _confirm(yes: bool, question: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
-    click.confirm(question, abort=True)
-
-
-def _destroy_runpod(config: str, yes: bool) -> int:
-    """Only endpoints that are provably this app's (exact name and owner markers) are deleted."""
-    from pipeline import report
-    from pipeline.targets.cancel import Cancel, run_interruptible
-
-    provider = _runpod()
-    project = _load(config, "nothing was destroyed")
-    doomed, spared = provider.destroy_targets(project)
-    for name, endpoint_id in spared:
-        click.echo(
-            f"flash: left {name} ({endpoint_id}): it has no flash owner markers; deploy adopts it, or delete it in the RunPod console",
-            err=True,
-        )
-    if not doomed:
-        click.echo("flash: nothing to delete on RunPod")
-        return 0
-    click.echo(report.destroy_list(project.name, doomed))
-    _confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?")
-    cancel = Cancel()
-    try:
-        deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, _echo_err), cancel)
-    except Interrupted:
-        provider.release_all()
-        click.echo("flash: destroy interrupted: list what is left with `flash status`; run destroy again to finish")
-        raise
-    click.echo("flash: deleted " + ", ".join(f"{name} ({endpoint_id})" for name, endpoint_id in deleted) + " on RunPod")
-    return 0
-
-
 @cli.command()
 @CONFIG
 @ENVIRONMENT
 def unlock(config: str) -> int:
     """Break the deploy lease of this app (after a deploy that crashed or was killed)."""
-    provider = _runpod()
-    project = _load(config, "")
+    provider = runpod_provider()
+    project = load(config, "")
     holder = provider.unlock(project)
     click.echo(f"flash: removed the deploy lease held by {holder}" if holder else "flash: no deploy lease is held")
     return 0
-
-
-def _load(config: str, consequence: str) -> Project:
-    """Validate the config, or raise ConfigError saying what did not happen."""
-    from pipeline.config.validate import validate_file
-
-    try:
-        return validate_file(Path(config), config, _environment())
-    except ConfigError as exc:
-        exc.consequence = consequence
-        raise
 
 
 @cli.command()

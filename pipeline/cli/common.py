@@ -1,0 +1,49 @@
+"""What every command shares: the selected environment, loading a config, confirmation, stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pipeline.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from pipeline.config.model import Project
+
+
+def environment() -> str | None:
+    value: str | None = click.get_current_context().meta.get("flash.environment")
+    return value
+
+
+def echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def runpod_provider() -> Any:
+    """The RunPod provider; credentials are checked here, before any build work."""
+    from pipeline.targets.runpod.provider import RunpodProvider
+
+    return RunpodProvider.from_environment()
+
+
+def load(config: str, consequence: str) -> Project:
+    """Validate the config, or raise ConfigError saying what did not happen."""
+    from pipeline.config.validate import validate_file
+
+    try:
+        return validate_file(Path(config), config, environment())
+    except ConfigError as exc:
+        exc.consequence = consequence
+        raise
+
+
+def confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
+    click.confirm(question, abort=True)
