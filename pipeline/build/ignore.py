@@ -10,7 +10,9 @@ credential file).
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from functools import cache
@@ -85,7 +87,19 @@ def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
 
 def always_excluded(rel: str) -> bool:
     """Whether a path (relative, posix; folders with a trailing "/") is one that never ships."""
+    if not _suspect().search(rel):
+        return False  # no component could start a match: pathspec (~20 ms to load) is not needed
     return _always().match_file(rel)
+
+
+@cache
+def _suspect() -> re.Pattern[str]:
+    """A path can match an ALWAYS_EXCLUDED pattern only if one of its components matches that
+    pattern's first component (every pattern matches at any depth). This one regex over those
+    first components is a superset test; pathspec still decides every path it lets through."""
+    firsts = {pattern.strip("/").split("/")[0] for pattern in ALWAYS_EXCLUDED}
+    alternatives = "|".join(fnmatch.translate(first).removeprefix("(?s:").removesuffix(")\\Z") for first in firsts)
+    return re.compile(rf"(?:^|/)(?:{alternatives})(?:/|$)")
 
 
 def included_files(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True) -> Iterator[Path]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,5 +59,7 @@ def load_all(names: Sequence[str], environment: str | None, consequence: str) ->
 
 def in_parallel(work: Callable[[Project], T], projects: Sequence[Project]) -> list[T]:
     """work(project) for each project at once (plans and deploys are network-bound)."""
+    from concurrent.futures import ThreadPoolExecutor  # only when several configs run at once
+
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(projects)))) as pool:
         return list(pool.map(work, projects))

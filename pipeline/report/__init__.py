@@ -1,65 +1,84 @@
 """The report stage: every line flash prints is formatted here, split by subject.
 
-`from pipeline import report; report.plan_text(...)` keeps working: the public functions of each
-subject module are re-exported below.
+`from pipeline import report; report.plan_text(...)` keeps working: each public function is looked
+up in its subject module on first use (PEP 562), so `flash validate` loads only the config reports.
 """
 
-from pipeline.report.build import build_text, push_text
-from pipeline.report.config import (
-    config_error_text,
-    diagnostic_text,
-    error_text,
-    github_annotation,
-    plural,
-    summary,
-    validation_github,
-    validation_json,
-    validation_text,
-)
-from pipeline.report.deploy import (
-    Progress,
-    deploy_counts,
-    destroy_list,
-    interrupted_text,
-    local_deploy_json,
-    local_deploy_text,
-    runpod_deploy_json,
-    runpod_deploy_text,
-    runpod_deploys_json,
-    runpod_summary_markdown,
-)
-from pipeline.report.plan import change_text, join_plans, plan_json, plan_markdown, plan_text
-from pipeline.report.status import local_status_json, local_status_text, runpod_status_json, runpod_status_text
+from __future__ import annotations
 
-__all__ = [
-    "Progress",
-    "build_text",
-    "change_text",
-    "config_error_text",
-    "deploy_counts",
-    "destroy_list",
-    "diagnostic_text",
-    "error_text",
-    "github_annotation",
-    "interrupted_text",
-    "join_plans",
-    "local_deploy_json",
-    "local_deploy_text",
-    "local_status_json",
-    "local_status_text",
-    "plan_json",
-    "plan_markdown",
-    "plan_text",
-    "plural",
-    "push_text",
-    "runpod_deploy_json",
-    "runpod_deploy_text",
-    "runpod_deploys_json",
-    "runpod_status_json",
-    "runpod_status_text",
-    "runpod_summary_markdown",
-    "summary",
-    "validation_github",
-    "validation_json",
-    "validation_text",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.report.build import build_text as build_text
+    from pipeline.report.build import push_text as push_text
+    from pipeline.report.config import config_error_text as config_error_text
+    from pipeline.report.config import diagnostic_text as diagnostic_text
+    from pipeline.report.config import error_text as error_text
+    from pipeline.report.config import github_annotation as github_annotation
+    from pipeline.report.config import plural as plural
+    from pipeline.report.config import summary as summary
+    from pipeline.report.config import validation_github as validation_github
+    from pipeline.report.config import validation_json as validation_json
+    from pipeline.report.config import validation_text as validation_text
+    from pipeline.report.deploy import Progress as Progress
+    from pipeline.report.deploy import deploy_counts as deploy_counts
+    from pipeline.report.deploy import destroy_list as destroy_list
+    from pipeline.report.deploy import interrupted_text as interrupted_text
+    from pipeline.report.deploy import local_deploy_json as local_deploy_json
+    from pipeline.report.deploy import local_deploy_text as local_deploy_text
+    from pipeline.report.deploy import runpod_deploy_json as runpod_deploy_json
+    from pipeline.report.deploy import runpod_deploy_text as runpod_deploy_text
+    from pipeline.report.deploy import runpod_deploys_json as runpod_deploys_json
+    from pipeline.report.deploy import runpod_summary_markdown as runpod_summary_markdown
+    from pipeline.report.plan import change_text as change_text
+    from pipeline.report.plan import join_plans as join_plans
+    from pipeline.report.plan import plan_json as plan_json
+    from pipeline.report.plan import plan_markdown as plan_markdown
+    from pipeline.report.plan import plan_text as plan_text
+    from pipeline.report.status import local_status_json as local_status_json
+    from pipeline.report.status import local_status_text as local_status_text
+    from pipeline.report.status import runpod_status_json as runpod_status_json
+    from pipeline.report.status import runpod_status_text as runpod_status_text
+
+_WHERE = {
+    "Progress": "deploy",
+    "build_text": "build",
+    "change_text": "plan",
+    "config_error_text": "config",
+    "deploy_counts": "deploy",
+    "destroy_list": "deploy",
+    "diagnostic_text": "config",
+    "error_text": "config",
+    "github_annotation": "config",
+    "interrupted_text": "deploy",
+    "join_plans": "plan",
+    "local_deploy_json": "deploy",
+    "local_deploy_text": "deploy",
+    "local_status_json": "status",
+    "local_status_text": "status",
+    "plan_json": "plan",
+    "plan_markdown": "plan",
+    "plan_text": "plan",
+    "plural": "config",
+    "push_text": "build",
+    "runpod_deploy_json": "deploy",
+    "runpod_deploy_text": "deploy",
+    "runpod_deploys_json": "deploy",
+    "runpod_status_json": "status",
+    "runpod_status_text": "status",
+    "runpod_summary_markdown": "deploy",
+    "summary": "config",
+    "validation_github": "config",
+    "validation_json": "config",
+    "validation_text": "config",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value  # found once
+    return value
