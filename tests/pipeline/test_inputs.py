@@ -272,3 +272,22 @@ def test_build_memory_does_not_grow_with_the_source(app: Path) -> None:
         assert int(peak_mb) < 150
     built = [os.stat(app / f".flash/build/{key}/src/weights.bin") for key in ("api", "two")]
     assert built[0].st_ino == built[1].st_ino and built[0].st_size == 200 * 1024 * 1024
+
+
+def test_the_never_ship_prefilter_never_hides_a_match() -> None:
+    """always_excluded() skips pathspec for paths no pattern could match; it must never skip one
+    pathspec would exclude."""
+    import random
+
+    from pipeline.build.ignore import _always, _suspect
+
+    parts = [
+        "app", ".env", ".env.local", "x.env", ".envrc", ".netrc", "_netrc", ".aws", "credentials", ".ssh",
+        ".docker", "config.json", "a.pem", "k.key", "c.p12", "id_rsa.pub", "__pycache__", "m.pyc", "venv",
+        ".venv", "env", "environment", ".git", ".config", "gcloud", "data.txt", ".DS_Store", "x.jks", ".kube",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(5000):
+        path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) + rng.choice(["", "/"])
+        if _always().match_file(path):
+            assert _suspect().search(path), path
