@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -29,10 +31,32 @@ def serve(name: str, routes: Sequence[RouteSpec], init: str | None = None, timeo
     except (ImportError, AttributeError, TypeError) as exc:
         log.error("cannot load the handlers: %s: %s", type(exc).__name__, exc)
         raise SystemExit(3) from None
+    # Bind here, not inside Sanic: a port that cannot be had is one clear line and exit 3, never a traceback.
+    sock = _listen(host, port)
     if health_port != port:
-        _serve_ping_on(app, host, health_port)
+        _serve_ping_on(app, _listen(host, health_port))
     log.info("serving %d route(s) on %s:%d (/ping on port %d)", len(routes), host, port, health_port)
-    app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
+    app.run(sock=sock, single_process=True, access_log=False, motd=False)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; exit 3 with the cause and the fix when it cannot be had."""
+    try:
+        sock = socket.create_server((host, port), reuse_port=False, backlog=1024)
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            why = (
+                "permission denied: ports below 1024 need root (RunPod runs images as root) or "
+                "CAP_NET_BIND_SERVICE; run as root, or set PORT to 1024 or above"
+            )
+        elif exc.errno == errno.EADDRINUSE:
+            why = "the port is already in use: stop what holds it, or set PORT to a free port"
+        else:
+            why = exc.strerror or str(exc)
+        log.error("cannot listen on %s:%d: %s", host, port, why)
+        raise SystemExit(3) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _app_name(name: str) -> str:
@@ -40,7 +64,7 @@ def _app_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "flash_worker"
 
 
-def _serve_ping_on(app: App, host: str, port: int) -> None:
+def _serve_ping_on(app: App, sock: socket.socket) -> None:
     """A tiny HTTP/1.1 responder for /ping on the health port, sharing the app's lifecycle."""
     lifecycle: Lifecycle = app.ctx.lifecycle
 
@@ -62,7 +86,7 @@ def _serve_ping_on(app: App, host: str, port: int) -> None:
 
     @app.before_server_start
     async def start_health_server(app: App) -> None:
-        app.ctx.health_server = await asyncio.start_server(answer, host, port)
+        app.ctx.health_server = await asyncio.start_server(answer, sock=sock)
 
     @app.before_server_stop
     async def stop_health_server(app: App) -> None:

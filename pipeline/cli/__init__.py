@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,6 +30,19 @@ CONFIGS = click.option(
     default=["flash.toml"],
     show_default=True,
     help="Config file or glob (repeatable).",
+)
+
+
+BUILDER = click.option(
+    "--builder",
+    type=click.Choice(["auto", "docker", "podman", "buildah"]),
+    envvar="FLASH_BUILDER",
+    default="auto",
+    show_default=True,
+    help="Image builder for --push: auto takes docker (when its engine answers), then podman, then buildah.",
+)
+INSECURE = click.option(
+    "--insecure-registry", is_flag=True, help="The registry speaks plain HTTP (a local or air-gapped registry)."
 )
 
 
@@ -113,9 +127,11 @@ def init(directory: Path, force: bool) -> int:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder. Default: .flash/build next to the config.",
 )
-@click.option("--push", is_flag=True, help="docker build and push each endpoint's image to app.registry.")
+@click.option("--push", is_flag=True, help="Build and push each endpoint's image to app.registry (linux/amd64).")
+@BUILDER
+@INSECURE
 @ENVIRONMENT
-def build(config: str, out: Path | None, push: bool) -> int:
+def build(config: str, out: Path | None, push: bool, builder: str, insecure_registry: bool) -> int:
     """Render workers, Dockerfiles and manifest.json for every endpoint."""
     import time
 
@@ -133,8 +149,8 @@ def build(config: str, out: Path | None, push: bool) -> int:
     if push:
         from pipeline.build.images import push as push_images
 
-        push_images(result, project.registry, click.echo)
-        click.echo(report.push_text(result))
+        pushed = push_images(result, project.registry, click.echo, builder=builder, insecure=insecure_registry)
+        click.echo(report.push_text(result, pushed))
     return 0
 
 
@@ -146,7 +162,9 @@ def build(config: str, out: Path | None, push: bool) -> int:
 @click.option("--prune", is_flag=True, help="runpod: delete {app}-… endpoints the config no longer has.")
 @click.option("--no-rollback", is_flag=True, help="runpod: leave a failed update as it is.")
 @click.option("--no-build", is_flag=True, help="runpod: the images were built and pushed already (e.g. by CI).")
-@click.option("--push", is_flag=True, help="runpod: docker build and push the images first.")
+@click.option("--push", is_flag=True, help="runpod: build and push the images first (linux/amd64).")
+@BUILDER
+@INSECURE
 @click.option(
     "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for /ping 200 (default: health.timeout)."
 )
@@ -168,6 +186,8 @@ def deploy(
     no_rollback: bool,
     no_build: bool,
     push: bool,
+    builder: str,
+    insecure_registry: bool,
     timeout: float | None,
     lock_timeout: float,
     fmt: str,
@@ -185,7 +205,8 @@ def deploy(
         return local_cli.deploy(configs[0], detach, timeout, fmt)
     from pipeline.cli import runpod as runpod_cli
 
-    options = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback, "timeout": timeout}
+    options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
+    options |= {"timeout": timeout, "builder": builder, "insecure": insecure_registry}
     return runpod_cli.deploy(configs, options, lock_timeout, fmt)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,5 +33,7 @@ def build_text(result: BuildResult, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def push_text(result: BuildResult) -> str:
-    return "\n".join(f"pushed {e.image}" for e in result.endpoints if e.path is not None)
+def push_text(result: BuildResult, pushed: Sequence[str]) -> str:
+    built = [e for e in result.endpoints if e.path is not None]
+    lines = [f"pushed {e.image}" if e.key in pushed else f"in the registry already: {e.image}" for e in built]
+    return "\n".join(lines)

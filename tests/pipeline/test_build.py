@@ -221,14 +221,24 @@ def _path_without_docker(tmp_path: Path) -> str:
     return str(bin_dir)
 
 
-def test_push_without_docker_installed(example: Path, flash, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_push_without_any_builder_installed(
+    example: Path, flash, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", _path_without_docker(tmp_path))
+    monkeypatch.delenv("FLASH_BUILDER", raising=False)
     result = flash("build", "--push", cwd=example)
     assert result.code == 3
-    assert (
-        result.err
-        == "flash: error: docker is not installed (no `docker` on PATH); --push needs it\n  hint: install Docker, or build and push the images in CI\n"
+    assert result.err == (
+        "flash: error: no image builder found: --push needs docker (with a running engine), podman or buildah\n"
+        "  hint: install one (apt-get install buildah is enough), or build and push the images in CI\n"
     )
+    for name, install in (("docker", "install Docker and start its engine (or point DOCKER_HOST at one)"),
+                          ("buildah", "install buildah (apt-get install buildah)")):  # fmt: skip
+        named = flash("build", "--push", "--builder", name, cwd=example)
+        assert (named.code, named.err) == (
+            3,
+            f"flash: error: {name} is not installed (no `{name}` on PATH); --push needs it\n  hint: {install}\n",
+        )
 
 
 def _engine_answers() -> bool:
@@ -247,14 +257,11 @@ def _engine_answers() -> bool:
 )
 def test_push_without_a_docker_engine(example: Path, flash, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    result = flash("build", "--push", cwd=example)
+    result = flash("build", "--push", "--builder", "docker", cwd=example)
     assert result.code == 3
     first, hint = result.err.splitlines()
-    assert first.startswith("flash: error: no Docker engine answers: ")
-    assert (
-        hint
-        == "  hint: start Docker (or point DOCKER_HOST at an engine) and retry; or build in CI and deploy the pushed image"
-    )
+    assert first.startswith("flash: error: docker does not work here: no Docker engine answers: ")
+    assert hint == "  hint: install Docker and start its engine (or point DOCKER_HOST at one)"
 
 
 def test_push_needs_a_registry(example: Path, flash) -> None:

@@ -195,3 +195,32 @@ def test_an_unresolvable_annotation_leaves_the_other_parameters_converted(worker
     answer = requests.get(url + "/partly-typed", params={"limit": "5", "price": "1.50"})
     assert answer.json() == {"limit": 5, "price": "1.50"}  # limit is an int; price stays the string it was
     assert requests.get(url + "/partly-typed", params={"limit": "x"}).status_code == 422
+
+
+def test_a_port_that_cannot_be_had_is_one_clear_line_and_exit_3(worker_build: Path, free_port) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import dockerfile_command
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = dockerfile_command(worker_build / "api")
+        done = subprocess.run(
+            [sys.executable, *command[1:]],
+            cwd=worker_build / "api" / "src",
+            env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith(
+        f"ERROR flash.worker: cannot listen on 127.0.0.1:{port}: the port is already in use: "
+        "stop what holds it, or set PORT to a free port"
+    )

@@ -32,6 +32,8 @@ def runpod_deploy(
     lease_wait: float,
     echo: Callable[[str], None],
     cancel: Cancel,
+    builder: str = "auto",
+    insecure: bool = False,
 ) -> list[Outcome]:
     """Build (unless the images were pushed by CI), push if asked, then apply and gate."""
     result = None
@@ -46,7 +48,7 @@ def runpod_deploy(
         if push:
             from pipeline.build.images import push as push_images
 
-            push_images(result, project.registry, echo)
+            push_images(result, project.registry, echo, builder=builder, insecure=insecure)
     cancel.check()
     images = provider.images(project, result)
     return provider.apply(
