@@ -46,8 +46,9 @@ class Builder:
         # TLS-inspecting proxy), never committed into the image.
         extra = ["--volume", f"{HOST_CA}:{HOST_CA}:ro"] if HOST_CA.is_file() else []
         command = "build" if self.name == "podman" else "bud"
+        # --layers: keep each step's layer, so the dependency layer is reused while only code changes.
         return [self.path, command, "--platform", PLATFORM, "--isolation", "chroot", "--network", "host",
-                *extra, "--tag", tag, str(context)]  # fmt: skip
+                "--layers", *extra, "--tag", tag, str(context)]  # fmt: skip
 
     def push(self, tag: str, insecure: bool) -> list[str]:
         if self.name == "docker":  # docker's insecure registries live in the engine's daemon.json

@@ -55,8 +55,12 @@ def _buildah(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="session")
 def base_image() -> str:
+    return ensure_base_image()
+
+
+def ensure_base_image() -> str:
     """python:3.11-slim's stand-in: Debian bookworm's python3 and pip, `python` on PATH, pip allowed
-    to install into the system Python (as in the official image)."""
+    to install into the system Python (as in the official image). Also used by bench/images.py."""
     if _buildah("inspect", "--type", "image", BASE, check=False).returncode == 0:
         return BASE
     CACHE.mkdir(parents=True, exist_ok=True)
