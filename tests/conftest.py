@@ -171,4 +171,7 @@ def emulator(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("RUNPOD_API_BASE_URL", emu.url)
         monkeypatch.setenv("RUNPOD_API_KEY", emu.api_key)
         monkeypatch.delenv("FLASH_API", raising=False)
+        # The emulator stands in for RunPod, not for ghcr.io: tests of the registry check use a
+        # loopback registry of their own (test_runpod_registry.py).
+        monkeypatch.setenv("FLASH_NO_REGISTRY_CHECK", "1")
         yield emu

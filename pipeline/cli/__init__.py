@@ -166,6 +166,12 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
 @BUILDER
 @INSECURE
 @click.option(
+    "--no-registry-check",
+    is_flag=True,
+    envvar="FLASH_NO_REGISTRY_CHECK",
+    help="runpod: do not ask the registry whether the images are there (for registries flash cannot query).",
+)
+@click.option(
     "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for /ping 200 (default: health.timeout)."
 )
 @click.option(
@@ -188,6 +194,7 @@ def deploy(
     push: bool,
     builder: str,
     insecure_registry: bool,
+    no_registry_check: bool,
     timeout: float | None,
     lock_timeout: float,
     fmt: str,
@@ -207,6 +214,7 @@ def deploy(
 
     options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
     options |= {"timeout": timeout, "builder": builder, "insecure": insecure_registry}
+    options["registry_check"] = not no_registry_check
     return runpod_cli.deploy(configs, options, lock_timeout, fmt)
 
 

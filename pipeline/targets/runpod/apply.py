@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config.model import Project
-from pipeline.errors import ConfigError, FlashError
+from pipeline.errors import BuildError, ConfigError, FlashError
 from pipeline.targets.cancel import Cancel
 from pipeline.targets.plan import Action
 from pipeline.targets.runpod.converge import Outcome
@@ -34,8 +34,10 @@ def runpod_deploy(
     cancel: Cancel,
     builder: str = "auto",
     insecure: bool = False,
+    registry_check: bool = True,
 ) -> list[Outcome]:
-    """Build (unless the images were pushed by CI), push if asked, then apply and gate."""
+    """Build (unless the images were pushed by CI), push if asked, check every flash-built tag is in
+    its registry, then apply and gate."""
     result = None
     if build:
         from pipeline.build.output import build as build_project
@@ -51,6 +53,8 @@ def runpod_deploy(
             push_images(result, project.registry, echo, builder=builder, insecure=insecure)
     cancel.check()
     images = provider.images(project, result)
+    if registry_check:
+        require_pushed(project, images, insecure=insecure, echo=echo)
     return provider.apply(
         project,
         images,
@@ -62,6 +66,31 @@ def runpod_deploy(
         cancel=cancel,
         lease_wait=lease_wait,
     )
+
+
+def require_pushed(
+    project: Project, images: Mapping[str, str], *, insecure: bool, echo: Callable[[str], None]
+) -> None:
+    """BuildError (exit 3) before any write if a flash-built tag is not in its registry: RunPod could
+    never pull it, and the endpoint would never become healthy. A registry that cannot be asked
+    (unreachable, a credential helper flash cannot use) is reported and not held against the deploy."""
+    from pipeline.build.registry import exists
+
+    missing = []
+    for endpoint in project.endpoints:
+        if endpoint.image:
+            continue  # the user's own image: theirs to have pushed
+        image = images[endpoint.key]
+        found = exists(image, insecure=insecure)
+        if found is None:
+            echo(f"{endpoint.key}: cannot ask the registry whether {image} is there; deploying it anyway")
+        elif not found:
+            missing.append(image)
+    if missing:
+        raise BuildError(
+            f"not in the registry, so RunPod could not pull it: {', '.join(missing)}; nothing was deployed",
+            "pass --push to build and push the images (or push them in CI before `deploy --no-build`)",
+        )
 
 
 def write_github_outputs(
