@@ -68,9 +68,7 @@ def runpod_deploy(
     )
 
 
-def require_pushed(
-    project: Project, images: Mapping[str, str], *, insecure: bool, echo: Callable[[str], None]
-) -> None:
+def require_pushed(project: Project, images: Mapping[str, str], *, insecure: bool, echo: Callable[[str], None]) -> None:
     """BuildError (exit 3) before any write if a flash-built tag is not in its registry: RunPod could
     never pull it, and the endpoint would never become healthy. A registry that cannot be asked
     (unreachable, a credential helper flash cannot use) is reported and not held against the deploy."""
