@@ -84,6 +84,7 @@ class Endpoint:
     init: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     health_timeout: int = 600
+    calls: tuple[str, ...] = ()  # endpoint keys of this app that this endpoint calls
     # Where single settings were written ("init", "env.NAME"), for messages after validation.
     locs: tuple[tuple[str, Loc], ...] = field(default=(), compare=False, repr=False)
 
@@ -107,6 +108,7 @@ class Project:
     environment: str | None = None  # the selected [environments.<name>] overlay, if any
     environments: tuple[str, ...] = ()  # every declared environment
     source_loc: Loc | None = field(default=None, compare=False, repr=False)  # where app.source was written
+    call_key: str | None = None  # a {{ RUNPOD_SECRET_… }} or ${VAR} reference: what callers send callees
 
     @property
     def root(self) -> Path:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.config.calls import calls_rules
 from pipeline.config.model import runpod_name
 from pipeline.config.schema import key_path, show
 from pipeline.config.settings import Setting, effective_settings, endpoint_keys, environment_names, table
@@ -40,6 +41,7 @@ def cross_field(src: Source) -> Iterator[Diagnostic]:
     for environment in [None, *environment_names(src.data)]:
         yield from _endpoint_rules(problem, src, environment)
     yield from _name_rules(problem, src)
+    yield from calls_rules(problem, src)
     for environment in environment_names(src.data):
         for key in table(src.data, "environments", environment, "endpoints"):
             if key not in endpoint_keys(src.data):

@@ -58,6 +58,7 @@ def _project(src: Source, environment: str | None) -> Project:
         environment=environment,
         environments=tuple(environment_names(src.data)),
         source_loc=_loc(src, ("app", "source")) if "source" in app else None,
+        call_key=app.get("call_key"),
     )
 
 
@@ -65,6 +66,8 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
     settings = effective_settings(src.data, key, environment)
     values = {k: v for k, (v, _) in settings.items()}
     locs = {f"env.{name}": _loc(src, where) for name, (_, where) in values.get("env", {}).items()}
+    if "calls" in src.data["endpoints"][key]:
+        locs["calls"] = _loc(src, ("endpoints", key, "calls"))
     if "init" in settings:
         locs["init"] = _loc(src, settings["init"][1])
     routes = tuple(_route(src, key, rk, handler) for rk, handler in src.data["endpoints"][key]["routes"].items())
@@ -102,6 +105,7 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
         env=tuple(sorted(env.items())),
         health_timeout=int(values.get("health", {}).get("timeout", 600)),
         locs=tuple(sorted(locs.items())),
+        calls=tuple(src.data["endpoints"][key].get("calls", ())),
     )
 
 

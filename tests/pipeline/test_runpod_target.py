@@ -402,3 +402,22 @@ def test_two_configs_claiming_one_runpod_name_are_refused(tmp_path: Path, flash,
     assert "RunPod name 'same-inference-api' is also claimed by a/flash.toml" in result.err
     assert result.err.endswith("; nothing was planned\n")
     assert emulator.calls == []
+
+
+def test_calls_without_a_call_key_are_refused_before_anything_is_sent(project: Path, flash, emulator) -> None:
+    edit(
+        project,
+        'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
+        'cpu = "cpu3c-4-8"\ncalls = ["inference-api"]',
+    )
+    result = flash("deploy", cwd=project)
+    assert result.code == 2
+    line = next(
+        n for n, text in enumerate((project / "flash.toml").read_text().splitlines(), 1) if text.startswith("calls")
+    )
+    assert result.err.splitlines()[-3:] == [
+        f"flash.toml:{line}:9: error: endpoints.data-api.calls: calling other endpoints on RunPod needs [app] call_key (RunPod LB URLs require a key)",
+        '  hint: add call_key = "{{ RUNPOD_SECRET_flash_calls }}" to [app]: a RunPod secret holding a key restricted to this app\'s endpoints',
+        "flash: 1 error in flash.toml; nothing was deployed",
+    ]
+    assert emulator.writes() == []

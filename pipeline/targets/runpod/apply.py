@@ -38,6 +38,11 @@ def runpod_deploy(
 ) -> list[Outcome]:
     """Build (unless the images were pushed by CI), push if asked, check every flash-built tag is in
     its registry, then apply and gate."""
+    from pipeline.config.calls import require_call_key
+
+    problems = require_call_key(project)
+    if problems:
+        raise ConfigError(problems, "nothing was deployed")
     result = None
     if build:
         from pipeline.build.output import build as build_project
