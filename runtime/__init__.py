@@ -1,1 +1,6 @@
-"""The in-worker server copied into every image: serves an endpoint's routes and /ping."""
+"""The in-worker server copied into every image: serves an endpoint's routes and /ping, and lets
+handlers call the app's other endpoints (`from runtime import endpoint, CallError`)."""
+
+from runtime.calls import CallError, endpoint
+
+__all__ = ["CallError", "endpoint"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import importlib
 import inspect
@@ -22,6 +23,7 @@ from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
 from runtime.binding import MISSING, BindError, Binding, bind, plan
+from runtime.calls import current_headers
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -171,12 +173,16 @@ async def _dispatch(
         kwargs = bind(binding, path_args, request.args, body, request)
     except BindError as exc:
         return _error(422, str(exc), request)
+    # Calls this handler makes to other endpoints carry the request's id and trace context.
+    trace = request.headers.get("traceparent")
+    current_headers.set({"X-Request-ID": _request_id(request), **({"traceparent": trace} if trace else {})})
     if is_async:
         result = await func(**kwargs)
     elif inspect.isasyncgenfunction(func):
         result = func(**kwargs)
-    else:
-        result = await asyncio.get_running_loop().run_in_executor(SYNC_POOL, functools.partial(func, **kwargs))
+    else:  # the thread runs in a copy of this context, so the headers reach sync handlers too
+        call = functools.partial(contextvars.copy_context().run, func, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(SYNC_POOL, call)
     return await _respond(request, result)
 
 

@@ -28,6 +28,7 @@ Tree = dict[str, Content]
 WORKER_FILE = "flash_worker.py"
 START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in the image and locally
 RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
+CALLS_REQUIREMENTS = ("aiohttp>=3.9,<4",)  # the pooled client of runtime.calls, only where an endpoint calls others
 MAX_REQUEST_SECONDS = 330  # RunPod's LB processing limit (5.5 minutes): a longer timeout cannot help
 
 
@@ -79,7 +80,12 @@ def render_endpoint(
             command=list(START_COMMAND),
         ),
         "requirements.txt": _render(
-            "requirements.txt.j2", requirements=[*RUNTIME_REQUIREMENTS, *endpoint.dependencies]
+            "requirements.txt.j2",
+            requirements=[
+                *RUNTIME_REQUIREMENTS,
+                *(CALLS_REQUIREMENTS if endpoint.calls else ()),
+                *endpoint.dependencies,
+            ],
         ),
         ".dockerignore": _render("dockerignore.j2", patterns=[f"**/{p.rstrip('/')}" for p in ALWAYS_EXCLUDED]),
     }

@@ -1,0 +1,236 @@
+"""Calling the app's other endpoints from a handler: `await endpoint("inference").post("/predict", json=x)`.
+
+Only endpoints listed in the caller's `calls` are known (their URLs arrive as FLASH_ENDPOINTS, the
+call key as FLASH_CALL_KEY). Each call carries the key, the current X-Request-ID and traceparent.
+It rides out cold starts: connection failures, 502/503/504 and RunPod's "no workers available" are
+retried with backoff and jitter within a total deadline (300 s by default, under RunPod's 5.5-minute
+processing limit). Nothing is retried once the callee may have handled the request (a read timeout,
+any other status). One pooled aiohttp session per worker process; `def` handlers use
+`endpoint(name).sync`, which runs the same call on that session from their thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEADLINE = 300.0
+RETRY_STATUSES = frozenset({502, 503, 504})
+# Set by the worker for the request being handled: forwarded so a call can be traced end to end.
+current_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "flash_request", default=None
+)
+
+
+class CallError(Exception):
+    """A call that did not end in a 2xx answer (or could not be made within the deadline)."""
+
+    def __init__(self, endpoint: str, path: str, status: int | None, body: Any, message: str = "") -> None:
+        self.endpoint, self.path, self.status, self.body = endpoint, path, status, body
+        super().__init__(message or f"{endpoint} {path}: HTTP {status}: {body!r}"[:500])
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again, and how long to wait: pure, with the clock and randomness passed in."""
+
+    deadline: float = DEADLINE
+    initial: float = 0.5
+    factor: float = 2.0
+    cap: float = 10.0
+    jitter: float = 0.2
+
+    @staticmethod
+    def retryable(status: int | None, body: Any) -> bool:
+        """status None: the connection failed before the request was sent."""
+        if status is None or status in RETRY_STATUSES:
+            return True
+        return isinstance(body, dict) and str(body.get("error", "")).lower() == "no workers available"
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.cap, self.initial * self.factor**attempt)
+        return max(0.0, base * (1 + rng.uniform(-self.jitter, self.jitter)))
+
+
+Send = Callable[[], Awaitable[tuple[int | None, Any]]]  # one attempt: (status or None, decoded body)
+
+
+async def with_retries(
+    send: Send,
+    *,
+    policy: RetryPolicy,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    rng: random.Random,
+    describe: Callable[[int | None, Any], CallError],
+) -> Any:
+    """Attempts until a 2xx (its body returned), a final answer (CallError), or the deadline."""
+    start, attempt = clock(), 0
+    while True:
+        status, body = await send()
+        if status is not None and 200 <= status < 300:
+            return body
+        if not policy.retryable(status, body):
+            raise describe(status, body)
+        wait = policy.delay(attempt, rng)
+        if clock() - start + wait > policy.deadline:
+            raise describe(status, body)
+        await sleep(wait)
+        attempt += 1
+
+
+class Endpoint:
+    """One callee. Methods return the decoded JSON of a 2xx answer, else raise CallError."""
+
+    def __init__(self, name: str, url: str, key: str | None, policy: RetryPolicy) -> None:
+        self.name, self.url, self.key, self.policy = name, url.rstrip("/"), key, policy
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        import aiohttp
+
+        sent = dict(current_headers.get() or {})
+        if self.key:
+            sent["Authorization"] = f"Bearer {self.key}"
+        sent.update(headers or {})
+        session = await _session()
+        limit = aiohttp.ClientTimeout(total=timeout or self.policy.deadline, sock_connect=10)
+
+        async def send() -> tuple[int | None, Any]:
+            try:
+                async with session.request(
+                    method, self.url + path, json=json, params=params, headers=sent, timeout=limit
+                ) as answer:
+                    raw = await answer.read()
+                    return answer.status, _decode(raw)
+            except aiohttp.ClientConnectorError:
+                return None, None  # never reached the callee: safe to try again
+            except (TimeoutError, aiohttp.ClientError) as exc:  # sent, maybe handled: never sent twice
+                raise CallError(
+                    self.name, path, None, None, f"{self.name} {method} {path}: {type(exc).__name__}"
+                ) from exc
+
+        def describe(status: int | None, body: Any) -> CallError:
+            why = f"HTTP {status}" if status is not None else "could not connect"
+            return CallError(self.name, path, status, body, f"{self.name} {method} {path}: {why}")
+
+        return await with_retries(
+            send, policy=self.policy, clock=time.monotonic, sleep=asyncio.sleep, rng=random.Random(), describe=describe
+        )
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.request("POST", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.request("PUT", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Any:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.request("DELETE", path, **kw)
+
+    @property
+    def sync(self) -> SyncEndpoint:
+        """The same calls for `def` handlers (they run in threads): blocking, on the pooled session."""
+        return SyncEndpoint(self)
+
+
+class SyncEndpoint:
+    def __init__(self, target: Endpoint) -> None:
+        self.target = target
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        context = contextvars.copy_context()  # the current request's headers travel along
+        future = asyncio.run_coroutine_threadsafe(_in(context, self.target.request(method, path, **kw)), _loop())
+        return future.result()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Any:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Any:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+def endpoint(name: str, *, environ: Mapping[str, str] | None = None, policy: RetryPolicy | None = None) -> Endpoint:
+    """A callee by endpoint key; LookupError naming `calls` if this endpoint does not call it."""
+    env = os.environ if environ is None else environ
+    known = json.loads(env.get("FLASH_ENDPOINTS") or "{}")
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise LookupError(
+            f"endpoint {name!r} is not in this endpoint's `calls` (it may call: {listed}); "
+            f"add it to calls = [...] in flash.toml and deploy again"
+        )
+    return Endpoint(name, known[name], env.get("FLASH_CALL_KEY") or None, policy or RetryPolicy())
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+async def _in(context: contextvars.Context, awaitable: Awaitable[Any]) -> Any:
+    task = asyncio.get_running_loop().create_task(_await(awaitable), context=context)
+    return await task
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+_sessions: dict[int, Any] = {}  # event loop id -> its aiohttp session (one pool per loop)
+_background: list[asyncio.AbstractEventLoop] = []
+_lock = threading.Lock()
+
+
+async def _session() -> Any:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(id(loop))
+    if session is None or session.closed:
+        session = _sessions[id(loop)] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
+        )
+    return session
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """A background event loop for sync callers (created once per process)."""
+    with _lock:
+        if not _background:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="flash-calls", daemon=True).start()
+            _background.append(loop)
+        return _background[0]
