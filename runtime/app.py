@@ -12,7 +12,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +23,7 @@ from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
 from runtime.binding import MISSING, BindError, Binding, bind, plan
+from runtime.calls import close as close_calls_session
 from runtime.calls import current_headers
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
@@ -70,7 +71,14 @@ def load_callable(ref: str) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None, *, timeout: float = 330.0) -> App:
+def create_app(
+    name: str,
+    routes: Sequence[RouteSpec],
+    init: str | None = None,
+    *,
+    timeout: float = 330.0,
+    manifest: Mapping[str, Any] | None = None,
+) -> App:
     """A Sanic app serving routes and /ping; init runs in the background once serving starts.
 
     `timeout` bounds receiving a request and producing its response (Sanic's defaults, 60 s,
@@ -89,6 +97,12 @@ def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None, 
         return empty(status=204) if status == 204 else json_response({"status": lifecycle.state}, status=status)
 
     app.add_route(ping, "/ping", methods=["GET", "HEAD"], name="flash_ping")
+    described = _manifest(manifest or {}, routes)
+
+    async def manifest_route(request: Request) -> HTTPResponse:
+        return json_response(described)
+
+    app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
     for index, (method, path, ref) in enumerate(routes):
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
         app.add_route(
@@ -99,7 +113,24 @@ def create_app(name: str, routes: Sequence[RouteSpec], init: str | None = None, 
     async def start_init(app: App) -> None:
         app.add_task(_run_init(init, lifecycle))
 
+    @app.after_server_stop
+    async def close_calls(app: App) -> None:
+        await close_calls_session()
+
     return app
+
+
+def _manifest(facts: Mapping[str, Any], routes: Sequence[RouteSpec]) -> dict[str, Any]:
+    """GET /manifest: who this worker is, which build it runs, what it serves, whom it calls (by URL)."""
+    known = json.loads(os.environ.get("FLASH_ENDPOINTS") or "{}")
+    return {
+        "app": facts.get("app"),
+        "environment": facts.get("environment"),
+        "endpoint": facts.get("endpoint"),
+        "build": os.environ.get("FLASH_BUILD"),  # the hash in the image tag, set by the deploy
+        "routes": [f"{method} {path}" for method, path, _ in routes],
+        "calls": {key: known.get(key) for key in facts.get("calls", ())},
+    }
 
 
 async def _run_init(init: str | None, lifecycle: Lifecycle) -> None:

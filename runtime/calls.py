@@ -226,6 +226,13 @@ async def _session() -> Any:
     return session
 
 
+async def close() -> None:
+    """Close this event loop's pooled session (the worker does so when it stops)."""
+    session = _sessions.pop(id(asyncio.get_running_loop()), None)
+    if session is not None:
+        await session.close()
+
+
 def _loop() -> asyncio.AbstractEventLoop:
     """A background event loop for sync callers (created once per process)."""
     with _lock:

@@ -8,7 +8,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from runtime.app import App, Lifecycle, RouteSpec, create_app
 
@@ -16,7 +17,13 @@ log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}
 
 
-def serve(name: str, routes: Sequence[RouteSpec], init: str | None = None, timeout: float = 330.0) -> None:
+def serve(
+    name: str,
+    routes: Sequence[RouteSpec],
+    init: str | None = None,
+    timeout: float = 330.0,
+    manifest: Mapping[str, Any] | None = None,
+) -> None:
     """Entry point of a generated worker: configure logging, build the app, serve until SIGTERM."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
@@ -27,7 +34,7 @@ def serve(name: str, routes: Sequence[RouteSpec], init: str | None = None, timeo
     health_port = int(os.environ.get("PORT_HEALTH", str(port)))
     host = os.environ.get("HOST", "0.0.0.0")
     try:
-        app = create_app(_app_name(name), routes, init, timeout=timeout)
+        app = create_app(_app_name(name), routes, init, timeout=timeout, manifest=manifest)
     except (ImportError, AttributeError, TypeError) as exc:
         log.error("cannot load the handlers: %s: %s", type(exc).__name__, exc)
         raise SystemExit(3) from None

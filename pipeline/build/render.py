@@ -68,6 +68,10 @@ def render_endpoint(
         routes=[{"method": r.method, "path": r.path, "handler": r.handler} for r in endpoint.routes],
         init=endpoint.init,
         timeout=min(endpoint.timeout, MAX_REQUEST_SECONDS),
+        app=project.name,
+        environment=project.environment,
+        key=endpoint.key,
+        calls=list(endpoint.calls),
     )
     compile(worker, WORKER_FILE, "exec")  # a template bug must fail the build, not the deploy
     tree: Tree = {

@@ -19,7 +19,11 @@ from pipeline.config.settings import Setting, effective_settings, endpoint_keys,
 from pipeline.config.source import KeyPath, Source
 from pipeline.errors import Diagnostic
 
-RESERVED_PATHS = {"/ping": "the health check", "/execute": "RunPod's queue API, which LB endpoints do not have"}
+RESERVED_PATHS = {
+    "/ping": "the health check",
+    "/manifest": "the endpoint's manifest (service discovery)",
+    "/execute": "RunPod's queue API, which LB endpoints do not have",
+}
 RESERVED_ENV = {
     "PORT": "RunPod assigns it to the worker",
     "PORT_HEALTH": "RunPod assigns it to the worker",
@@ -27,6 +31,9 @@ RESERVED_ENV = {
     "FLASH_APP": "flash sets it to mark the endpoints it owns",
     "FLASH_ENV": "flash sets it to mark the endpoints it owns",
     "FLASH_ENDPOINT": "flash sets it to mark the endpoints it owns",
+    "FLASH_BUILD": "flash sets it to the build hash that /manifest reports",
+    "FLASH_ENDPOINTS": "flash sets it to the URLs of the endpoints this one calls",
+    "FLASH_CALL_KEY": "flash sets it from [app] call_key",
 }
 _CPU_ID = re.compile(r"(cpu[35][cg])-(\d+)-(\d+)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -157,7 +164,7 @@ def _route_rules(problem: Any, key: str, routes: Any) -> Iterator[Diagnostic]:
             yield problem(
                 where,
                 f"{path} is reserved for {RESERVED_PATHS[path]}",
-                "choose another path; flash serves /ping itself",
+                "choose another path; flash serves /ping and /manifest itself",
                 key=True,
             )
         params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]

@@ -344,3 +344,18 @@ def test_expect_100_continue_is_answered_by_the_balancer(example_dir: Path, flas
         while b'"upper"' not in answer:
             answer += sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200") and b'"words":1000' in answer
+
+
+def test_manifest_through_the_balancer_names_the_build_that_serves(example_dir: Path, flash) -> None:
+    assert flash("deploy", "--target", "local", "--detach", cwd=example_dir).code == 0
+    url = _status(flash, "flash.toml", example_dir)["endpoints"]["data-api"]["url"]
+    built = json.loads((example_dir / ".flash/build/manifest.json").read_text())["endpoints"]["data-api"]["hash"]
+    manifest = requests.get(url + "/manifest").json()
+    assert manifest == {
+        "app": "demo",
+        "environment": None,
+        "endpoint": "data-api",
+        "build": built[:12],
+        "routes": ["POST /process"],
+        "calls": {},
+    }

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runtime.calls import CallError, RetryPolicy, current_headers, endpoint, with_retries
+from runtime.calls import CallError, RetryPolicy, close, current_headers, endpoint, with_retries
 
 
 class FakeClock:
@@ -131,7 +131,10 @@ def test_a_real_call_retries_then_returns_json_with_key_and_request_id(callee: C
 
     async def handler() -> Any:
         current_headers.set({"X-Request-ID": "req-7", "traceparent": "00-abc-def-01"})
-        return await endpoint("inference", environ=env, policy=fast).post("/predict", json={"values": [1]})
+        try:
+            return await endpoint("inference", environ=env, policy=fast).post("/predict", json={"values": [1]})
+        finally:
+            await close()
 
     assert asyncio.run(handler()) == {"predictions": [2.5]}
     assert len(callee.seen) == 2
@@ -158,7 +161,14 @@ def test_the_sync_twin_makes_the_same_call_from_a_thread(callee: Callee) -> None
 def test_a_callee_that_never_listens_fails_within_the_deadline() -> None:
     env = {"FLASH_ENDPOINTS": json.dumps({"inference": "http://127.0.0.1:1"})}
     target = endpoint("inference", environ=env, policy=RetryPolicy(deadline=0.3, initial=0.05, cap=0.1))
+
+    async def call() -> Any:
+        try:
+            return await target.get("/health")
+        finally:
+            await close()
+
     with pytest.raises(CallError) as caught:
-        asyncio.run(target.get("/health"))
+        asyncio.run(call())
     assert caught.value.status is None
     assert str(caught.value) == "inference GET /health: could not connect"

@@ -224,3 +224,16 @@ def test_a_port_that_cannot_be_had_is_one_clear_line_and_exit_3(worker_build: Pa
         f"ERROR flash.worker: cannot listen on 127.0.0.1:{port}: the port is already in use: "
         "stop what holds it, or set PORT to a free port"
     )
+
+
+def test_manifest_says_who_the_worker_is_and_which_build_it_runs(worker_build: Path, start_worker) -> None:
+    url = start_worker(worker_build / "api", {"FLASH_BUILD": "0123abcd4567"}).url
+    manifest = requests.get(url + "/manifest").json()
+    assert {k: manifest[k] for k in ("app", "environment", "endpoint", "build", "calls")} == {
+        "app": "worker-test",
+        "environment": None,
+        "endpoint": "api",
+        "build": "0123abcd4567",
+        "calls": {},
+    }
+    assert manifest["routes"][:3] == ["GET /hello", "POST /echo", "PUT /items/{item_id}"]

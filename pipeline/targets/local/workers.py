@@ -189,6 +189,7 @@ class WorkerPool:
         env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}  # the deploy key never reaches a worker
         env.update(self.spec.env)
         env.update({"PORT": str(port), "PORT_HEALTH": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
+        env["FLASH_BUILD"] = self.spec.digest[:12]  # what /manifest reports: the hash in the image tag
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,

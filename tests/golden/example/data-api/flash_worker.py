@@ -12,7 +12,9 @@ ROUTES = [
     ('POST', '/process', 'app.data:process'),
 ]
 INIT = None
+# What GET /manifest tells other endpoints and tools (the build hash arrives as FLASH_BUILD).
+MANIFEST = {"app": 'demo', "environment": None, "endpoint": 'data-api', "calls": []}
 TIMEOUT = 330  # seconds a request may take: the endpoint's timeout, at most RunPod's 330
 
 if __name__ == "__main__":
-    serve(name='demo-data-api', routes=ROUTES, init=INIT, timeout=TIMEOUT)
+    serve(name='demo-data-api', routes=ROUTES, init=INIT, timeout=TIMEOUT, manifest=MANIFEST)

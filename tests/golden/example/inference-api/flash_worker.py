@@ -14,7 +14,9 @@ ROUTES = [
     ('GET', '/items/{item_id}', 'app.handlers:get_item'),
 ]
 INIT = 'app.model:load'
+# What GET /manifest tells other endpoints and tools (the build hash arrives as FLASH_BUILD).
+MANIFEST = {"app": 'demo', "environment": None, "endpoint": 'inference-api', "calls": []}
 TIMEOUT = 330  # seconds a request may take: the endpoint's timeout, at most RunPod's 330
 
 if __name__ == "__main__":
-    serve(name='demo-inference-api', routes=ROUTES, init=INIT, timeout=TIMEOUT)
+    serve(name='demo-inference-api', routes=ROUTES, init=INIT, timeout=TIMEOUT, manifest=MANIFEST)
