@@ -83,22 +83,22 @@ def layers(calls: Mapping[str, Sequence[str]], keys: Sequence[str]) -> list[list
 
 
 def require_call_key(project: Project) -> list[Diagnostic]:
-    """On RunPod a caller must authenticate to its callees: `calls` without [app] call_key is refused."""
-    if project.call_key:
-        return []
+    """What a RunPod deploy of `calls` needs, refused before anything is sent: a caller must
+    authenticate to its callees ([app] call_key), and the callee URLs must reach it. The second is
+    not wired on RunPod yet (layered deploy), so such a deploy is refused rather than half done."""
     found = []
     for endpoint in project.endpoints:
-        if endpoint.calls:
-            loc = endpoint.loc_of("calls")
-            found.append(
-                Diagnostic(
-                    loc.file,
-                    loc.line,
-                    loc.col,
-                    f"endpoints.{endpoint.key}.calls",
-                    "calling other endpoints on RunPod needs [app] call_key (RunPod LB URLs require a key)",
-                    'add call_key = "{{ RUNPOD_SECRET_flash_calls }}" to [app]: a RunPod secret holding a key '
-                    "restricted to this app's endpoints",
-                )
+        if not endpoint.calls:
+            continue
+        loc = endpoint.loc_of("calls")
+        if not project.call_key:
+            message = "calling other endpoints on RunPod needs [app] call_key (RunPod LB URLs require a key)"
+            hint = (
+                'add call_key = "{{ RUNPOD_SECRET_flash_calls }}" to [app]: a RunPod secret holding a key '
+                "restricted to this app's endpoints"
             )
+        else:
+            message = "calls are wired on the local target only so far: RunPod deploys of them come next"
+            hint = "deploy with --target local, or remove calls for a RunPod deploy"
+        found.append(Diagnostic(loc.file, loc.line, loc.col, f"endpoints.{endpoint.key}.calls", message, hint))
     return found

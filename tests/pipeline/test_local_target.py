@@ -359,3 +359,30 @@ def test_manifest_through_the_balancer_names_the_build_that_serves(example_dir: 
         "routes": ["POST /process"],
         "calls": {},
     }
+
+
+def test_an_endpoint_calls_another_through_runtime_endpoint(tmp_path: Path, flash) -> None:
+    shutil.copytree(REPO / "tests" / "apps" / "calls", tmp_path, dirs_exist_ok=True)
+    try:
+        deployed = flash("deploy", "--target", "local", "--detach", cwd=tmp_path)
+        assert deployed.code == 0, deployed.err
+        status = _status(flash, "flash.toml", tmp_path)["endpoints"]
+        api, inference = status["api"]["url"], status["inference"]["url"]
+        asked = requests.post(api + "/ask", json={"values": [1, 2]}, headers={"X-Request-ID": "trace-1"})
+        assert asked.json() == {"via": "async", "doubled": [2, 4], "request_id": "trace-1", "authorization": None}
+        asked = requests.post(api + "/ask-sync", json={"values": [3]}, headers={"X-Request-ID": "trace-2"})
+        assert asked.json() == {"via": "sync", "doubled": [6], "request_id": "trace-2", "authorization": None}
+        missing = requests.post(api + "/ask-missing", json={})
+        assert (missing.status_code, missing.json()["error"]) == (
+            400,
+            "endpoint 'billing' is not in this endpoint's `calls` (it may call: inference); "
+            "add it to calls = [...] in flash.toml and deploy again",
+        )
+        manifest = requests.get(api + "/manifest").json()
+        assert manifest["calls"] == {"inference": inference}
+        assert flash("plan", "--target", "local", "--detailed-exitcode", cwd=tmp_path).code == 0  # wiring is stable
+    finally:
+        from pipeline.config.validate import validate_file
+        from pipeline.targets.local.deploy import local_destroy
+
+        local_destroy(validate_file(tmp_path / "flash.toml"))

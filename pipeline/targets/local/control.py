@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.build.output import BuildResult
 from pipeline.config.envvars import resolve_env
-from pipeline.config.model import Project
+from pipeline.config.model import Endpoint, Project
 from pipeline.errors import ApiError, BuildError
 
 FIRST_PORT = 8080
@@ -149,6 +149,7 @@ def specs(
     """What the supervisor should run; ports stay those of the previous deploy when there was one."""
     taken: set[int] = set()
     out = []
+    ports: dict[str, int] = {}
     built = {e.key: e for e in result.endpoints}
     for endpoint in project.endpoints:
         entry = built[endpoint.key]
@@ -159,6 +160,7 @@ def specs(
             )
         port = int(previous.get(endpoint.key, {}).get("port", 0)) or _next_free(taken)
         taken.add(port)
+        ports[endpoint.key] = port
         out.append(
             {
                 "key": endpoint.key,
@@ -173,7 +175,18 @@ def specs(
                 "port": port,
             }
         )
+    urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
+    for spec, endpoint in zip(out, project.endpoints, strict=True):
+        spec["env"] = {**resolve_env(endpoint, environ), **wiring(endpoint, urls)}
     return out
+
+
+def wiring(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:
+    """The env a caller needs to find its callees (their balancers' URLs). Locally no call key is
+    needed: the balancers take no Authorization, as RunPod's do."""
+    if not endpoint.calls:
+        return {}
+    return {"FLASH_ENDPOINTS": json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)}
 
 
 def _next_free(taken: set[int]) -> int:

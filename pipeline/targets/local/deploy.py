@@ -164,6 +164,8 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
 
     hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ
+    answer = local_status(project)
+    urls = {key: info["url"] for key, info in (answer or {}).get("endpoints", {}).items()}
     desired = {}
     for e in project.endpoints:
         if e.key not in hashes:
@@ -173,7 +175,7 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
             e.name,
             "",
             hashes[e.key],
-            resolve_env(e, env_source),
+            resolve_env(e, env_source) | local.wiring(e, urls),
             e.workers.min,
             e.workers.max,
             e.scaler_value,
@@ -181,6 +183,5 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
             0,
         )
         desired[e.key] = spec.comparable()
-    answer = local_status(project)
     live = {key: info["spec"] for key, info in (answer or {}).get("endpoints", {}).items()}
     return plan_deploy(desired, live)
