@@ -80,6 +80,7 @@ class WorkerPool:
         self.next_start = 0.0  # monotonic time before which no worker is started (backoff)
         self.failure: dict[str, Any] | None = None
         self.monitor_error: str | None = None
+        self.spawn_error: str | None = None  # the last failed worker start, until one succeeds
         self.restarts = 0
         self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
@@ -103,8 +104,8 @@ class WorkerPool:
                     self.echo(f"{self.spec.key} | monitor: {text}; retrying")
                 self.monitor_error = text
                 delay = min(5.0, delay * 2)
-            else:
-                self.monitor_error, delay = None, TICK
+            else:  # a spawn that failed stays visible through the backoff, until one succeeds
+                self.monitor_error, delay = self.spawn_error, TICK
             self.ready_event.set() if self.ready() else self.ready_event.clear()
             await asyncio.sleep(delay)
 
@@ -201,10 +202,12 @@ class WorkerPool:
                 stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
-        except OSError:
+        except OSError as exc:
+            self.spawn_error = f"{type(exc).__name__}: {exc}"
             self.start_failures += 1  # back off like a crash: the cause (a swapped build, no fds) may pass
             self.next_start = time.monotonic() + min(BACKOFF_CAP, 0.5 * 2 ** (self.start_failures - 1))
             raise
+        self.spawn_error = None
         worker = Worker(number, port, proc, time.monotonic())
         self.workers.append(worker)
         self.spawn(self._pipe_output(worker))
