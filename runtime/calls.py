@@ -209,7 +209,7 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-_sessions: dict[int, Any] = {}  # event loop id -> its aiohttp session (one pool per loop)
+_sessions: dict[int, tuple[Any, Any]] = {}  # event loop id -> (that loop, its aiohttp session): one pool per loop
 _background: list[asyncio.AbstractEventLoop] = []
 _lock = threading.Lock()
 
@@ -218,17 +218,16 @@ async def _session() -> Any:
     import aiohttp
 
     loop = asyncio.get_running_loop()
-    session = _sessions.get(id(loop))
-    if session is None or session.closed:
-        session = _sessions[id(loop)] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
-        )
+    owner, session = _sessions.get(id(loop), (None, None))
+    if owner is not loop or session is None or session.closed:  # a loop id can be reused after one closes
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30))
+        _sessions[id(loop)] = (loop, session)
     return session
 
 
 async def close() -> None:
     """Close this event loop's pooled session (the worker does so when it stops)."""
-    session = _sessions.pop(id(asyncio.get_running_loop()), None)
+    _, session = _sessions.pop(id(asyncio.get_running_loop()), (None, None))
     if session is not None:
         await session.close()
 

@@ -130,6 +130,8 @@ def _remove_stale(out: Path, keys: set[str]) -> None:
     import shutil
 
     for folder in out.iterdir():
+        if folder.name.startswith("."):
+            continue  # another build's staging or retired tree (endpoint keys start with a letter)
         if folder.is_dir() and folder.name not in keys and (folder / "flash_worker.py").is_file():
             try:
                 shutil.rmtree(folder)

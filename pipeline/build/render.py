@@ -6,11 +6,13 @@ filter) and the Dockerfile's CMD through `tojson`, so no config string can becom
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import cache, lru_cache
@@ -159,8 +161,11 @@ def _tree_digests(root: Path) -> dict[str, bytes]:
     for folder, _, names in os.walk(root):
         for name in names:
             path = Path(folder, name)
-            if path.is_file() and not path.is_symlink():
-                found[path.relative_to(root).as_posix()] = digest_of(path)
+            try:
+                if path.is_file() and not path.is_symlink():
+                    found[path.relative_to(root).as_posix()] = digest_of(path)
+            except FileNotFoundError:
+                continue  # swapped away by a concurrent build: this tree counts as changed
     return found
 
 
@@ -189,18 +194,41 @@ def write_tree(root: Path, tree: Mapping[str, Content], shared: dict[bytes, Path
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
         linked = root / path if old.get(path) == digests[path] else shared.get(digests[path])
-        if linked is not None:
-            os.link(linked, target)
-        elif isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            shutil.copyfile(content, target)
+        _place(content, target, linked)
         shared.setdefault(digests[path], target)
-    retired = root.with_name(f".{root.name}.old")
-    shutil.rmtree(retired, ignore_errors=True)
-    if root.exists():
-        root.rename(retired)
-    staging.rename(root)
-    shutil.rmtree(retired, ignore_errors=True)
+    _swap_in(staging, root)
     shared.update({digests[path]: root / path for path in tree})
     return True
+
+
+def _place(content: Content, target: Path, linked: Path | None) -> None:
+    if linked is not None:
+        try:
+            os.link(linked, target)
+            return
+        except FileNotFoundError:
+            pass  # a concurrent build of this folder moved it away: write our own copy
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        shutil.copyfile(content, target)
+
+
+def _swap_in(staging: Path, root: Path) -> None:
+    """Replace root with staging. Concurrent builds of one folder each swap in a complete tree
+    (the last one wins); each moves the old tree to a name of its own, never a shared one."""
+    for _ in range(20):
+        retired = root.with_name(f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            root.rename(retired)
+        except FileNotFoundError:
+            pass  # nothing there (first build), or another build moved it a moment ago
+        try:
+            staging.rename(root)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
+    raise OSError(errno.EBUSY, "other builds keep replacing it", str(root))

@@ -238,15 +238,22 @@ def test_output_folder_never_enters_the_next_build(app: Path, flash) -> None:
 def test_concurrent_builds_of_one_folder_all_succeed(app: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [sys.executable, "-m", "pipeline", "build"]
-    for round_ in range(3):
+    config = app / "flash.toml"  # a second endpoint: shared hard links and the stale sweep race too
+    config.write_text(
+        config.read_text()
+        + '[endpoints.two]\ncpu = "cpu3c-2-4"\n[endpoints.two.routes]\n"GET /x" = "app.handlers:hello"\n'
+    )
+    for round_ in range(4):
         (app / "app" / "handlers.py").write_text(f"def hello() -> dict:\n    return {{'round': {round_}}}\n")
         runs = [
             subprocess.Popen(command, cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for _ in range(4)
+            for _ in range(6)
         ]
         results = [(run.wait(timeout=120), run.stderr.read().decode()) for run in runs]  # type: ignore[union-attr]
         assert all(code == 0 for code, _ in results), results
-        assert f"round': {round_}" in (app / ".flash/build/api/src/app/handlers.py").read_text()
+        for key in ("api", "two"):
+            assert f"round': {round_}" in (app / f".flash/build/{key}/src/app/handlers.py").read_text()
+    assert sorted(p.name for p in (app / ".flash/build").iterdir()) == ["CACHEDIR.TAG", "api", "manifest.json", "two"]
 
 
 def test_build_memory_does_not_grow_with_the_source(app: Path) -> None:
