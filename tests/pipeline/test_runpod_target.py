@@ -432,9 +432,12 @@ def test_calls_with_a_call_key_are_refused_on_runpod_until_they_are_wired(projec
     edit(project, 'python = "3.11"', 'python = "3.11"\ncall_key = "{{ RUNPOD_SECRET_flash_calls }}"')
     result = flash("deploy", cwd=project)
     assert result.code == 2
-    assert result.err.splitlines()[-3:-1] == [
-        result.err.splitlines()[-3].split(": error: ")[0]
-        + ": error: endpoints.data-api.calls: calls are wired on the local target only so far: RunPod deploys of them come next",
+    line = next(
+        n for n, text in enumerate((project / "flash.toml").read_text().splitlines(), 1) if text.startswith("calls")
+    )
+    assert result.err.splitlines()[-3:] == [
+        f"flash.toml:{line}:9: error: endpoints.data-api.calls: calls are wired on the local target only so far: RunPod deploys of them come next",
         "  hint: deploy with --target local, or remove calls for a RunPod deploy",
+        "flash: 1 error in flash.toml; nothing was deployed",
     ]
     assert emulator.writes() == []
