@@ -163,7 +163,7 @@ def test_two_concurrent_deploys_leave_exactly_one_endpoint_each(tmp_path: Path, 
     assert emulator.templates == {}  # both leases released
 
 
-def test_sigint_during_the_gate_stops_within_two_seconds_and_a_rerun_converges(tmp_path: Path, flash, emulator) -> None:
+def test_sigint_during_the_gate_stops_the_run_and_a_rerun_converges(tmp_path: Path, flash, emulator) -> None:
     config = write_app(tmp_path, "demo", {"api": CPU, "web": CPU})
     emulator.warmup = 60.0  # the gate sees 204 for a minute
     run = _deploy_process(config, emulator)
@@ -173,14 +173,12 @@ def test_sigint_during_the_gate_stops_within_two_seconds_and_a_rerun_converges(t
         if select.select([run.stderr], [], [], 0.5)[0]:
             seen += run.stderr.readline()
     assert "/ping 204" in seen, seen
-    started = time.monotonic()
     run.send_signal(2)
-    code = run.wait(timeout=10)
-    elapsed = time.monotonic() - started
+    # The gate would otherwise wait out the 60 s warm-up: a process that ends within the wait
+    # stopped instead of waiting (how fast it stops is no claim of this test).
+    code = run.wait(timeout=30)
     out, err = run.communicate()
-    # Not a timing test: the gate would otherwise wait out the 60 s warm-up (before this fix it
-    # waited the whole health timeout); the bound only proves the run stopped instead of waiting.
-    assert code == 130 and elapsed < 15.0, (code, elapsed, err)
+    assert code == 130, (code, err)
     ids = {name: by_name(emulator, name)[0] for name in ("demo-api", "demo-web")}
     assert f"  api: created {ids['demo-api']} (health not confirmed)" in out.splitlines()
     assert f"  web: created {ids['demo-web']} (health not confirmed)" in out.splitlines()
