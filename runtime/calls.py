@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,13 +200,9 @@ def _decode(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-async def _in(context: contextvars.Context, awaitable: Awaitable[Any]) -> Any:
-    task = asyncio.get_running_loop().create_task(_await(awaitable), context=context)
-    return await task
-
-
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+async def _in(context: contextvars.Context, call: Coroutine[Any, Any, Any]) -> Any:
+    """Run a call in the caller's context (its request headers) on this loop."""
+    return await asyncio.get_running_loop().create_task(call, context=context)
 
 
 _sessions: dict[int, tuple[Any, Any]] = {}  # event loop id -> (that loop, its aiohttp session): one pool per loop

@@ -404,17 +404,21 @@ def test_two_configs_claiming_one_runpod_name_are_refused(tmp_path: Path, flash,
     assert emulator.calls == []
 
 
-def test_calls_without_a_call_key_are_refused_before_anything_is_sent(project: Path, flash, emulator) -> None:
+def _add_calls(project: Path) -> int:
+    """data-api calls inference-api; the line its `calls` is on."""
     edit(
         project,
         'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
         'cpu = "cpu3c-4-8"\ncalls = ["inference-api"]',
     )
+    lines = (project / "flash.toml").read_text().splitlines()
+    return next(n for n, text in enumerate(lines, 1) if text.startswith("calls"))
+
+
+def test_calls_without_a_call_key_are_refused_before_anything_is_sent(project: Path, flash, emulator) -> None:
+    line = _add_calls(project)
     result = flash("deploy", cwd=project)
     assert result.code == 2
-    line = next(
-        n for n, text in enumerate((project / "flash.toml").read_text().splitlines(), 1) if text.startswith("calls")
-    )
     assert result.err.splitlines()[-3:] == [
         f"flash.toml:{line}:9: error: endpoints.data-api.calls: calling other endpoints on RunPod needs [app] call_key (RunPod LB URLs require a key)",
         '  hint: add call_key = "{{ RUNPOD_SECRET_flash_calls }}" to [app]: a RunPod secret holding a key restricted to this app\'s endpoints',
@@ -424,17 +428,10 @@ def test_calls_without_a_call_key_are_refused_before_anything_is_sent(project: P
 
 
 def test_calls_with_a_call_key_are_refused_on_runpod_until_they_are_wired(project: Path, flash, emulator) -> None:
-    edit(
-        project,
-        'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
-        'cpu = "cpu3c-4-8"\ncalls = ["inference-api"]',
-    )
     edit(project, 'python = "3.11"', 'python = "3.11"\ncall_key = "{{ RUNPOD_SECRET_flash_calls }}"')
+    line = _add_calls(project)
     result = flash("deploy", cwd=project)
     assert result.code == 2
-    line = next(
-        n for n, text in enumerate((project / "flash.toml").read_text().splitlines(), 1) if text.startswith("calls")
-    )
     assert result.err.splitlines()[-3:] == [
         f"flash.toml:{line}:9: error: endpoints.data-api.calls: calls are wired on the local target only so far: RunPod deploys of them come next",
         "  hint: deploy with --target local, or remove calls for a RunPod deploy",

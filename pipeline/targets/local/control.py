@@ -148,7 +148,7 @@ def specs(
 ) -> list[dict[str, Any]]:
     """What the supervisor should run; ports stay those of the previous deploy when there was one."""
     taken: set[int] = set()
-    out = []
+    out: list[dict[str, Any]] = []
     ports: dict[str, int] = {}
     built = {e.key: e for e in result.endpoints}
     for endpoint in project.endpoints:
@@ -167,7 +167,7 @@ def specs(
                 "name": endpoint.name,
                 "build_dir": str(entry.path),
                 "digest": entry.digest,
-                "env": resolve_env(endpoint, environ),
+                "env": resolve_env(endpoint, environ),  # callee URLs join it below, once every port is known
                 "workers_min": endpoint.workers.min,
                 "workers_max": endpoint.workers.max,
                 "scaler_value": endpoint.scaler_value,
@@ -177,7 +177,7 @@ def specs(
         )
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
     for spec, endpoint in zip(out, project.endpoints, strict=True):
-        spec["env"] = {**resolve_env(endpoint, environ), **wiring(endpoint, urls)}
+        spec["env"] = {**spec["env"], **wiring(endpoint, urls)}
     return out
 
 

@@ -138,7 +138,7 @@ class WorkerPool:
         elif status == 204:
             worker.state = "starting" if previous != "ready" else previous
         elif status == 503 and body_state == "failed":
-            self._lost(worker, "init hook failed (/ping answers 503)", was_ready=False)
+            self._lost(worker, "init hook failed (/ping answers 503)", was_ready=False, final=True)
             self.spawn(self.stop_worker(worker, "init hook failed"))
         elif status is None and previous == "starting":
             pass  # no answer yet is normal while the worker boots
@@ -149,21 +149,27 @@ class WorkerPool:
                 self.echo(f"{self.spec.key}-{worker.number} | unhealthy (/ping: {status or 'no answer'}); replacing it")
                 self.spawn(self.stop_worker(worker, "unhealthy"))
 
-    def _lost(self, worker: Worker, why: str, was_ready: bool) -> None:
-        """A worker is gone or useless; a start failure if it was never ready."""
+    def _lost(self, worker: Worker, why: str, was_ready: bool, *, final: bool = False) -> None:
+        """A worker is gone or useless; a start failure if it was never ready. `final`: the cause
+        is deterministic (a failed init hook), so one failure already says the endpoint cannot start."""
         self.restarts += 1
         if was_ready:
             self.echo(f"{self.spec.key}-{worker.number} | {why}; replacing it")
             return
-        self.start_failures += 1
-        wait = min(BACKOFF_CAP, 0.5 * 2 ** (self.start_failures - 1))
-        self.next_start = time.monotonic() + wait
+        wait = self._back_off()
         self.echo(f"{self.spec.key}-{worker.number} | {why} before it was ready; next start in {wait:.1f}s")
-        if "init hook" in why:  # deterministic: one failure says it all
+        if final:
             self.failure = {"reason": f"worker {why}", "times": self.start_failures, "output": list(worker.tail)}
         elif self.start_failures >= CRASH_LIMIT:
             reason = f"worker {why} before it was ready ({self.start_failures} times in a row)"
             self.failure = {"reason": reason, "times": self.start_failures, "output": list(worker.tail)}
+
+    def _back_off(self) -> float:
+        """Count a start failure; no start for 0.5 s, doubling per failure in a row, up to the cap."""
+        self.start_failures += 1
+        wait = min(BACKOFF_CAP, 0.5 * 2.0 ** (self.start_failures - 1))
+        self.next_start = time.monotonic() + wait
+        return wait
 
     async def _scale(self) -> None:
         live = [w for w in self.workers if w.state in ("starting", "ready")]
@@ -204,8 +210,7 @@ class WorkerPool:
             )
         except OSError as exc:
             self.spawn_error = f"{type(exc).__name__}: {exc}"
-            self.start_failures += 1  # back off like a crash: the cause (a swapped build, no fds) may pass
-            self.next_start = time.monotonic() + min(BACKOFF_CAP, 0.5 * 2 ** (self.start_failures - 1))
+            self._back_off()  # like a crash: the cause (a swapped build, no file descriptors) may pass
             raise
         self.spawn_error = None
         worker = Worker(number, port, proc, time.monotonic())

@@ -223,11 +223,7 @@ class GraphqlBackend:
 
     def delete(self, endpoint_id: str, name: str) -> None:
         """Delete the endpoint, then its template (templates outlive their endpoints on RunPod)."""
-        try:
-            self._call(f"delete {name}", DELETE, {"id": endpoint_id}, query_only=True)
-        except ApiError as exc:
-            if "not found" not in str(exc).lower():
-                raise
+        self._delete(f"delete {name}", DELETE, {"id": endpoint_id})
         if not any(e.get("name") == name for e in self.list()):  # a duplicate of the name may still use it
             self._drop_template(name)
 
@@ -251,9 +247,13 @@ class GraphqlBackend:
         self._call("renew the deploy lease", SAVE_TEMPLATE, {"input": data}, query_only=True)
 
     def delete_template(self, template_id: str, name: str) -> None:
-        """By name (GraphQL deletes templates by name); already gone is what we wanted."""
+        """By name (GraphQL deletes templates by name)."""
+        self._delete(f"delete template {name}", DELETE_TEMPLATE, {"name": name})
+
+    def _delete(self, operation: str, query: str, variables: Mapping[str, Any]) -> None:
+        """A delete mutation; "not found" is what we wanted (a retry after a lost answer, or a race)."""
         try:
-            self._call(f"delete template {name}", DELETE_TEMPLATE, {"name": name}, query_only=True)
+            self._call(operation, query, variables, query_only=True)
         except ApiError as exc:
             if "not found" not in str(exc).lower():
                 raise
