@@ -37,11 +37,13 @@ def render_all(project: Project, out_dir: Path | None = None) -> dict[str, Tree]
     handler or the source folder is missing."""
     if all(e.image for e in project.endpoints):
         return {}  # prebuilt images only: no source is read at all
-    files = source_files(project, out_dir)
-    problems = check_handlers(project, files)
-    if problems:
-        raise ConfigError(problems)
-    source = {rel: project.source_dir / rel for rel in files}
+    source: dict[str, Path] = {}
+    if any(not e.image and not e.generated for e in project.endpoints):  # else only the mothership
+        files = source_files(project, out_dir)
+        problems = check_handlers(project, files)
+        if problems:
+            raise ConfigError(problems)
+        source = {rel: project.source_dir / rel for rel in files}
     runtime_dir = _runtime_dir()
     runtime = {rel: runtime_dir / rel for rel in listing(runtime_dir, git=False)}
     return {e.key: render_endpoint(project, e, runtime, source) for e in project.endpoints if not e.image}

@@ -61,6 +61,8 @@ def render_endpoint(
     project: Project, endpoint: Endpoint, runtime: Mapping[str, Content], source: Mapping[str, Content]
 ) -> Tree:
     """Every file of one endpoint's build context."""
+    if endpoint.generated:
+        return _render_mothership(project, endpoint, runtime)
     image_env = ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"]
     if isinstance(endpoint.compute, Gpu):
         image_env += ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
@@ -97,6 +99,28 @@ def render_endpoint(
     }
     tree.update({f"runtime/{path}": data for path, data in runtime.items()})
     tree.update({f"src/{path}": data for path, data in source.items()})
+    return tree
+
+
+def _render_mothership(project: Project, endpoint: Endpoint, runtime: Mapping[str, Content]) -> Tree:
+    """The mothership: flash's own router (runtime.mothership) and the app's routes; no user source."""
+    routes = {e.key: [f"{r.method} {r.path}" for r in e.routes] for e in project.endpoints if not e.generated}
+    worker = _render("mothership.py.j2", app=project.name, environment=project.environment, endpoints=routes)
+    compile(worker, WORKER_FILE, "exec")
+    tree: Tree = {
+        WORKER_FILE: worker,
+        "Dockerfile": _render(
+            "Dockerfile.j2",
+            name=endpoint.name,
+            base_image=base_image(project, endpoint),
+            image_env=["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"],
+            command=list(START_COMMAND),
+        ),
+        "requirements.txt": _render("requirements.txt.j2", requirements=list(CALLS_REQUIREMENTS)),
+        ".dockerignore": _render("dockerignore.j2", patterns=[f"**/{p.rstrip('/')}" for p in ALWAYS_EXCLUDED]),
+        "src/.keep": b"",  # the Dockerfile copies src/, which holds no user code here
+    }
+    tree.update({f"runtime/{path}": data for path, data in runtime.items()})
     return tree
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pipeline.config.envvars import references
 from pipeline.config.model import Project
 from pipeline.config.schema import did_you_mean
 from pipeline.config.settings import endpoint_keys
@@ -82,23 +83,29 @@ def layers(calls: Mapping[str, Sequence[str]], keys: Sequence[str]) -> list[list
     return order
 
 
-def require_call_key(project: Project) -> list[Diagnostic]:
+def require_call_key(project: Project, environ: Mapping[str, str]) -> list[Diagnostic]:
     """What a RunPod deploy of `calls` needs, refused before anything is sent: a caller must
-    authenticate to its callees ([app] call_key), and the callee URLs must reach it. The second is
-    not wired on RunPod yet (layered deploy), so such a deploy is refused rather than half done."""
+    authenticate to its callees ([app] call_key), and a ${VAR} call key must be set."""
+    callers = [e for e in project.endpoints if e.calls]
+    if not callers:
+        return []
+    if project.call_key:
+        loc = project.call_key_loc or callers[0].loc
+        unset = [name for name in references(project.call_key) if name not in environ]
+        what, hint = "is not set in the deploying environment", "export {}=… before deploying"
+        return [
+            Diagnostic(loc.file, loc.line, loc.col, "app.call_key", f"${{{n}}} {what}", hint.format(n)) for n in unset
+        ]
     found = []
-    for endpoint in project.endpoints:
-        if not endpoint.calls:
-            continue
+    for endpoint in callers:
         loc = endpoint.loc_of("calls")
-        if not project.call_key:
-            message = "calling other endpoints on RunPod needs [app] call_key (RunPod LB URLs require a key)"
-            hint = (
-                'add call_key = "{{ RUNPOD_SECRET_flash_calls }}" to [app]: a RunPod secret holding a key '
-                "restricted to this app's endpoints"
-            )
-        else:
-            message = "calls are wired on the local target only so far: RunPod deploys of them come next"
-            hint = "deploy with --target local, or remove calls for a RunPod deploy"
-        found.append(Diagnostic(loc.file, loc.line, loc.col, f"endpoints.{endpoint.key}.calls", message, hint))
+        path = "mothership" if endpoint.generated else f"endpoints.{endpoint.key}.calls"
+        message = "calling other endpoints on RunPod needs [app] call_key (RunPod LB URLs require a key)"
+        if endpoint.generated:
+            message = "the mothership calls every endpoint: on RunPod that needs [app] call_key (RunPod LB URLs require a key)"
+        hint = (
+            'add call_key = "{{ RUNPOD_SECRET_flash_calls }}" to [app]: a RunPod secret holding a key '
+            "restricted to this app's endpoints"
+        )
+        found.append(Diagnostic(loc.file, loc.line, loc.col, path, message, hint))
     return found

@@ -24,7 +24,12 @@ def resolve_env(endpoint: Endpoint, environ: Mapping[str, str]) -> dict[str, str
     missing = sorted({(key, name) for key, value in endpoint.env for name in references(value) if name not in environ})
     if missing:
         raise ConfigError([_missing(endpoint, key, name) for key, name in missing], "nothing was deployed")
-    return {key: _REFERENCE.sub(lambda m: environ[m.group(1)], value) for key, value in endpoint.env}
+    return {key: resolve_value(value, environ) for key, value in endpoint.env}
+
+
+def resolve_value(value: str, environ: Mapping[str, str]) -> str:
+    """One value with its ${VAR} references replaced (callers check that every one is set)."""
+    return _REFERENCE.sub(lambda m: environ[m.group(1)], value)
 
 
 def _missing(endpoint: Endpoint, key: str, name: str) -> Diagnostic:

@@ -85,6 +85,7 @@ class Endpoint:
     env: tuple[tuple[str, str], ...] = ()
     health_timeout: int = 600
     calls: tuple[str, ...] = ()  # endpoint keys of this app that this endpoint calls
+    generated: bool = False  # the mothership: flash's own code, no user routes or source
     # Where single settings were written ("init", "env.NAME"), for messages after validation.
     locs: tuple[tuple[str, Loc], ...] = field(default=(), compare=False, repr=False)
 
@@ -109,6 +110,7 @@ class Project:
     environments: tuple[str, ...] = ()  # every declared environment
     source_loc: Loc | None = field(default=None, compare=False, repr=False)  # where app.source was written
     call_key: str | None = None  # a {{ RUNPOD_SECRET_… }} or ${VAR} reference: what callers send callees
+    call_key_loc: Loc | None = field(default=None, compare=False, repr=False)
 
     @property
     def root(self) -> Path:

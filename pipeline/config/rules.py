@@ -15,7 +15,15 @@ from typing import Any
 from pipeline.config.calls import calls_rules
 from pipeline.config.model import runpod_name
 from pipeline.config.schema import key_path, show
-from pipeline.config.settings import Setting, effective_settings, endpoint_keys, environment_names, table
+from pipeline.config.settings import (
+    MOTHERSHIP,
+    Setting,
+    effective_settings,
+    endpoint_keys,
+    environment_names,
+    mothership_settings,
+    table,
+)
 from pipeline.config.source import KeyPath, Source
 from pipeline.errors import Diagnostic
 
@@ -49,6 +57,7 @@ def cross_field(src: Source) -> Iterator[Diagnostic]:
         yield from _endpoint_rules(problem, src, environment)
     yield from _name_rules(problem, src)
     yield from calls_rules(problem, src)
+    yield from _mothership_rules(problem, src)
     for environment in environment_names(src.data):
         for key in table(src.data, "environments", environment, "endpoints"):
             if key not in endpoint_keys(src.data):
@@ -59,6 +68,33 @@ def cross_field(src: Source) -> Iterator[Diagnostic]:
                     "overlay an endpoint the config declares",
                     key=True,
                 )
+
+
+def _mothership_rules(problem: Any, src: Source) -> Iterator[Diagnostic]:
+    """The generated endpoint's key is its own, and its settings follow the endpoint rules."""
+    if mothership_settings(src.data, None) is None:
+        for environment in environment_names(src.data):
+            if MOTHERSHIP in table(src.data, "environments", environment):
+                yield problem(
+                    ("environments", environment, MOTHERSHIP),
+                    "no [mothership] to overlay",
+                    "add a [mothership] table (it may be empty) to deploy one",
+                    key=True,
+                )
+        return
+    if MOTHERSHIP in endpoint_keys(src.data):
+        yield problem(
+            ("endpoints", MOTHERSHIP),
+            "endpoint key 'mothership' is taken by the [mothership] flash generates",
+            "rename this endpoint",
+            key=True,
+        )
+    overlays: list[str | None] = [None, *environment_names(src.data)]
+    for overlay in overlays:
+        settings = mothership_settings(src.data, overlay) or {}
+        yield from _worker_rules(problem, settings)
+        if "cpu" in settings and isinstance(settings["cpu"][0], str):
+            yield from _cpu_id_rules(problem, settings["cpu"])
 
 
 def _name_rules(problem: Any, src: Source) -> Iterator[Diagnostic]:

@@ -43,6 +43,27 @@ def layers(data: dict[str, Any], key: str, environment: str | None) -> list[tupl
     return found
 
 
+MOTHERSHIP = "mothership"  # the key of the generated endpoint ([mothership]); no endpoint may take it
+
+
+def mothership_settings(data: dict[str, Any], environment: str | None) -> dict[str, Setting] | None:
+    """[mothership] merged with its environment overlay; None when the config has no [mothership].
+    Of [defaults] it takes only datacenters: it should run where the endpoints it routes to run."""
+    if not isinstance(data.get(MOTHERSHIP), dict):
+        return None
+    found: list[tuple[dict[str, Any], KeyPath]] = []
+    defaults = table(data, "defaults")
+    if "datacenters" in defaults:
+        found.append(({"datacenters": defaults["datacenters"]}, ("defaults",)))
+    found.append((table(data, MOTHERSHIP), (MOTHERSHIP,)))
+    if environment is not None:
+        found.append((table(data, "environments", environment, MOTHERSHIP), ("environments", environment, MOTHERSHIP)))
+    merged: dict[str, Setting] = {}
+    for layer, origin in found:
+        merged.update({k: (v, (*origin, k)) for k, v in layer.items()})
+    return merged
+
+
 def table(data: Any, *path: str) -> dict[str, Any]:
     for part in path:
         data = data.get(part) if isinstance(data, dict) else None

@@ -8,11 +8,20 @@ from pathlib import Path
 from pipeline.config.model import Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
 from pipeline.config.rules import cross_field
 from pipeline.config.schema import schema_diagnostics
-from pipeline.config.settings import effective_settings, endpoint_keys, environment_names
+from pipeline.config.settings import (
+    MOTHERSHIP,
+    Setting,
+    effective_settings,
+    endpoint_keys,
+    environment_names,
+    mothership_settings,
+)
 from pipeline.config.source import KeyPath, Source, load
 from pipeline.errors import ConfigError, Diagnostic
 
 DEFAULT_WORKERS = (0, 3)  # RunPod's console default range
+MOTHERSHIP_CPU = "cpu3c-2-4"  # routing and probing only: the smallest CPU worker does
+MOTHERSHIP_WORKERS = (0, 1)
 
 
 def validate_file(path: Path, display: str | None = None, environment: str | None = None) -> Project:
@@ -48,6 +57,9 @@ def _loc(src: Source, path: KeyPath) -> Loc:
 def _project(src: Source, environment: str | None) -> Project:
     app = src.data["app"]
     endpoints = tuple(_endpoint(src, app["name"], key, environment) for key in endpoint_keys(src.data))
+    settings = mothership_settings(src.data, environment)
+    if settings is not None:  # deployed last: it calls every endpoint
+        endpoints += (_mothership(src, app["name"], environment, settings, tuple(e.key for e in endpoints)),)
     return Project(
         name=app["name"],
         config_path=src.path.resolve(),
@@ -59,6 +71,7 @@ def _project(src: Source, environment: str | None) -> Project:
         environments=tuple(environment_names(src.data)),
         source_loc=_loc(src, ("app", "source")) if "source" in app else None,
         call_key=app.get("call_key"),
+        call_key_loc=_loc(src, ("app", "call_key")) if "call_key" in app else None,
     )
 
 
@@ -106,6 +119,27 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
         health_timeout=int(values.get("health", {}).get("timeout", 600)),
         locs=tuple(sorted(locs.items())),
         calls=tuple(src.data["endpoints"][key].get("calls", ())),
+    )
+
+
+def _mothership(
+    src: Source, app: str, environment: str | None, settings: dict[str, Setting], keys: tuple[str, ...]
+) -> Endpoint:
+    values = {k: v for k, (v, _) in settings.items()}
+    flavor, vcpu, ram = values.get("cpu", MOTHERSHIP_CPU).split("-")
+    workers = [int(n) for n in values.get("workers", MOTHERSHIP_WORKERS)]
+    return Endpoint(
+        key=MOTHERSHIP,
+        name=runpod_name(app, environment, MOTHERSHIP),
+        compute=Cpu(flavor=flavor, vcpu=int(vcpu), memory_gb=int(ram)),
+        workers=Workers(min=workers[0], max=workers[1]),
+        routes=(),
+        loc=_loc(src, (MOTHERSHIP,)),
+        idle_timeout=int(values.get("idle_timeout", 5)),
+        datacenters=tuple(values.get("datacenters", ())),
+        health_timeout=int(values.get("health", {}).get("timeout", 600)),
+        calls=keys,
+        generated=True,
     )
 
 

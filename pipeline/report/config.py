@@ -53,7 +53,9 @@ def summary(results: Sequence[FileResult], consequence: str = "") -> str:
     if len(results) == 1 and results[0].project is not None:
         project = results[0].project
         routes = sum(len(e.routes) for e in project.endpoints)
-        counts = f"{plural(len(project.endpoints), 'endpoint')}, {plural(routes, 'route')}"
+        own = [e for e in project.endpoints if not e.generated]
+        mothership = " and a mothership" if len(own) < len(project.endpoints) else ""
+        counts = f"{plural(len(own), 'endpoint')}{mothership}, {plural(routes, 'route')}"
         return f"flash: {results[0].display} is valid ({counts})"
     endpoints = sum(len(r.project.endpoints) for r in results if r.project)
     return f"flash: {plural(len(results), 'file')} valid ({plural(endpoints, 'endpoint')})"

@@ -46,12 +46,14 @@ def local_deploy_json(outcome: LocalDeploy) -> str:
     return json.dumps({"target": "local", "supervisor_pid": outcome.supervisor_pid, "endpoints": endpoints}, indent=2)
 
 
-_RESULTS = ("created", "updated", "replaced", "adopted", "rolled back", "failed", "unchanged", "deleted", "orphaned")
+_RESULTS = (
+    "created", "updated", "replaced", "adopted", "rolled back", "failed", "not deployed", "unchanged", "deleted", "orphaned",
+)  # fmt: skip
 
 
 def deploy_counts(outcomes: Sequence[Outcome]) -> str:
     """What actually happened, by kind; an endpoint with an error counts as failed unless rolled back."""
-    kinds = ["failed" if o.error and not o.rolled_back else o.action for o in outcomes]
+    kinds = ["failed" if o.error and o.action not in ("rolled back", "not deployed") else o.action for o in outcomes]
     counts = {k: kinds.count(k) for k in _RESULTS}
     basic = ("created", "updated", "unchanged", "deleted", "orphaned")
     return ", ".join(f"{counts[k]} {k}" for k in _RESULTS if counts[k] or k in basic)

@@ -59,7 +59,8 @@ def plan_text(app: str, target: str, actions: Sequence[Action]) -> str:
     """Terraform-style: one line per endpoint, the changed fields (old -> new) beneath."""
     lines = [f"plan for {app} on the {target} target:"]
     for action in actions:
-        lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}")
+        after = f" (after {', '.join(action.after)})" if action.after else ""
+        lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}{after}")
         lines.extend(f"      {change_text(c)}" for c in action.changes)
         lines.extend(f"      ({note})" for note in _action_notes(action))
     lines.append(f"flash: {_plan_summary(actions)}")
@@ -74,6 +75,8 @@ def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
             item["note"] = a.note
         if a.duplicates:
             item["duplicates"] = list(a.duplicates)
+        if a.after:
+            item["after"] = list(a.after)
         items.append(item)
     return json.dumps(
         {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}, indent=2
@@ -89,7 +92,8 @@ def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
             for c in a.changes
         ]
         changes += [f"_{note}_" for note in _action_notes(a)]
-        lines.append(f"| `{a.key}` | {a.kind} | {'<br>'.join(changes)} |")
+        after = f" (after {', '.join(f'`{k}`' for k in a.after)})" if a.after else ""
+        lines.append(f"| `{a.key}` | {a.kind}{after} | {'<br>'.join(changes)} |")
     lines += ["", f"**{_plan_summary(actions)}**"]
     return "\n".join(lines)
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.config.model import Project
 
 Spec = Mapping[str, Any]
 
@@ -33,6 +36,8 @@ class Action:
     changes: tuple[Change, ...] = ()
     note: str = ""
     duplicates: tuple[str, ...] = ()  # ids of extra endpoints of ours with this name (deploy deletes them)
+    layer: int = 0  # deploy order: an endpoint is deployed after the endpoints it calls (lower layers)
+    after: tuple[str, ...] = ()  # the endpoints it calls, which are deployed and gated first
 
 
 def normalise(value: Any) -> Any:
@@ -70,6 +75,15 @@ def plan_deploy(desired: Mapping[str, Spec], live: Mapping[str, Spec]) -> list[A
         actions.append(Action("update" if changes else "keep", key, changes))
     actions.extend(Action("orphan", key) for key in live if key not in desired)
     return actions
+
+
+def in_layers(actions: list[Action], project: Project) -> list[Action]:
+    """The actions with their deploy layer and callees set from the project's `calls` graph."""
+    from pipeline.config.calls import layers
+
+    calls = {e.key: e.calls for e in project.endpoints}
+    order = {key: n for n, layer in enumerate(layers(calls, list(calls))) for key in layer}
+    return [replace(a, layer=order.get(a.key, 0), after=tuple(calls.get(a.key, ()))) for a in actions]
 
 
 def _change(name: str, old: Any, new: Any) -> Change:

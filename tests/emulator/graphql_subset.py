@@ -60,6 +60,9 @@ class Root:
         if any(t["name"] == input["name"] and t["id"] != template_id for t in self.emu.templates.values()):
             raise GraphQLError(f"Template name must be unique: {input['name']}")
         self.emu.templates[template_id] = {**input, "id": template_id}
+        for endpoint_id, node in self.emu.gql_endpoints.items():
+            if node.get("templateId") == template_id:  # its workers start from the new template
+                self.emu.mirror(endpoint_id)
         return self.emu.templates[template_id]
 
     def saveEndpoint(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:

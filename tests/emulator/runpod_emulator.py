@@ -13,7 +13,11 @@ Retry-After (`retry_after` seconds), endpoint names may repeat, and `createdAt` 
 creation time.
 
 Data plane: /lb/{id}/ping answers 204 for `warmup` seconds after a (re)deploy, then 200; an
-image whose reference contains "unhealthy" answers 503 forever.
+image whose reference contains "unhealthy" answers 503 forever. /lb/{id}/manifest reports the
+FLASH_BUILD of the release serving (the previous one during a rollout; for an endpoint named in
+`stale`, that build for ever: an old worker RunPod still routes to). It takes the API key or a key in
+`data_keys` (a key restricted to some endpoints); `secrets` are the account's RunPod secrets,
+resolved in the env of the real workers `serve_builds` runs.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class Deployed:
     healthy_from: float
     rollout_until: float = 0.0
     previous_image: str = ""
+    previous_build: str | None = None
 
 
 class Emulator:
@@ -87,9 +92,13 @@ class Emulator:
         self.faults = Faults()
         self.retry_after = 1  # seconds a 429 asks for (RunPod never says 0)
         self.refuse_creates = ""  # when set, endpoint creates fail with this business error
+        self.stale: dict[str, str] = {}  # endpoint name -> the build an old worker keeps answering with
+        self.data_keys: set[str] = set()  # keys the data plane accepts besides the API key
+        self.secrets: dict[str, str] = {}  # RunPod secrets: {{ RUNPOD_SECRET_name }} in worker env
         self.endpoints: dict[str, Deployed] = {}
         self.calls: list[tuple[str, str]] = []  # control-plane (method, path), faults included
         self.times: list[float] = []  # time.monotonic() of each call in self.calls
+        self.events: list[str] = []  # "create <name>", "<status> <name> <data-plane path>", in order
         self.templates: dict[str, dict[str, Any]] = {}  # GraphQL side of the same account
         self.gql_endpoints: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -134,12 +143,22 @@ class Emulator:
             spec = builds.get(str(deployed.body.get("image")))
             if spec is not None:
                 workers = deployed.body.get("workers", {})
-                env = {k: v for k, v in deployed.body.get("env", {}).items() if k not in ("PORT", "PORT_HEALTH")}
+                env = {
+                    k: self.resolve(v)
+                    for k, v in deployed.body.get("env", {}).items()
+                    if k not in ("PORT", "PORT_HEALTH")
+                }
                 specs.append({**spec, "key": endpoint_id, "name": deployed.body["name"], "env": env, "port": 0,
                               "workers_min": max(1, workers.get("min", 1)), "workers_max": max(1, workers.get("max", 1)),
                               "scaler_value": deployed.body.get("scaling", {}).get("requestCount", 4), "idle_timeout": workers.get("idleTimeout", 5)})  # fmt: skip
         answer = local.send(self.supervisor, {"cmd": "apply", "endpoints": specs})
         self.worker_urls = {k: v["url"] for k, v in answer["endpoints"].items()}
+
+    def resolve(self, value: str) -> str:
+        """What RunPod does to env at worker start: {{ RUNPOD_SECRET_name }} becomes the secret."""
+        return re.sub(
+            r"\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_-]+)\s*\}\}", lambda m: self.secrets.get(m.group(1), ""), value
+        )
 
     def writes(self) -> list[tuple[str, str]]:
         return [c for c in self.calls if c[0] != "GET"]
@@ -160,6 +179,7 @@ class Emulator:
             "env": {**body.get("env", {}), "PORT": "80", "PORT_HEALTH": "80"},  # the platform injects these
         }
         self.endpoints[endpoint_id] = Deployed(_complete(full), time.monotonic() + self.warmup)
+        self.events.append(f"create {body.get('name')}")
         return self.public(endpoint_id)
 
     def family_change(self, endpoint_id: str, body: dict[str, Any]) -> str | None:
@@ -216,6 +236,7 @@ class Emulator:
         if container_change:  # a new release: old workers keep answering until the rollout ends
             now = time.monotonic()
             deployed.previous_image = str(deployed.body.get("image", ""))
+            deployed.previous_build = deployed.body.get("env", {}).get("FLASH_BUILD")
             deployed.rollout_until = now + self.rollout
             deployed.healthy_from = now + self.rollout + self.warmup
         deployed.body = _complete(merged)
@@ -224,12 +245,16 @@ class Emulator:
     def mirror(self, endpoint_id: str) -> None:
         """Give a GraphQL endpoint a data plane: warm-up restarts when its image changes."""
         node = self.gql_endpoints[endpoint_id]
-        image = self.templates[node["templateId"]]["imageName"]
+        template = self.templates[node["templateId"]]
+        image = template["imageName"]
+        env = {e["key"]: e["value"] for e in template.get("env") or []}
         known = self.endpoints.get(endpoint_id)
         if known is None or known.body.get("image") != image:
             self.endpoints[endpoint_id] = Deployed(
-                {"name": node["name"], "image": image, "gql": True}, time.monotonic() + self.warmup
+                {"name": node["name"], "image": image, "env": env, "gql": True}, time.monotonic() + self.warmup
             )
+        else:
+            known.body["env"] = env
 
     def public(self, endpoint_id: str) -> dict[str, Any]:
         body = dict(self.endpoints[endpoint_id].body)
@@ -247,6 +272,13 @@ class Emulator:
         if "unhealthy" in str(deployed.body.get("image", "")):
             return 503
         return 200 if now >= deployed.healthy_from else 204
+
+    def serving_build(self, endpoint_id: str) -> str | None:
+        """The FLASH_BUILD of the release whose workers answer now."""
+        deployed = self.endpoints[endpoint_id]
+        if time.monotonic() < deployed.rollout_until:
+            return deployed.previous_build
+        return self.stale.get(str(deployed.body.get("name"))) or deployed.body.get("env", {}).get("FLASH_BUILD")
 
 
 def _now_iso() -> str:
@@ -279,6 +311,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             content_type: str = "application/json",
             headers: dict[str, str] | None = None,
         ) -> None:
+            if getattr(self, "_event", ""):
+                emulator.events.append(f"{status} {self._event}")
             data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
             self.send_response(status)
             self.send_header("Content-Length", str(len(data)))
@@ -314,6 +348,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self._route("DELETE")
 
         def _route(self, method: str) -> None:
+            self._event = ""  # set by the data plane only (a handler serves a whole keep-alive connection)
             path = self.path.split("?")[0]
             if path.startswith("/lb/"):
                 return self._data_plane(method, path)
@@ -455,7 +490,13 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def _data_plane(self, method: str, path: str) -> None:
             parts = path.split("/", 3)
             endpoint_id, rest = parts[2], "/" + (parts[3] if len(parts) > 3 else "")
-            if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
+            self._event = (
+                f"{emulator.endpoints[endpoint_id].body.get('name')} {rest}"
+                if endpoint_id in emulator.endpoints
+                else ""
+            )
+            keys = {emulator.api_key, *emulator.data_keys}
+            if self.headers.get("Authorization") not in {f"Bearer {key}" for key in keys}:
                 return self._send(401, {"error": "unauthorized"})
             real = getattr(emulator, "worker_urls", {}).get(endpoint_id)
             if real is not None:  # a built endpoint: real workers answer, through the local balancer
@@ -465,6 +506,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 return self._send(status, {"status": "ready"} if status == 200 else None)
             if status != 200:
                 return self._send(503, {"error": "no ready worker"})
+            if rest == "/manifest":
+                return self._send(200, {"endpoint": endpoint_id, "build": emulator.serving_build(endpoint_id)})
             return self._send(200, {"endpoint": endpoint_id, "path": rest, "method": method})
 
         def _proxy(self, base: str, method: str, rest: str) -> None:
@@ -478,7 +521,11 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     method,
                     rest + (f"?{query}" if query else ""),
                     body=body or None,
-                    headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                    headers={
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in ("host", "content-length", "connection")
+                    },
                 )
                 answer = conn.getresponse()
                 data = answer.read()

@@ -348,3 +348,19 @@ def test_outside_git_nested_ignore_files_apply_at_every_level(example: Path, fla
         "app/keep.sqlite3",
         "app/model.py",
     ]
+
+
+def test_the_mothership_is_built_from_flash_code_alone(tmp_path: Path, flash) -> None:
+    shutil.copytree(REPO / "tests" / "apps" / "calls", tmp_path, dirs_exist_ok=True)
+    result = flash("build", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-1].startswith("flash: 3 endpoints built in ")
+    mothership = tmp_path / ".flash" / "build" / "mothership"
+    files = sorted(str(p.relative_to(mothership)) for p in mothership.rglob("*") if p.is_file())
+    assert [f for f in files if not f.startswith("runtime/")] == [
+        ".dockerignore", "Dockerfile", "flash_worker.py", "requirements.txt", "src/.keep",
+    ]  # fmt: skip
+    assert (mothership / "requirements.txt").read_text().splitlines()[-1] == "aiohttp>=3.9,<4"
+    worker = (mothership / "flash_worker.py").read_text()
+    assert 'APP = {"app": \'calls-test\', "environment": None, "endpoints": ' in worker
+    assert "{'inference': ['POST /predict'], 'api': ['POST /ask', 'POST /ask-sync', 'POST /ask-missing']}" in worker

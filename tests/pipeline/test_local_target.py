@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -380,9 +381,49 @@ def test_an_endpoint_calls_another_through_runtime_endpoint(tmp_path: Path, flas
         )
         manifest = requests.get(api + "/manifest").json()
         assert manifest["calls"] == {"inference": inference}
+        # The mothership: one URL for the app, routing by endpoint key, and the whole app's manifest.
+        mothership = status["mothership"]["url"]
+        via = requests.post(mothership + "/api/ask", json={"values": [5]}, headers={"X-Request-ID": "trace-3"})
+        assert via.json() == {"via": "async", "doubled": [10], "request_id": "trace-3", "authorization": None}
+        direct = requests.post(mothership + "/inference/predict", json={"values": [4]}, headers={"X-Request-ID": "t"})
+        assert direct.json() == {"doubled": [8], "request_id": "t", "authorization": None}
+        unknown = requests.get(mothership + "/billing/x")
+        assert (unknown.status_code, unknown.json()) == (
+            404,
+            {"error": "no endpoint 'billing' in app 'calls-test'", "endpoints": ["api", "inference"]},
+        )
+        app = requests.get(mothership + "/manifest").json()
+        assert {k: (v["url"], v["routes"], v["ping"]) for k, v in app["endpoints"].items()} == {
+            "api": (api, ["POST /ask", "POST /ask-sync", "POST /ask-missing"], 200),
+            "inference": (inference, ["POST /predict"], 200),
+        }
+        assert app["endpoints"]["api"]["build"] == manifest["build"]
         assert flash("plan", "--target", "local", "--detailed-exitcode", cwd=tmp_path).code == 0  # wiring is stable
+        _kill_callees_under_load(flash, tmp_path, api)
     finally:
         from pipeline.config.validate import validate_file
         from pipeline.targets.local.deploy import local_destroy
 
         local_destroy(validate_file(tmp_path / "flash.toml"))
+
+
+def _kill_callees_under_load(flash, cwd: Path, api: str) -> None:
+    """Every inference worker killed while api's handlers call it: each request still succeeds once
+    replacements are up (the client retries), and none hangs (each has a bounded wait)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(n: int) -> tuple[int, object]:
+        answer = requests.post(api + "/ask", json={"values": [n]}, timeout=120)
+        return answer.status_code, answer.json()
+
+    victims = {w["pid"] for w in _status(flash, "flash.toml", cwd)["endpoints"]["inference"]["workers"]}
+    with ThreadPoolExecutor(16) as pool:
+        asked = [pool.submit(ask, n) for n in range(48)]
+        asked[0].result()  # load is flowing: most requests are still to come
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        results = [f.result() for f in asked]
+    assert [status for status, _ in results] == [200] * 48
+    assert sorted(body["doubled"][0] for _, body in results) == [2 * n for n in range(48)]  # type: ignore[index]
+    replaced = {w["pid"] for w in _status(flash, "flash.toml", cwd)["endpoints"]["inference"]["workers"]}
+    assert replaced and not replaced & victims

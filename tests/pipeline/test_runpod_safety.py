@@ -111,7 +111,12 @@ def test_an_unmarked_endpoint_of_the_exact_name_is_adopted(tmp_path: Path, flash
     body["env"] = {k: v for k, v in body["env"].items() if not k.startswith("FLASH_")}  # made by an older flash
 
     plan = flash("plan", cwd=tmp_path)
-    assert plan.out.splitlines()[1:3] == ["  ~ api: adopt", "      (no flash markers yet)"]
+    # An older flash set neither the markers nor the build hash the gate checks.
+    assert plan.out.splitlines()[1:4] == [
+        "  ~ api: adopt",
+        "      env: FLASH_BUILD added",
+        "      (no flash markers yet)",
+    ]
     destroy = flash("destroy", "--yes", cwd=tmp_path)  # not provably ours yet: left alone
     assert destroy.out == "flash: nothing to delete on RunPod\n"
     assert f"flash: left demo-api ({endpoint_id}): it has no flash owner markers" in destroy.err
@@ -205,7 +210,7 @@ def test_a_failed_gpu_change_is_rolled_back_with_the_pools_restored(tmp_path: Pa
     )
     failed = flash("deploy", "--no-build", "--timeout", "1.5", cwd=tmp_path)
     assert failed.code == 5, failed.err
-    assert "gpu: rolling back image, gpu" in failed.err
+    assert "gpu: rolling back image, env, gpu" in failed.err  # env: the build hash the gate checks
     body = emulator.endpoints[endpoint_id].body
     assert (body["gpu"]["pools"], body["image"]) == (["ADA_24"], image)
     lines = failed.out.splitlines()

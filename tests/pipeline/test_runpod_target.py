@@ -425,16 +425,3 @@ def test_calls_without_a_call_key_are_refused_before_anything_is_sent(project: P
         "flash: 1 error in flash.toml; nothing was deployed",
     ]
     assert emulator.writes() == []
-
-
-def test_calls_with_a_call_key_are_refused_on_runpod_until_they_are_wired(project: Path, flash, emulator) -> None:
-    edit(project, 'python = "3.11"', 'python = "3.11"\ncall_key = "{{ RUNPOD_SECRET_flash_calls }}"')
-    line = _add_calls(project)
-    result = flash("deploy", cwd=project)
-    assert result.code == 2
-    assert result.err.splitlines()[-3:] == [
-        f"flash.toml:{line}:9: error: endpoints.data-api.calls: calls are wired on the local target only so far: RunPod deploys of them come next",
-        "  hint: deploy with --target local, or remove calls for a RunPod deploy",
-        "flash: 1 error in flash.toml; nothing was deployed",
-    ]
-    assert emulator.writes() == []

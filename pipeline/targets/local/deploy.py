@@ -15,7 +15,7 @@ from pipeline.config.model import Project
 from pipeline.errors import ApiError, HealthError
 from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
 from pipeline.targets.local import control as local
-from pipeline.targets.plan import Action, plan_deploy
+from pipeline.targets.plan import Action, in_layers, plan_deploy
 
 # Local workers start in about a second: probe often, so the gate adds little to that.
 LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)
@@ -184,4 +184,4 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
         )
         desired[e.key] = spec.comparable()
     live = {key: info["spec"] for key, info in (answer or {}).get("endpoints", {}).items()}
-    return plan_deploy(desired, live)
+    return in_layers(plan_deploy(desired, live), project)

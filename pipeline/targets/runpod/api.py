@@ -162,19 +162,33 @@ class Client:
         env = os.environ if environ is None else environ
         return cls(env.get("RUNPOD_API_BASE_URL", DEFAULT_BASE_URL), api_key(env, Path.home()))
 
-    def probe(self, url: str) -> int | str:
-        """GET a data-plane URL once (no retries: the health gate has its own backoff)."""
+    def _data_plane(self) -> requests.Session:
+        """A session without retries for the data plane (the health gate has its own backoff)."""
         if not hasattr(self, "_plain"):
             self._plain = requests.Session()
             self._plain.headers.update(
                 {k: v for k, v in self.session.headers.items() if k in ("Authorization", "User-Agent")}
             )
+        return self._plain
+
+    def probe(self, url: str) -> int | str:
+        """GET a data-plane URL once: its status, or why there was none."""
         try:
-            return self._plain.get(url, timeout=(5, 10)).status_code
+            return self._data_plane().get(url, timeout=(5, 10)).status_code
         except requests.Timeout:
             return "timeout"
         except requests.RequestException as exc:
             return f"connection error ({type(exc).__name__})"
+
+    def probe_build(self, url: str) -> str | None:
+        """The `build` a worker's GET /manifest reports; None when there is none to read (an older
+        worker without /manifest, an error page, no answer)."""
+        try:
+            answer = self._data_plane().get(url, timeout=(5, 10))
+            build = answer.json().get("build") if answer.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return None
+        return str(build) if build else None
 
     def event_lines(self, operation: str, path: str, *, limit: int, seconds: float = 3.0) -> list[str]:
         """Up to `limit` `line` fields of a Server-Sent Events stream (worker logs), read for at most `seconds`."""

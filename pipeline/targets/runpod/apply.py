@@ -40,7 +40,7 @@ def runpod_deploy(
     its registry, then apply and gate."""
     from pipeline.config.calls import require_call_key
 
-    problems = require_call_key(project)
+    problems = require_call_key(project, provider.environ)
     if problems:
         raise ConfigError(problems, "nothing was deployed")
     result = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
 from pipeline.targets.plan import Action
 from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
+from pipeline.targets.runpod.wiring import BUILD
 
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 
@@ -103,7 +104,7 @@ def converge(
         outcome.url, health = health_url(live, ctx.lb_template)
         # Every gate waits for a rollout in progress first, unchanged endpoints too (a re-run
         # after a cancelled deploy must not pass on the old release's workers).
-        outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit)
+        outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
         if not outcome.gate.healthy:
             _unhealthy(ctx, endpoint, action, outcome, before, health, limit, rollback)
     except FlashError as exc:
@@ -157,7 +158,7 @@ def _roll_back(
         return
     outcome.action = "rolled back"
     outcome.rolled_back = True
-    again = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit)
+    again = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(previous))
     outcome.note = (
         "rolled back to the previous spec, which is healthy"
         if again.healthy
@@ -184,7 +185,7 @@ def _replace(
     outcome.action = "replacing"
     outcome.endpoint_id = str(new["id"])
     outcome.url, health = health_url(new, ctx.lb_template)
-    outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit)
+    outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
     if outcome.gate.healthy:
         ctx.write(lambda: ctx.backend.delete(old_id, endpoint.name))
         outcome.action = "replaced"
@@ -220,8 +221,18 @@ def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
     return text
 
 
-def gate_after_change(ctx: Context, endpoint: Endpoint, endpoint_id: str, health: str, limit: float) -> GateResult:
-    """Wait for any rollout in progress (old workers must not pass the gate), then for /ping 200."""
+def build_in(body: Mapping[str, Any]) -> str | None:
+    """The build a release's workers must report on /manifest (None: a prebuilt image, or an
+    endpoint deployed before flash set FLASH_BUILD, gated on /ping alone)."""
+    value = (body.get("env") or {}).get(BUILD)
+    return str(value) if value else None
+
+
+def gate_after_change(
+    ctx: Context, endpoint: Endpoint, endpoint_id: str, health: str, limit: float, build: str | None = None
+) -> GateResult:
+    """Wait for any rollout in progress (old workers must not pass the gate), then for /ping 200
+    from a worker whose /manifest reports this release's build."""
     start = ctx.clock()
     delays = ctx.backoff.delays(random.Random())
     while ctx.backend.rollout(endpoint_id, endpoint.name).get("inProgress"):
@@ -229,13 +240,13 @@ def gate_after_change(ctx: Context, endpoint: Endpoint, endpoint_id: str, health
             return GateResult(False, ctx.clock() - start, "rollout still in progress", 0, reason="timed out")
         ctx.cancel.sleep(next(delays))
     rest = max(0.0, limit - (ctx.clock() - start))
-    result = gate(ctx, endpoint.key, health, rest)
+    result = gate(ctx, endpoint.key, health, rest, build)
     return GateResult(
         result.healthy, ctx.clock() - start, result.last_status, result.probes, result.cold_start, result.reason
     )
 
 
-def gate(ctx: Context, key: str, health: str, limit: float) -> GateResult:
+def gate(ctx: Context, key: str, health: str, limit: float, build: str | None = None) -> GateResult:
     last: list[Any] = [None]
 
     def progress(status: int | str, waited: float) -> None:
@@ -243,9 +254,18 @@ def gate(ctx: Context, key: str, health: str, limit: float) -> GateResult:
             last[0] = status
             ctx.echo(f"{key}: /ping {describe(status)} after {waited:.1f}s")
 
-    probe = ctx.backend.client.probe
+    client = ctx.backend.client
+
+    def probe() -> int | str:
+        status = client.probe(health)
+        if status != 200 or build is None:
+            return status
+        # /ping 200 may come from a worker of the previous release: only the build tells them apart.
+        serving = client.probe_build(health.removesuffix("/ping") + "/manifest")
+        return 200 if serving == build else f"200, but /manifest reports build {serving or 'none'}, not {build}"
+
     return wait_healthy(
-        lambda: probe(health),
+        probe,
         timeout=limit,
         clock=ctx.clock,
         sleep=ctx.cancel.sleep,

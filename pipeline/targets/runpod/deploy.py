@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -19,11 +19,12 @@ from pipeline.config.envvars import resolve_env
 from pipeline.config.model import Project
 from pipeline.errors import ConflictError, FlashError, HealthError, Interrupted
 from pipeline.targets.cancel import Cancel, in_threads
-from pipeline.targets.plan import Action, plan_deploy
+from pipeline.targets.plan import Action, in_layers, plan_deploy
 from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.converge import Context, Outcome, converge
 from pipeline.targets.runpod.ownership import Claims, claim, created_order, markers, owner_of
-from pipeline.targets.runpod.rest import comparable, desired_body, family
+from pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
+from pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
 
@@ -42,41 +43,52 @@ def owner_markers(project: Project) -> Callable[[str], dict[str, str]]:
 
 
 def desired_bodies(
-    project: Project, images: Mapping[str, str], environ: Mapping[str, str]
+    project: Project, images: Mapping[str, str], environ: Mapping[str, str], urls: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
+    """Each endpoint's CreateEndpointRequest; `urls` are the callees' URLs known so far."""
     owner = owner_markers(project)
-    return {e.key: desired_body(e, images[e.key], resolve_env(e, environ), owner(e.key)) for e in project.endpoints}
+    known = urls or {}
+    return {
+        e.key: desired_body(
+            e, images[e.key], resolve_env(e, environ) | wiring(project, e, images[e.key], known, environ), owner(e.key)
+        )
+        for e in project.endpoints
+    }
 
 
 def survey(project: Project, backend: Backend, images: Mapping[str, str], environ: Mapping[str, str]) -> Survey:
     """The plan: what to create, update, adopt, replace or keep, what conflicts and what is orphaned."""
-    bodies = desired_bodies(project, images, environ)
-    claims = claim(project.name, project.environment, bodies, backend.list())
+    claims = claim(project.name, project.environment, [e.key for e in project.endpoints], backend.list())
     live = claims.live()
+    template = environ.get("RUNPOD_LB_URL_TEMPLATE", DEFAULT_LB_TEMPLATE)
+    urls = {key: health_url(found, template)[0] for key, found in live.items()}  # ids never change on update
+    bodies = desired_bodies(project, images, environ, urls)
     desired = {k: comparable(b) for k, b in bodies.items()}
-    actions: list[Action] = []
-    for diff in plan_deploy(desired, {k: comparable(v) for k, v in live.items()}):
-        key = diff.key
-        extra = tuple(str(e["id"]) for e in claims.duplicates().get(key, [])[1:])
-        if diff.kind == "create" and key in claims.foreign:
-            found, owner = claims.foreign[key]
-            note = f"{bodies[key]['name']} ({found['id']}) belongs to {owner.describe()}"
-            actions.append(Action("conflict", key, note=note))
-        elif diff.kind in ("update", "keep") and family(bodies[key]) != family(live[key]) and key in claims.unmarked:
-            note = f"{bodies[key]['name']} ({live[key]['id']}) has no flash owner markers, and a {family(live[key]).upper()} endpoint can only be replaced"
-            actions.append(
-                Action("conflict", key, note=note + ": delete it in the RunPod console, or keep its compute")
-            )
-        elif diff.kind in ("update", "keep") and family(bodies[key]) != family(live[key]):
-            note = f"{family(live[key]).upper()} -> {family(bodies[key]).upper()}: RunPod cannot change it in place"
-            actions.append(Action("replace", key, diff.changes, note=note, duplicates=extra))
-        elif diff.kind in ("update", "keep") and key in claims.unmarked and key not in claims.ours:
-            actions.append(Action("adopt", key, diff.changes, note="no flash markers yet", duplicates=extra))
-        else:
-            actions.append(Action(diff.kind, key, diff.changes, duplicates=extra))
+    diffs = plan_deploy(desired, {k: comparable(v) for k, v in live.items()})
+    actions = in_layers([classify(d, bodies, live, claims) for d in diffs if d.kind != "orphan"], project)
     for key, items in claims.orphans.items():
         actions.append(Action("orphan", key, duplicates=tuple(str(e["id"]) for e in items[1:])))
     return Survey(claims, actions, bodies)
+
+
+def classify(diff: Action, bodies: Mapping[str, Any], live: Mapping[str, Any], claims: Claims) -> Action:
+    """A plain diff made RunPod-specific: a name another owner holds is a conflict, a compute-family
+    change a replace, an exact name without markers an adoption."""
+    key = diff.key
+    extra = tuple(str(e["id"]) for e in claims.duplicates().get(key, [])[1:])
+    if diff.kind == "create" and key in claims.foreign:
+        found, owner = claims.foreign[key]
+        note = f"{bodies[key]['name']} ({found['id']}) belongs to {owner.describe()}"
+        return Action("conflict", key, note=note)
+    if diff.kind in ("update", "keep") and family(bodies[key]) != family(live[key]) and key in claims.unmarked:
+        note = f"{bodies[key]['name']} ({live[key]['id']}) has no flash owner markers, and a {family(live[key]).upper()} endpoint can only be replaced"
+        return Action("conflict", key, note=note + ": delete it in the RunPod console, or keep its compute")
+    if diff.kind in ("update", "keep") and family(bodies[key]) != family(live[key]):
+        note = f"{family(live[key]).upper()} -> {family(bodies[key]).upper()}: RunPod cannot change it in place"
+        return Action("replace", key, diff.changes, note=note, duplicates=extra)
+    if diff.kind in ("update", "keep") and key in claims.unmarked and key not in claims.ours:
+        return Action("adopt", key, diff.changes, note="no flash markers yet", duplicates=extra)
+    return Action(diff.kind, key, diff.changes, duplicates=extra)
 
 
 def refuse_conflicts(project: Project, actions: list[Action]) -> None:
@@ -114,6 +126,7 @@ def deploy_runpod(
         return next((e for e in fresh if str(e["id"]) not in exclude and str(e["id"]) not in before), None)
 
     before = {str(e["id"]) for items in plan.claims.ours.values() for e in items}
+    bodies = dict(plan.bodies)
 
     def one(item: tuple[Action, Outcome]) -> None:
         action, outcome = item
@@ -122,7 +135,7 @@ def deploy_runpod(
             ctx,
             by_key[action.key],
             action,
-            plan.bodies[action.key],
+            bodies[action.key],
             live.get(action.key),
             outcome,
             rollback=rollback,
@@ -130,7 +143,23 @@ def deploy_runpod(
             known=lambda exclude: known(exclude, action.key),
         )
 
-    in_threads(one, work)
+    # Layer by layer: callees created and gated before their callers, whose env then names the
+    # callees' URLs as deployed. A caller of an endpoint that failed is not touched at all.
+    for layer in sorted({a.layer for a, _ in work}):
+        results = {o.key: o for _, o in work}
+        ready = []
+        for action, outcome in (item for item in work if item[0].layer == layer):
+            failed = [o.key for o in results.values() if o.error]
+            callee = waits_on(by_key[action.key], failed)
+            if callee is not None:
+                _blocked(outcome, callee)
+                continue
+            urls = {o.key: o.url for o in results.values() if o.url}
+            bodies[action.key] = rewired(bodies[action.key], by_key[action.key], urls)
+            if bodies[action.key] != plan.bodies[action.key]:  # a callee was created or replaced
+                action = _replanned(action, bodies, live, plan.claims)
+            ready.append((action, outcome))
+        in_threads(one, ready)
     if any(a.kind in ("create", "replace") for a, _ in work):
         _backstop(ctx, project, outcomes)
     for action, outcome in zip(plan.actions, outcomes, strict=True):
@@ -154,6 +183,20 @@ class DeployFailed(HealthError):
         self.hint = "; ".join(f"{o.key}: {o.note}" for o in failed if o.note)
         # Unhealthy endpoints exit 5; failures of the API alone exit 4.
         self.exit_code = 5 if any(o.error and o.gate is not None for o in failed) else 4
+
+
+def _blocked(outcome: Outcome, callee: str) -> None:
+    outcome.action = "not deployed"
+    outcome.error = f"{outcome.key}: not deployed: it calls {callee}, which is not healthy"
+    outcome.note = f"deploy again once {callee} is healthy"
+
+
+def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any], claims: Claims) -> Action:
+    """The action again, now that the body names a callee's new URL."""
+    key = action.key
+    current = {key: comparable(live[key])} if key in live else {}
+    diff = plan_deploy({key: comparable(bodies[key])}, current)[0]
+    return replace(classify(diff, bodies, live, claims), layer=action.layer, after=action.after)
 
 
 def _remove_duplicates(ctx: Context, action: Action, outcome: Outcome, name: str) -> None:
