@@ -51,4 +51,6 @@ def main(rounds: int = 3, seconds: int = 5, connections: int = 32) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main()  # saturated: throughput
+    print()
+    main(connections=1)  # one client: the latency the hop adds

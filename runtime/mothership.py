@@ -40,6 +40,8 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding", "host"}
 )
 _NO_FORWARD = HOP_BY_HOP | {"content-length", "expect", "authorization"}
+_NOT_RELAYED = HOP_BY_HOP | {"content-length", "date", "server"}  # aiohttp writes its own
+SMALL_ANSWER = 64 * 1024  # answers up to this size (with a Content-Length) are relayed in one piece
 
 
 class Mothership:
@@ -219,7 +221,10 @@ class Mothership:
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, read: bytes | None) -> web.StreamResponse:
     """The endpoint's answer, streamed to the client as it arrives (SSE stays a stream)."""
-    out = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    out = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _NOT_RELAYED]
+    size = upstream.content_length
+    if read is None and request.method != "HEAD" and size is not None and size <= SMALL_ANSWER:
+        read = await upstream.read()  # one write instead of a streamed response: most answers are small JSON
     if read is not None:
         return web.Response(body=read, status=upstream.status, headers=out)
     answer = web.StreamResponse(status=upstream.status, headers=out)
@@ -246,7 +251,15 @@ def main(app: Mapping[str, Any]) -> None:
     host, port = env.get("HOST", "0.0.0.0"), int(env.get("PORT", "80"))
     log.info("mothership of %s: %d endpoint(s) on %s:%d", app["app"], len(mothership.urls), host, port)
     try:
-        web.run_app(mothership.web_app(), host=host, port=port, access_log=None, print=None, handle_signals=True)
+        import uvloop  # the faster event loop where the image has it (the mothership's does)
+
+        loop: asyncio.AbstractEventLoop | None = uvloop.new_event_loop()
+    except ImportError:
+        loop = None
+    try:
+        web.run_app(
+            mothership.web_app(), host=host, port=port, access_log=None, print=None, handle_signals=True, loop=loop
+        )
     except OSError as exc:  # the port cannot be had: one line, exit 3, as the worker does
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         raise SystemExit(3) from None

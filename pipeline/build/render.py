@@ -31,6 +31,7 @@ WORKER_FILE = "flash_worker.py"
 START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in the image and locally
 RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
 CALLS_REQUIREMENTS = ("aiohttp>=3.9,<4",)  # the pooled client of runtime.calls, only where an endpoint calls others
+MOTHERSHIP_REQUIREMENTS = (*CALLS_REQUIREMENTS, "uvloop>=0.19")  # aiohttp server and client on the faster loop
 MAX_REQUEST_SECONDS = 330  # RunPod's LB processing limit (5.5 minutes): a longer timeout cannot help
 
 
@@ -116,7 +117,7 @@ def _render_mothership(project: Project, endpoint: Endpoint, runtime: Mapping[st
             image_env=["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"],
             command=list(START_COMMAND),
         ),
-        "requirements.txt": _render("requirements.txt.j2", requirements=list(CALLS_REQUIREMENTS)),
+        "requirements.txt": _render("requirements.txt.j2", requirements=list(MOTHERSHIP_REQUIREMENTS)),
         ".dockerignore": _render("dockerignore.j2", patterns=[f"**/{p.rstrip('/')}" for p in ALWAYS_EXCLUDED]),
         "src/.keep": b"",  # the Dockerfile copies src/, which holds no user code here
     }

@@ -360,7 +360,7 @@ def test_the_mothership_is_built_from_flash_code_alone(tmp_path: Path, flash) ->
     assert [f for f in files if not f.startswith("runtime/")] == [
         ".dockerignore", "Dockerfile", "flash_worker.py", "requirements.txt", "src/.keep",
     ]  # fmt: skip
-    assert (mothership / "requirements.txt").read_text().splitlines()[-1] == "aiohttp>=3.9,<4"
+    assert (mothership / "requirements.txt").read_text().splitlines()[-2:] == ["aiohttp>=3.9,<4", "uvloop>=0.19"]
     worker = (mothership / "flash_worker.py").read_text()
     assert 'APP = {"app": \'calls-test\', "environment": None, "endpoints": ' in worker
     assert "{'inference': ['POST /predict'], 'api': ['POST /ask', 'POST /ask-sync', 'POST /ask-missing']}" in worker
