@@ -2,5 +2,6 @@
 handlers call the app's other endpoints (`from runtime import endpoint, CallError`)."""
 
 from runtime.calls import CallError, endpoint
+from runtime.parts import Binary, Upload
 
-__all__ = ["CallError", "endpoint"]
+__all__ = ["Binary", "CallError", "Upload", "endpoint"]

@@ -12,19 +12,21 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
-from sanic.response import HTTPResponse, empty
+from sanic.response import HTTPResponse, empty, raw
 from sanic.response import json as json_response
 
 from runtime.binding import MISSING, BindError, Binding, bind, plan
 from runtime.calls import close as close_calls_session
 from runtime.calls import current_headers
+from runtime.parts import Binary, Upload
+from runtime.shapes import to_json
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -192,7 +194,8 @@ async def _dispatch(
     if lifecycle.state != "ready":
         return _error(503, f"worker is {lifecycle.state}", request)
     body: Any = MISSING
-    if binding.wants_body and request.body:
+    form = _form(request) if binding.multipart else None
+    if binding.wants_body and form is None and request.body:
         try:
             body = fast_loads(request.body)
         except ValueError:
@@ -201,9 +204,9 @@ async def _dispatch(
             except ValueError:
                 return _error(400, _json_problem(request.body), request)
     try:
-        kwargs = bind(binding, path_args, request.args, body, request)
+        kwargs = bind(binding, path_args, request.args, body, request, form)
     except BindError as exc:
-        return _error(422, str(exc), request)
+        return _error(422, str(exc), request, exc.problems)
     # Calls this handler makes to other endpoints carry the request's id and trace context.
     trace = request.headers.get("traceparent")
     current_headers.set({"X-Request-ID": _request_id(request), **({"traceparent": trace} if trace else {})})
@@ -211,6 +214,8 @@ async def _dispatch(
         result = await func(**kwargs)
     elif inspect.isasyncgenfunction(func):
         result = func(**kwargs)
+    elif inspect.isgeneratorfunction(func):  # each step in the pool: a slow item never blocks the loop
+        result = _in_pool(func(**kwargs))
     else:  # the thread runs in a copy of this context, so the headers reach sync handlers too
         call = functools.partial(contextvars.copy_context().run, func, **kwargs)
         result = await asyncio.get_running_loop().run_in_executor(SYNC_POOL, call)
@@ -235,10 +240,24 @@ async def _respond(request: Request, result: Any) -> HTTPResponse | None:
     status = 200
     if _is_status_pair(result):
         result, status = result
+    if isinstance(result, Binary):
+        return raw(result.body, status=result.status, content_type=result.content_type)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return raw(bytes(result), status=status, content_type="application/octet-stream")
     try:
-        return json_response(result, status=status)
+        return json_response(to_json(result), status=status)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"handler result is not JSON-serialisable: {exc}") from exc
+
+
+async def _in_pool(generator: Iterator[Any]) -> AsyncIterator[Any]:
+    """A sync generator's items, each produced in the handler pool, as an async stream."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()  # the request's headers reach the generator's calls too
+    done = object()
+    step = functools.partial(context.run, next, generator, done)
+    while (item := await loop.run_in_executor(SYNC_POOL, step)) is not done:
+        yield item
 
 
 def _json_problem(raw: bytes) -> str:
@@ -272,8 +291,21 @@ def _request_id(request: Request) -> str:
     return str(request.ctx.request_id)
 
 
-def _error(status: int, message: str, request: Request) -> HTTPResponse:
-    return json_response({"error": message, "request_id": _request_id(request)}, status=status)
+def _error(status: int, message: str, request: Request, problems: list[dict[str, str]] | None = None) -> HTTPResponse:
+    extra = {"problems": problems} if problems else {}
+    return json_response({"error": message, **extra, "request_id": _request_id(request)}, status=status)
+
+
+def _form(request: Request) -> tuple[dict[str, list[str]], dict[str, list[Upload]]] | None:
+    """A multipart/form-data request's fields and file parts (Sanic parses it); None for any other body."""
+    if not request.content_type.startswith("multipart/form-data"):
+        return None
+    fields = {name: list(values) for name, values in (request.form or {}).items()}
+    files = {
+        name: [Upload(name, part.name or None, part.type or "application/octet-stream", part.body) for part in parts]
+        for name, parts in (request.files or {}).items()
+    }
+    return fields, files
 
 
 def _describe(exception: SanicException, request: Request) -> str:

@@ -1,8 +1,15 @@
 """Argument binding: which request part feeds which handler parameter, decided once per route.
 
-Path parameters by name; the JSON body (POST/PUT/PATCH) to the first other parameter; query
-values to parameters of the same name, converted by annotation; a parameter annotated with the
-request type gets the request itself.
+For POST/PUT/PATCH (the README's table has examples):
+- one parameter besides path parameters: it receives the whole JSON body (a `bytes` one: the raw
+  body, any content type);
+- a `bytes` or `Upload` parameter among several: multipart/form-data, file parts by name, the
+  other parameters from its fields (or from a JSON object's keys);
+- a parameter taking the whole body (dict, list, Any, unannotated, a pydantic model, dataclass or
+  TypedDict): the first such gets the body, the others come from the query string;
+- otherwise (keyword bodies, runpod-flash's convention): a JSON object's top-level keys by name.
+Path parameters by name; query values by name, converted by annotation; a parameter annotated with
+the request type gets the request itself. Typed bodies are validated by runtime.shapes.
 """
 
 from __future__ import annotations
@@ -13,6 +20,9 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from runtime.parts import Upload
+from runtime.shapes import Problem, ShapeError, convert_value, is_shaped, to_shape
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _TRUE = {"true", "1", "yes", "on"}
@@ -25,16 +35,21 @@ _BODY_TYPES: dict[Any, tuple[type | tuple[type, ...], str]] = {
     int: (int, "a JSON number"),
     float: ((int, float), "a JSON number"),
 }
+_WHOLE = (dict, list, Mapping, Any, typing.Any, object)  # annotations that take a whole JSON body
 
 
 class BindError(Exception):
     """The request does not fit the handler's parameters (answered with 422)."""
 
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
 
 @dataclass(frozen=True)
 class Param:
     name: str
-    source: str  # "path" | "body" | "query" | "request"
+    source: str  # "path" | "body" | "field" | "raw" | "file" | "query" | "request"
     annotation: Any
     default: Any  # MISSING when required
     many: bool = False  # list[...] query parameter: every value
@@ -44,39 +59,99 @@ class Param:
 @dataclass(frozen=True)
 class Binding:
     params: tuple[Param, ...]
-    wants_body: bool
+    wants_body: bool  # a JSON body is decoded for it ("body" or "field" parameters)
+    extra: bool = False  # **kwargs: unexpected keys of a keyword body go there instead of a 422
+
+    @property
+    def keyword(self) -> bool:
+        return any(p.source == "field" for p in self.params)
+
+    @property
+    def multipart(self) -> bool:
+        """Form fields and files may feed it (a multipart/form-data request is parsed for it)."""
+        return any(p.source in ("field", "file") for p in self.params)
 
 
 def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], request_type: type) -> Binding:
     """Decide, once, where each parameter of func comes from."""
     scope = getattr(inspect.unwrap(func), "__globals__", {})
-    params: list[Param] = []
-    body_taken = method not in BODY_METHODS
-    for p in inspect.signature(func).parameters.values():
+    signature = inspect.signature(func).parameters.values()
+    fixed: dict[str, Param] = {}
+    free: list[Param] = []  # neither path nor request: body, fields, files or query
+    for p in signature:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         annotation = _resolve(p.annotation, scope)
         default = MISSING if p.default is p.empty else p.default
         plain = _unwrap_optional(annotation)
         if annotation is request_type or (isinstance(annotation, type) and issubclass(annotation, request_type)):
-            params.append(Param(p.name, "request", annotation, default))
+            fixed[p.name] = Param(p.name, "request", annotation, default)
         elif p.name in path_params:
-            params.append(Param(p.name, "path", annotation, default, target=plain))
-        elif not body_taken:
-            body_taken = True
-            params.append(Param(p.name, "body", annotation, default, target=typing.get_origin(plain) or plain))
+            fixed[p.name] = Param(p.name, "path", annotation, default, target=plain)
         else:
-            many = typing.get_origin(plain) in (list, tuple, set)
-            target = (typing.get_args(plain) or (str,))[0] if many else plain
-            params.append(Param(p.name, "query", annotation, default, many, target))
-    return Binding(tuple(params), any(p.source == "body" for p in params))
+            free.append(Param(p.name, "query", annotation, default, target=plain))
+    extra = any(p.kind is p.VAR_KEYWORD for p in signature)
+    chosen = _sources(free, extra) if method in BODY_METHODS else [_query(p) for p in free]
+    by_name = {**fixed, **{p.name: p for p in chosen}}
+    params = tuple(by_name[p.name] for p in signature if p.name in by_name)
+    return Binding(params, any(p.source in ("body", "field") for p in params), extra)
+
+
+def _sources(free: list[Param], extra: bool) -> list[Param]:
+    """Where each non-path parameter of a body method comes from (the rules in the docstring)."""
+    files = [p for p in free if p.target is bytes or p.target is Upload]
+    if len(free) == 1 and not extra:
+        only = free[0]
+        return [_as(only, "raw" if only.target is bytes else "body", _body_target(only.target))]
+    if files:
+        return [_as(p, "file" if p in files else "field") for p in free]
+    whole = next((p for p in free if _takes_whole(p.annotation)), None)
+    if whole is not None:
+        return [_as(p, "body", _body_target(p.target)) if p is whole else _query(p) for p in free]
+    return [_as(p, "field") for p in free]
+
+
+def _as(p: Param, source: str, target: Any = None) -> Param:
+    return Param(p.name, source, p.annotation, p.default, target=p.target if target is None else target)
+
+
+def _query(p: Param) -> Param:
+    many = typing.get_origin(p.target) in (list, tuple, set)
+    target = (typing.get_args(p.target) or (str,))[0] if many else p.target
+    return Param(p.name, "query", p.annotation, p.default, many, target)
+
+
+def _body_target(plain: Any) -> Any:
+    return plain if is_shaped(plain) else typing.get_origin(plain) or plain
+
+
+def _takes_whole(annotation: Any) -> bool:
+    plain = _unwrap_optional(annotation)
+    return (
+        annotation is inspect.Parameter.empty
+        or plain in _WHOLE
+        or typing.get_origin(plain) in (dict, list, Mapping)
+        or is_shaped(plain)
+    )
 
 
 def bind(
-    binding: Binding, path_args: Mapping[str, str], query: Mapping[str, list[str]], body: Any, request: Any
+    binding: Binding,
+    path_args: Mapping[str, str],
+    query: Mapping[str, list[str]],
+    body: Any,
+    request: Any,
+    form: tuple[Mapping[str, list[str]], Mapping[str, list[Upload]]] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for the handler; BindError says which argument is missing or wrong."""
+    """Keyword arguments for the handler; BindError says which argument is missing or wrong.
+    `body` is the decoded JSON body (MISSING without one); `form` the fields and files of a
+    multipart request."""
     kwargs: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if binding.keyword and form is None:
+        if body is not MISSING and not isinstance(body, dict):
+            raise BindError("expected a JSON object as the request body (its keys are the arguments)")
+        _unexpected(binding, body if isinstance(body, dict) else {}, kwargs, problems)
     for p in binding.params:
         if p.source == "request":
             kwargs[p.name] = request
@@ -88,6 +163,12 @@ def bind(
                     raise BindError(f"missing JSON body (for argument '{p.name}')")
                 continue
             kwargs[p.name] = check_body(p.name, body, p.target)
+        elif p.source == "raw":
+            kwargs[p.name] = request.body or b""
+        elif p.source == "file":
+            _file(p, form, request, kwargs, problems)
+        elif p.source == "field":
+            _field(p, body, form, query, kwargs, problems)
         elif p.name in query:
             values = query[p.name]
             if p.many:
@@ -96,7 +177,59 @@ def bind(
                 kwargs[p.name] = convert(p.name, values[-1], p.target)
         elif p.default is MISSING:
             raise BindError(f"missing query parameter '{p.name}'")
+    if problems:
+        raise BindError("the request does not fit the handler's arguments", problems)
     return kwargs
+
+
+def _unexpected(binding: Binding, body: Mapping[str, Any], kwargs: dict[str, Any], problems: list[Problem]) -> None:
+    """Keys no argument takes: into **kwargs when the handler has one, else a problem each."""
+    names = {p.name for p in binding.params if p.source == "field"}
+    unknown = sorted(set(body) - names)
+    if binding.extra:
+        kwargs.update({key: body[key] for key in unknown})
+    else:
+        problems.extend({"path": key, "message": "unexpected field"} for key in unknown)
+
+
+def _field(
+    p: Param,
+    body: Any,
+    form: tuple[Mapping[str, list[str]], Mapping[str, list[Upload]]] | None,
+    query: Mapping[str, list[str]],
+    kwargs: dict[str, Any],
+    problems: list[Problem],
+) -> None:
+    """One keyword-body argument: a JSON key (converted by annotation), a form field, else the query."""
+    if form is None and isinstance(body, dict) and p.name in body:
+        found: list[Problem] = []
+        value = convert_value(body[p.name], p.target, p.name, found)
+        problems.extend(found)
+        kwargs[p.name] = value
+        return
+    strings = form[0] if form is not None else query
+    if p.name in strings:
+        try:
+            kwargs[p.name] = convert(p.name, strings[p.name][-1], p.target)
+        except BindError as exc:
+            problems.append({"path": p.name, "message": str(exc)})
+    elif p.default is MISSING:
+        problems.append({"path": p.name, "message": "field required"})
+
+
+def _file(
+    p: Param,
+    form: tuple[Mapping[str, list[str]], Mapping[str, list[Upload]]] | None,
+    request: Any,
+    kwargs: dict[str, Any],
+    problems: list[Problem],
+) -> None:
+    uploads = form[1].get(p.name) if form is not None else None
+    if not uploads:
+        if p.default is MISSING:
+            problems.append({"path": p.name, "message": "file part required (multipart/form-data)"})
+        return
+    kwargs[p.name] = uploads[0] if p.target is Upload else uploads[0].body
 
 
 def convert(name: str, raw: str, target: Any) -> Any:
@@ -115,7 +248,14 @@ def convert(name: str, raw: str, target: Any) -> Any:
 
 
 def check_body(name: str, body: Any, target: Any) -> Any:
-    """The decoded JSON body, if it has the annotated container/scalar type."""
+    """The decoded JSON body, if it has the annotated container/scalar type (typed ones validated)."""
+    if is_shaped(target):
+        try:
+            return to_shape(body, target)
+        except ShapeError as exc:
+            raise BindError(
+                f"argument '{name}': the request body does not fit {target.__name__}", exc.problems
+            ) from None
     accepted = _BODY_TYPES.get(target)
     if accepted is not None and not isinstance(body, accepted[0]):
         raise BindError(f"argument '{name}': expected {accepted[1]} as the request body")

@@ -146,6 +146,12 @@ def start_worker() -> object:
 
 
 @pytest.fixture(scope="session")
+def worker_type() -> type:
+    """The Worker class, for module-scoped workers (one process shared by a module's tests)."""
+    return Worker
+
+
+@pytest.fixture(scope="session")
 def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/apps/worker copied to a temp folder and built with `flash build`; returns .flash/build."""
     import shutil
