@@ -12,21 +12,22 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
-from sanic.response import HTTPResponse, empty, raw
+from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
+from runtime.answers import in_pool, respond
 from runtime.binding import MISSING, BindError, Binding, bind, plan
 from runtime.calls import close as close_calls_session
 from runtime.calls import current_headers
-from runtime.parts import Binary, Upload
-from runtime.shapes import to_json
+from runtime.openapi import Route, document
+from runtime.parts import Upload
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -105,11 +106,21 @@ def create_app(
         return json_response(described)
 
     app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
+    served: list[Route] = []
     for index, (method, path, ref) in enumerate(routes):
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
-        app.add_route(
-            _route_handler(method, path, ref, lifecycle), _sanic_path(path), methods=methods, name=f"route_{index}"
-        )
+        handler, func, binding = _route_handler(method, path, ref, lifecycle)
+        served.append((method, path, func, binding))
+        app.add_route(handler, _sanic_path(path), methods=methods, name=f"route_{index}")
+    title = " ".join(str(v) for v in (described["app"], described["endpoint"]) if v) or name
+    app.ctx.openapi = functools.partial(document, title, described["build"] or "0", served)  # made when asked
+
+    async def openapi_route(request: Request) -> HTTPResponse:
+        if not hasattr(app.ctx, "openapi_document"):
+            app.ctx.openapi_document = app.ctx.openapi()
+        return json_response(app.ctx.openapi_document)
+
+    app.add_route(openapi_route, "/openapi.json", methods=["GET", "HEAD"], name="flash_openapi")
 
     @app.after_server_start
     async def start_init(app: App) -> None:
@@ -158,7 +169,9 @@ def _sanic_path(path: str) -> str:
     return path.replace("{", "<").replace("}", ">")
 
 
-def _route_handler(method: str, path: str, ref: str, lifecycle: Lifecycle) -> Callable[..., Any]:
+def _route_handler(
+    method: str, path: str, ref: str, lifecycle: Lifecycle
+) -> tuple[Callable[..., Any], Callable[..., Any], Binding]:
     func = load_callable(ref)
     path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
     binding = plan(func, method, path_params, Request)
@@ -180,7 +193,7 @@ def _route_handler(method: str, path: str, ref: str, lifecycle: Lifecycle) -> Ca
             log.info(json.dumps(line))
         return response
 
-    return handle
+    return handle, func, binding
 
 
 async def _dispatch(
@@ -215,49 +228,11 @@ async def _dispatch(
     elif inspect.isasyncgenfunction(func):
         result = func(**kwargs)
     elif inspect.isgeneratorfunction(func):  # each step in the pool: a slow item never blocks the loop
-        result = _in_pool(func(**kwargs))
+        result = in_pool(func(**kwargs), SYNC_POOL)
     else:  # the thread runs in a copy of this context, so the headers reach sync handlers too
         call = functools.partial(contextvars.copy_context().run, func, **kwargs)
         result = await asyncio.get_running_loop().run_in_executor(SYNC_POOL, call)
-    return await _respond(request, result)
-
-
-async def _respond(request: Request, result: Any) -> HTTPResponse | None:
-    """Turn a handler's result into a response (CONTRACT section 5)."""
-    if isinstance(result, HTTPResponse):
-        return result
-    if inspect.isasyncgen(result):
-        stream = await request.respond(content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        try:
-            async for item in result:
-                await stream.send(_sse_event(item))
-        except Exception:  # headers are gone: the client learns of the failure from an error event
-            request_id = _request_id(request)
-            log.exception("handler failed mid-stream in %s %s [%s]", request.method, request.path, request_id)
-            await stream.send(_sse_event({"error": "internal error", "request_id": request_id}, event="error"))
-        await stream.eof()
-        return None
-    status = 200
-    if _is_status_pair(result):
-        result, status = result
-    if isinstance(result, Binary):
-        return raw(result.body, status=result.status, content_type=result.content_type)
-    if isinstance(result, (bytes, bytearray, memoryview)):
-        return raw(bytes(result), status=status, content_type="application/octet-stream")
-    try:
-        return json_response(to_json(result), status=status)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f"handler result is not JSON-serialisable: {exc}") from exc
-
-
-async def _in_pool(generator: Iterator[Any]) -> AsyncIterator[Any]:
-    """A sync generator's items, each produced in the handler pool, as an async stream."""
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()  # the request's headers reach the generator's calls too
-    done = object()
-    step = functools.partial(context.run, next, generator, done)
-    while (item := await loop.run_in_executor(SYNC_POOL, step)) is not done:
-        yield item
+    return await respond(request, result, _request_id)
 
 
 def _json_problem(raw: bytes) -> str:
@@ -269,20 +244,6 @@ def _json_problem(raw: bytes) -> str:
     except ValueError:
         pass
     return "request body is not valid JSON (not UTF-8)"
-
-
-def _is_status_pair(result: Any) -> bool:
-    """(value, status): a 2-tuple whose second item is an HTTP status; `(3, 4)` or `(x, True)` is data."""
-    if not (isinstance(result, tuple) and len(result) == 2):
-        return False
-    status = result[1]
-    return isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599
-
-
-def _sse_event(item: Any, event: str | None = None) -> str:
-    text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-    head = f"event: {event}\n" if event else ""
-    return head + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
 
 
 def _request_id(request: Request) -> str:

@@ -81,7 +81,7 @@ def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], requ
     for p in signature:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        annotation = _resolve(p.annotation, scope)
+        annotation = resolve_annotation(p.annotation, scope)
         default = MISSING if p.default is p.empty else p.default
         plain = _unwrap_optional(annotation)
         if annotation is request_type or (isinstance(annotation, type) and issubclass(annotation, request_type)):
@@ -262,7 +262,7 @@ def check_body(name: str, body: Any, target: Any) -> Any:
     return body
 
 
-def _resolve(annotation: Any, scope: dict[str, Any]) -> Any:
+def resolve_annotation(annotation: Any, scope: dict[str, Any]) -> Any:
     """A string annotation (`from __future__ import annotations`) evaluated in the handler's module.
 
     Per parameter: one name only imported under TYPE_CHECKING leaves that parameter unconverted,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import os
 import socket
@@ -35,9 +36,12 @@ def serve(
     host = os.environ.get("HOST", "0.0.0.0")
     try:
         app = create_app(_app_name(name), routes, init, timeout=timeout, manifest=manifest)
-    except (ImportError, AttributeError, TypeError) as exc:
+    except (ImportError, AttributeError, TypeError, SyntaxError) as exc:
         log.error("cannot load the handlers: %s: %s", type(exc).__name__, exc)
         raise SystemExit(3) from None
+    if sys.argv[1:] == ["--openapi"]:  # `flash openapi`: the document, offline, from the build output
+        print(json.dumps(app.ctx.openapi(), indent=2))
+        return
     # Bind here, not inside Sanic: a port that cannot be had is one clear line and exit 3, never a traceback.
     sock = _listen(host, port)
     if health_port != port:

@@ -295,6 +295,18 @@ def unlock(config: str) -> int:
 
 
 @cli.command()
+@CONFIG
+@ENVIRONMENT
+@click.option("--endpoint", "key", help="One endpoint's document (default: each built endpoint's, by key).")
+def openapi(config: str, key: str | None) -> int:
+    """Print the OpenAPI 3.1 document the workers serve at /openapi.json (imports the handlers)."""
+    from pipeline.cli.openapi import openapi_documents
+
+    click.echo(openapi_documents(load(config, "no document was made"), key))
+    return 0
+
+
+@cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
     from pipeline.resources import resource_path

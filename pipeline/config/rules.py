@@ -30,6 +30,7 @@ from pipeline.errors import Diagnostic
 RESERVED_PATHS = {
     "/ping": "the health check",
     "/manifest": "the endpoint's manifest (service discovery)",
+    "/openapi.json": "the endpoint's OpenAPI document",
     "/execute": "RunPod's queue API, which LB endpoints do not have",
 }
 RESERVED_ENV = {
@@ -200,7 +201,7 @@ def _route_rules(problem: Any, key: str, routes: Any) -> Iterator[Diagnostic]:
             yield problem(
                 where,
                 f"{path} is reserved for {RESERVED_PATHS[path]}",
-                "choose another path; flash serves /ping and /manifest itself",
+                "choose another path; flash serves /ping, /manifest and /openapi.json itself",
                 key=True,
             )
         params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]

@@ -159,3 +159,43 @@ def test_a_sync_generator_streams(url: str) -> None:
 
 def test_get_routes_keep_query_binding(url: str) -> None:
     assert requests.get(url + "/items/4", params={"verbose": "yes"}).json() == {"item_id": 4, "verbose": True}
+
+
+def test_runpod_flash_handlers_answer_as_they_did_there(url: str) -> None:
+    """The requests runpod-flash's load-balancer examples send, and the answers they document."""
+    assert requests.post(url + "/process", json={"text": "hi", "n": 2}).json() == {
+        "status": "success", "echo": {"text": "hi", "n": 2},
+    }  # fmt: skip
+    assert requests.get(url + "/health").json() == {"status": "healthy"}
+    generated = requests.post(url + "/generate-text", json={"prompt": "hello world", "max_tokens": 5})
+    assert generated.json() == {"text": "hello", "max_tokens": 5, "temperature": 0.8}
+    assert requests.post(url + "/transcribe", data=b"\0" * 4096).json() == {"bytes": 4096}
+
+
+def test_the_openapi_document_is_valid_and_describes_each_route(url: str) -> None:
+    from openapi_spec_validator import validate
+
+    document = requests.get(url + "/openapi.json").json()
+    validate(document)
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    assert paths["/model"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Order"
+    }
+    assert schemas["Line"]["properties"]["qty"] == {"exclusiveMinimum": 0, "title": "Qty", "type": "integer"}
+    keyword = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert (keyword["required"], keyword["properties"]["max_tokens"]) == (
+        ["prompt"],
+        {"type": "integer", "default": 128},
+    )
+    upload = paths["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert upload["properties"]["audio"] == {"type": "string", "format": "binary"}
+    assert upload["required"] == ["audio", "meta"]
+    assert schemas["Point"]["required"] == ["x", "y"]
+    item = paths["/items/{item_id}"]["get"]["parameters"]
+    assert item == [
+        {"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        {"name": "verbose", "in": "query", "required": False, "schema": {"type": "boolean", "default": False}},
+    ]
+    assert "text/event-stream" in paths["/count"]["get"]["responses"]["200"]["content"]
+    assert "application/octet-stream" in paths["/bytes-answer"]["get"]["responses"]["200"]["content"]
+    assert paths["/process"]["post"]["summary"] == "Process input data on a load-balanced CPU endpoint."
