@@ -21,10 +21,13 @@ from runtime.parts import Binary
 from runtime.shapes import to_json
 
 log = logging.getLogger("flash.worker")
+_PLAIN = frozenset({dict, str, int, float, bool, type(None)})  # a list may hold models
 
 
 async def respond(request: Request, result: Any, request_id: Callable[[Request], str]) -> HTTPResponse | None:
     """Turn a handler's result into a response (CONTRACT section 5)."""
+    if type(result) in _PLAIN:  # the common case first: nothing below can apply to it
+        return json_response(result)
     if isinstance(result, HTTPResponse):
         return result
     if inspect.isasyncgen(result):
@@ -45,6 +48,9 @@ async def respond(request: Request, result: Any, request_id: Callable[[Request],
         return raw(result.body, status=result.status, content_type=result.content_type)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return raw(bytes(result), status=status, content_type="application/octet-stream")
+    dump_json = getattr(result, "model_dump_json", None)
+    if callable(dump_json) and not isinstance(result, type):  # a pydantic model: serialised in Rust
+        return raw(dump_json().encode(), status=status, content_type="application/json")
     try:
         return json_response(to_json(result), status=status)
     except (TypeError, ValueError, OverflowError) as exc:

@@ -219,10 +219,11 @@ async def _dispatch(
     try:
         kwargs = bind(binding, path_args, request.args, body, request, form)
     except BindError as exc:
-        return _error(422, str(exc), request, exc.problems)
+        if exc.status == 400:  # a model's body that is not JSON: the same answer as any bad JSON
+            return _error(400, _json_problem(request.body), request)
+        return _error(exc.status, str(exc), request, exc.problems)
     # Calls this handler makes to other endpoints carry the request's id and trace context.
-    trace = request.headers.get("traceparent")
-    current_headers.set({"X-Request-ID": _request_id(request), **({"traceparent": trace} if trace else {})})
+    current_headers.set(functools.partial(_forwarded, request))
     if is_async:
         result = await func(**kwargs)
     elif inspect.isasyncgenfunction(func):
@@ -244,6 +245,12 @@ def _json_problem(raw: bytes) -> str:
     except ValueError:
         pass
     return "request body is not valid JSON (not UTF-8)"
+
+
+def _forwarded(request: Request) -> dict[str, str]:
+    """What a call made while handling this request forwards: its id and trace context."""
+    trace = request.headers.get("traceparent")
+    return {"X-Request-ID": _request_id(request), **({"traceparent": trace} if trace else {})}
 
 
 def _request_id(request: Request) -> str:

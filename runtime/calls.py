@@ -24,9 +24,10 @@ from typing import Any
 
 DEADLINE = 300.0
 RETRY_STATUSES = frozenset({502, 503, 504})
-# Set by the worker for the request being handled: forwarded so a call can be traced end to end.
-current_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
-    "flash_request", default=None
+# Set by the worker for the request being handled: the headers a call forwards (X-Request-ID,
+# traceparent), made only when a call is made (most requests make none: no id is minted for them).
+current_headers: contextvars.ContextVar[Callable[[], Mapping[str, str]] | Mapping[str, str] | None] = (
+    contextvars.ContextVar("flash_request", default=None)
 )
 
 
@@ -105,7 +106,8 @@ class Endpoint:
     ) -> Any:
         import aiohttp
 
-        sent = dict(current_headers.get() or {})
+        forwarded = current_headers.get()
+        sent = dict((forwarded() if callable(forwarded) else forwarded) or {})
         if self.key:
             sent["Authorization"] = f"Bearer {self.key}"
         sent.update(headers or {})

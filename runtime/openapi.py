@@ -86,7 +86,7 @@ def _parameter(p: Param, components: dict[str, Any]) -> dict[str, Any]:
 
 def _request_body(binding: Binding, components: dict[str, Any]) -> dict[str, Any] | None:
     params = binding.params
-    whole = next((p for p in params if p.source == "body"), None)
+    whole = next((p for p in params if p.source in ("body", "model")), None)
     if whole is not None:
         shape = schema_of(whole.target, components)
         return {"required": whole.default is MISSING, "content": {"application/json": {"schema": shape}}}

@@ -8,6 +8,7 @@ checked here, every problem collected with its field path, the way pydantic repo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -43,6 +44,28 @@ def is_typed_dict(target: Any) -> bool:
 def is_shaped(target: Any) -> bool:
     """A type whose instances are built from a JSON object: a model, a dataclass or a TypedDict."""
     return is_model(target) or is_typed_dict(target) or (isinstance(target, type) and dataclasses.is_dataclass(target))
+
+
+class NotJson(ValueError):
+    """The raw body given to a model is not JSON at all."""
+
+
+def model_from_json(raw: bytes, model: Any) -> Any:
+    """A pydantic model straight from the raw body (pydantic parses in Rust: no decode-then-validate)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None)
+        if not callable(errors):
+            raise
+        found = errors()
+        if any(e.get("type") == "json_invalid" for e in found):
+            raise NotJson(str(exc)) from None
+        raise ShapeError([_pydantic_problem(e) for e in found]) from None
+
+
+def _pydantic_problem(error: Mapping[str, Any]) -> Problem:
+    return {"path": ".".join(str(p) for p in error.get("loc", ())), "message": str(error.get("msg", ""))}
 
 
 def to_shape(value: Any, target: Any) -> Any:
@@ -116,6 +139,31 @@ def convert_value(value: Any, target: Any, path: str, problems: list[Problem]) -
             return value
         return _wrong(value, target, path, problems)
     return value  # an annotation flash cannot check: passed as decoded
+
+
+Checker = typing.Callable[[Any, str, list[Problem]], Any]
+
+
+@functools.lru_cache(maxsize=1024)
+def checker(target: Any) -> Checker:
+    """convert_value for one annotation, specialised once: the common JSON types skip the general
+    walk (a keyword body checks every argument of every request)."""
+    if target in (str, bool, dict, list):
+        return lambda v, path, found: v if type(v) is target else _wrong(v, target, path, found)
+    if target is int:
+        return lambda v, path, found: v if type(v) is int else _wrong(v, int, path, found)
+    if target is float:
+        return lambda v, path, found: (
+            v if type(v) is float else float(v) if type(v) is int else _wrong(v, float, path, found)
+        )
+    if typing.get_origin(target) is list and len(typing.get_args(target)) == 1:
+        item = checker(typing.get_args(target)[0])
+        return lambda v, path, found: (
+            [item(x, _join(path, str(i)), found) for i, x in enumerate(v)]
+            if type(v) is list
+            else _problem(path, "must be an array", found, v)
+        )
+    return lambda v, path, found: convert_value(v, target, path, found)
 
 
 def _fields(value: Any, target: Any, path: str, problems: list[Problem], build: Any) -> Any:

@@ -3,14 +3,30 @@
 import os
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Body, FastAPI
+from pydantic import BaseModel
 
 app = FastAPI()
+
+
+class Item(BaseModel):
+    name: str
+    values: list[int]
 
 
 @app.post("/echo")
 async def echo(body: dict) -> dict:
     return body
+
+
+@app.post("/model")
+async def model(item: Item) -> Item:
+    return item
+
+
+@app.post("/keyword")  # several Body() parameters: FastAPI reads them as keys of one JSON object
+async def keyword(name: str = Body(), values: list[int] = Body(), flag: bool = Body(False)) -> dict:
+    return {"name": name, "values": values, "flag": flag}
 
 
 if __name__ == "__main__":

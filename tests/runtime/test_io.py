@@ -51,6 +51,11 @@ def test_a_pydantic_model_body_is_validated_and_its_answer_is_json(url: str, pat
             {"path": "items.1.qty", "message": "Input should be a valid integer, unable to parse string as an integer"},
         ],
     )
+    not_json = requests.post(url + path, data=b'{"customer": ', headers={"Content-Type": "application/json"})
+    assert (not_json.status_code, not_json.json()["error"]) == (
+        400,
+        "request body is not valid JSON (line 1, column 14)",
+    )
 
 
 def test_a_dataclass_body_is_built_and_checked(url: str) -> None:
@@ -101,6 +106,13 @@ def test_a_keyword_body_spreads_onto_the_arguments(url: str, path: str) -> None:
         422,
         "expected a JSON object as the request body (its keys are the arguments)",
     )
+
+
+def test_a_list_argument_is_a_key_of_a_keyword_body(url: str) -> None:
+    answer = requests.post(url + "/with-list", json={"name": "n", "values": [1, 2.0]})
+    assert _problems(answer)[2] == [{"path": "values.1", "message": "must be an integer"}]
+    answer = requests.post(url + "/with-list", json={"name": "n", "values": [1, 2]})
+    assert answer.json() == {"name": "n", "values": [1, 2], "flag": False}
 
 
 def test_unexpected_keys_go_to_kwargs_when_the_handler_takes_them(url: str) -> None:

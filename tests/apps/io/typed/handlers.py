@@ -119,3 +119,8 @@ def count_sync(n: int = 3) -> Iterator[dict]:
 
 async def get_item(item_id: int, verbose: bool = False) -> dict:
     return {"item_id": item_id, "verbose": verbose}
+
+
+async def with_list(name: str, values: list[int], flag: bool = False) -> dict:
+    """A list argument is a key of a keyword body, not the whole body."""
+    return {"name": name, "values": values, "flag": flag}
