@@ -178,19 +178,14 @@ def _route_handler(
     is_async = inspect.iscoroutinefunction(func)
 
     async def handle(request: Request, **path_args: str) -> HTTPResponse | None:
+        if not log.isEnabledFor(logging.INFO):  # the log line costs ~10% of a tiny request
+            return await _dispatch(request, func, binding, is_async, lifecycle, path_args)
         started = time.perf_counter()
         response = await _dispatch(request, func, binding, is_async, lifecycle, path_args)
-        if log.isEnabledFor(logging.INFO):  # the line costs ~10% of a tiny request: build it only when kept
-            status = response.status if response is not None else 200
-            ms = round((time.perf_counter() - started) * 1000, 2)
-            line = {
-                "method": method,
-                "path": request.path,
-                "status": status,
-                "ms": ms,
-                "request_id": _request_id(request),
-            }
-            log.info(json.dumps(line))
+        status = response.status if response is not None else 200
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        line = {"method": method, "path": request.path, "status": status, "ms": ms, "request_id": _request_id(request)}
+        log.info(json.dumps(line))
         return response
 
     return handle, func, binding

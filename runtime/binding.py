@@ -72,7 +72,7 @@ class Binding:
     def keyword(self) -> bool:
         return bool(self.fields)
 
-    @property
+    @functools.cached_property
     def multipart(self) -> bool:
         """Form fields and files may feed it (a multipart/form-data request is parsed for it)."""
         return any(p.source in ("field", "file") for p in self.params)

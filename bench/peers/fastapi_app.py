@@ -1,6 +1,7 @@
 """FastAPI on uvicorn (runpod-flash's LB worker stack) with the same route."""
 
 import os
+from typing import Annotated
 
 import uvicorn
 from fastapi import Body, FastAPI
@@ -25,7 +26,9 @@ async def model(item: Item) -> Item:
 
 
 @app.post("/keyword")  # several Body() parameters: FastAPI reads them as keys of one JSON object
-async def keyword(name: str = Body(), values: list[int] = Body(), flag: bool = Body(False)) -> dict:
+async def keyword(
+    name: Annotated[str, Body()], values: Annotated[list[int], Body()], flag: Annotated[bool, Body()] = False
+) -> dict:
     return {"name": name, "values": values, "flag": flag}
 
 
