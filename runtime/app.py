@@ -23,7 +23,8 @@ from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
 from runtime.answers import in_pool, respond
-from runtime.binding import MISSING, BindError, Binding, bind, plan
+from runtime.batching import Batcher, BatchFailed, BatchOptions
+from runtime.binding import MISSING, BindError, Binding, bind, plan, plan_batch
 from runtime.calls import close as close_calls_session
 from runtime.calls import current_headers
 from runtime.openapi import Route, document
@@ -40,8 +41,9 @@ except ImportError:  # pragma: no cover - other platforms
     from json import loads as fast_loads
 
 App = Sanic[Any, Any]  # the config and ctx types are Sanic's defaults
-# (METHOD, "/path/{param}", "module:function")
-RouteSpec = tuple[str, str, str]
+# (METHOD, "/path/{param}", "module:function"), then the batch options of a batched route
+RouteSpec = tuple[str, str, str] | tuple[str, str, str, Mapping[str, int] | None]
+batch_size: contextvars.ContextVar[int] = contextvars.ContextVar("flash_batch_size", default=0)
 
 
 class Lifecycle:
@@ -107,9 +109,9 @@ def create_app(
 
     app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
     served: list[Route] = []
-    for index, (method, path, ref) in enumerate(routes):
+    for index, (method, path, ref, *options) in enumerate(routes):
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
-        handler, func, binding = _route_handler(method, path, ref, lifecycle)
+        handler, func, binding = _route_handler(method, path, ref, lifecycle, options[0] if options else None)
         served.append((method, path, func, binding))
         app.add_route(handler, _sanic_path(path), methods=methods, name=f"route_{index}")
     title = " ".join(str(v) for v in (described["app"], described["endpoint"]) if v) or name
@@ -141,7 +143,7 @@ def _manifest(facts: Mapping[str, Any], routes: Sequence[RouteSpec]) -> dict[str
         "environment": facts.get("environment"),
         "endpoint": facts.get("endpoint"),
         "build": os.environ.get("FLASH_BUILD"),  # the hash in the image tag, set by the deploy
-        "routes": [f"{method} {path}" for method, path, _ in routes],
+        "routes": [f"{route[0]} {route[1]}" for route in routes],
         "calls": {key: known.get(key) for key in facts.get("calls", ())},
     }
 
@@ -170,25 +172,48 @@ def _sanic_path(path: str) -> str:
 
 
 def _route_handler(
-    method: str, path: str, ref: str, lifecycle: Lifecycle
+    method: str, path: str, ref: str, lifecycle: Lifecycle, batch: Mapping[str, int] | None = None
 ) -> tuple[Callable[..., Any], Callable[..., Any], Binding]:
     func = load_callable(ref)
     path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
-    binding = plan(func, method, path_params, Request)
-    is_async = inspect.iscoroutinefunction(func)
+    if batch:
+        binding = plan_batch(func)
+        call = _batched(f"{method} {path}", func, binding, BatchOptions(**batch))
+    else:
+        binding, call = plan(func, method, path_params, Request), func
+    is_async = batch is not None or inspect.iscoroutinefunction(func)
 
     async def handle(request: Request, **path_args: str) -> HTTPResponse | None:
-        if not log.isEnabledFor(logging.INFO):  # the log line costs ~10% of a tiny request
-            return await _dispatch(request, func, binding, is_async, lifecycle, path_args)
+        if not batch and not log.isEnabledFor(logging.INFO):  # the log line costs ~10% of a tiny request
+            return await _dispatch(request, call, binding, is_async, lifecycle, path_args)
         started = time.perf_counter()
-        response = await _dispatch(request, func, binding, is_async, lifecycle, path_args)
-        status = response.status if response is not None else 200
-        ms = round((time.perf_counter() - started) * 1000, 2)
-        line = {"method": method, "path": request.path, "status": status, "ms": ms, "request_id": _request_id(request)}
-        log.info(json.dumps(line))
+        batch_size.set(0)  # a keep-alive connection's requests may share one task's context
+        response = await _dispatch(request, call, binding, is_async, lifecycle, path_args)
+        size = batch_size.get()
+        if response is not None and size:
+            response.headers["X-Flash-Batch-Size"] = str(size)
+        if log.isEnabledFor(logging.INFO):
+            status = response.status if response is not None else 200
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            line = {"method": method, "path": request.path, "status": status, "ms": ms}
+            line |= {"batch": size} if size else {}
+            log.info(json.dumps(line | {"request_id": _request_id(request)}))
         return response
 
     return handle, func, binding
+
+
+def _batched(name: str, func: Callable[..., Any], binding: Binding, options: BatchOptions) -> Callable[..., Any]:
+    """The route's call: this request's item joins a batch; its own result comes back."""
+    batcher = Batcher(name, func, options, is_async=inspect.iscoroutinefunction(func), pool=SYNC_POOL)
+    item = binding.params[0].name
+
+    async def call(**kwargs: Any) -> Any:
+        result, size = await batcher.submit(kwargs[item])
+        batch_size.set(size)  # the request's own task: handle() reads it for the header and log
+        return result
+
+    return call
 
 
 async def _dispatch(
@@ -220,7 +245,10 @@ async def _dispatch(
     # Calls this handler makes to other endpoints carry the request's id and trace context.
     current_headers.set(functools.partial(_forwarded, request))
     if is_async:
-        result = await func(**kwargs)
+        try:
+            result = await func(**kwargs)
+        except BatchFailed as exc:  # logged once for the whole batch, with its size
+            return _error(500, f"internal error: {exc}", request)
     elif inspect.isasyncgenfunction(func):
         result = func(**kwargs)
     elif inspect.isgeneratorfunction(func):  # each step in the pool: a slow item never blocks the loop

@@ -103,6 +103,19 @@ def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], requ
     return Binding(params, any(p.source in ("body", "field") for p in params), extra)
 
 
+def plan_batch(func: Callable[..., Any]) -> Binding:
+    """A batched handler takes a list: each request's body is bound as the one parameter of its item
+    type (`list[Order]`: each body an Order; `list[bytes]`: each raw body)."""
+    scope = getattr(inspect.unwrap(func), "__globals__", {})
+    first = next(iter(inspect.signature(func).parameters.values()), None)
+    if first is None:
+        raise TypeError(f"batched handler {func.__name__} takes no parameter: it must take a list of inputs")
+    annotation = resolve_annotation(first.annotation, scope)
+    item = (typing.get_args(annotation) or (Any,))[0] if typing.get_origin(annotation) is list else Any
+    plain = _unwrap_optional(item)
+    return Binding(tuple(_sources([Param(first.name, "query", item, MISSING, target=plain)], False)), True)
+
+
 def _sources(free: list[Param], extra: bool) -> list[Param]:
     """Where each non-path parameter of a body method comes from (the rules in the docstring)."""
     files = [p for p in free if p.target is bytes or p.target is Upload]

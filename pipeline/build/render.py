@@ -70,7 +70,10 @@ def render_endpoint(
     worker = _render(
         f"{WORKER_FILE}.j2",
         name=endpoint.name,
-        routes=[{"method": r.method, "path": r.path, "handler": r.handler} for r in endpoint.routes],
+        routes=[
+            {"method": r.method, "path": r.path, "handler": r.handler, "batch": asdict(r.batch) if r.batch else None}
+            for r in endpoint.routes
+        ],
         init=endpoint.init,
         timeout=min(endpoint.timeout, MAX_REQUEST_SECONDS),
         app=project.name,

@@ -46,12 +46,22 @@ class Workers:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Dynamic batching of a route: concurrent requests in one handler call."""
+
+    max_size: int
+    max_wait_ms: int
+    max_concurrent: int = 1
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str
     module: str
     function: str
     loc: Loc
+    batch: Batch | None = None
 
     @property
     def handler(self) -> str:
@@ -111,6 +121,7 @@ class Project:
     source_loc: Loc | None = field(default=None, compare=False, repr=False)  # where app.source was written
     call_key: str | None = None  # a {{ RUNPOD_SECRET_… }} or ${VAR} reference: what callers send callees
     call_key_loc: Loc | None = field(default=None, compare=False, repr=False)
+    warnings: tuple[Diagnostic, ...] = field(default=(), compare=False, repr=False)  # valid, but likely a mistake
 
     @property
     def root(self) -> Path:

@@ -187,6 +187,24 @@ def _worker_rules(problem: Any, settings: dict[str, Setting]) -> Iterator[Diagno
         )
 
 
+def _batch_rules(problem: Any, where: KeyPath, method: str, params: list[str], value: Any) -> Iterator[Diagnostic]:
+    """A batched route gathers request bodies: a body method, and no path parameters to tell apart."""
+    if not isinstance(value, dict) or not isinstance(value.get("batch"), dict):
+        return
+    if method not in ("POST", "PUT", "PATCH"):
+        yield problem(
+            (*where, "batch"),
+            f"a {method} route cannot be batched",
+            "batching gathers request bodies: use POST, PUT or PATCH",
+        )
+    elif params:
+        yield problem(
+            (*where, "batch"),
+            "a batched route takes no path parameters",
+            "put the values in the request body, which is what a batch gathers",
+        )
+
+
 def _route_rules(problem: Any, key: str, routes: Any) -> Iterator[Diagnostic]:
     if not isinstance(routes, dict):
         return
@@ -212,6 +230,7 @@ def _route_rules(problem: Any, key: str, routes: Any) -> Iterator[Diagnostic]:
                 "give each path parameter its own name",
                 key=True,
             )
+        yield from _batch_rules(problem, where, method, params, routes[route_key])
         shape = (method, re.sub(r"\{[^}]*\}", "{}", path))
         if shape in seen:
             yield problem(

@@ -4,8 +4,9 @@ every problem at once; then build the Project the later stages consume."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pipeline.config.model import Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
+from pipeline.config.model import Batch, Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
 from pipeline.config.rules import cross_field
 from pipeline.config.schema import schema_diagnostics
 from pipeline.config.settings import (
@@ -57,6 +58,7 @@ def _loc(src: Source, path: KeyPath) -> Loc:
 def _project(src: Source, environment: str | None) -> Project:
     app = src.data["app"]
     endpoints = tuple(_endpoint(src, app["name"], key, environment) for key in endpoint_keys(src.data))
+    warnings = tuple(_batch_warnings(endpoints))
     settings = mothership_settings(src.data, environment)
     if settings is not None:  # deployed last: it calls every endpoint
         endpoints += (_mothership(src, app["name"], environment, settings, tuple(e.key for e in endpoints)),)
@@ -72,6 +74,7 @@ def _project(src: Source, environment: str | None) -> Project:
         source_loc=_loc(src, ("app", "source")) if "source" in app else None,
         call_key=app.get("call_key"),
         call_key_loc=_loc(src, ("app", "call_key")) if "call_key" in app else None,
+        warnings=warnings,
     )
 
 
@@ -122,6 +125,26 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
     )
 
 
+def _batch_warnings(endpoints: tuple[Endpoint, ...]) -> list[Diagnostic]:
+    """A batch can only be as large as the requests RunPod sends one worker at once (scaler_value)."""
+    found = []
+    for endpoint in endpoints:
+        for route in endpoint.routes:
+            if route.batch and endpoint.scaler_value < route.batch.max_size:
+                found.append(
+                    Diagnostic(
+                        route.loc.file,
+                        route.loc.line,
+                        route.loc.col,
+                        f'endpoints.{endpoint.key}.routes."{route.method} {route.path}"',
+                        f"batches of up to {route.batch.max_size} need that many requests at once per worker, "
+                        f"but scaler_value is {endpoint.scaler_value}",
+                        f"set scaler_value = {route.batch.max_size} (or more) on this endpoint",
+                    )
+                )
+    return found
+
+
 def _mothership(
     src: Source, app: str, environment: str | None, settings: dict[str, Setting], keys: tuple[str, ...]
 ) -> Endpoint:
@@ -143,10 +166,14 @@ def _mothership(
     )
 
 
-def _route(src: Source, key: str, route_key: str, handler: str) -> Route:
+def _route(src: Source, key: str, route_key: str, value: str | dict[str, Any]) -> Route:
     method, path = route_key.split(" ", 1)
+    handler = value if isinstance(value, str) else value["handler"]
     module, function = handler.split(":")
-    return Route(method, path, module, function, _loc(src, ("endpoints", key, "routes", route_key)))
+    where = ("endpoints", key, "routes", route_key) + (() if isinstance(value, str) else ("handler",))
+    options = value.get("batch") if isinstance(value, dict) else None
+    batch = Batch(**{k: int(v) for k, v in options.items()}) if options else None
+    return Route(method, path, module, function, _loc(src, where), batch)
 
 
 def check_file(path: Path, display: str | None = None, environment: str | None = None) -> FileResult:

@@ -17,11 +17,11 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def diagnostic_text(diag: Diagnostic) -> str:
+def diagnostic_text(diag: Diagnostic, severity: str = "error") -> str:
     """file:line:col: error: key.path: message, then the hint indented."""
     where = f"{diag.file}:{diag.line}:{diag.col}" if diag.line else diag.file
     subject = f"{diag.path}: " if diag.path else ""
-    text = f"{where}: error: {subject}{diag.message}"
+    text = f"{where}: {severity}: {subject}{diag.message}"
     return text + (f"\n  hint: {diag.hint}" if diag.hint else "")
 
 
@@ -66,6 +66,8 @@ def validation_text(results: Sequence[FileResult], *, annotations: bool = False,
     lines: list[str] = []
     for result in results:
         lines.extend(diagnostic_text(d) for d in result.diagnostics)
+        if result.project is not None:  # warnings do not fail validation
+            lines.extend(diagnostic_text(d, "warning") for d in result.project.warnings)
     if annotations:
         lines.extend(validation_github(results).splitlines())
     lines.append(summary(results, consequence))
@@ -85,7 +87,13 @@ def validation_json(results: Sequence[FileResult]) -> str:
             {"file": d.file, "line": d.line, "col": d.col, "path": d.path, "message": d.message, "hint": d.hint}
             for d in result.diagnostics
         ]
-        files.append({"file": result.display, "valid": not problems, "endpoints": endpoints, "errors": problems})
+        entry = {"file": result.display, "valid": not problems, "endpoints": endpoints, "errors": problems}
+        if result.project is not None and result.project.warnings:
+            entry["warnings"] = [
+                {"file": d.file, "line": d.line, "col": d.col, "path": d.path, "message": d.message, "hint": d.hint}
+                for d in result.project.warnings
+            ]
+        files.append(entry)
         total += len(problems)
     return json.dumps({"valid": total == 0, "error_count": total, "files": files}, indent=2)
 
