@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("flash.worker")
+# Event-loop timers fire up to a millisecond late (epoll and libuv count in whole milliseconds): a
+# batch closes this much early, so a request never waits longer than max_wait_ms for company.
+TIMER_SLACK = 0.001
 
 
 class BatchFailed(Exception):
@@ -49,7 +52,7 @@ class Batcher:
         self.name, self.func, self.options = name, func, options
         self.is_async, self.pool = is_async, pool
         self.pending: collections.deque[_Item] = collections.deque()
-        self.arrived = asyncio.Event()
+        self.wake = asyncio.Event()  # an arrival, or a batch done
         self.slots: asyncio.Semaphore | None = None
         self.collector: asyncio.Task[None] | None = None
         self.running: set[asyncio.Task[None]] = set()
@@ -62,34 +65,46 @@ class Batcher:
             self.collector = loop.create_task(self._collect())
         future: asyncio.Future[tuple[Any, int]] = loop.create_future()
         self.pending.append(_Item(value, future))
-        self.arrived.set()
+        self.wake.set()
         return await future  # cancelled with the request when its client disconnects
 
     async def _collect(self) -> None:
+        """Form batches: from a first item, until max_size or max_wait_ms; past the wait, while every
+        slot is still busy, it keeps taking arrivals (up to max_size) rather than leave the model
+        idle later. `wake` is set by an arrival and by a finished batch."""
         assert self.slots is not None
         loop = asyncio.get_running_loop()
         while True:
-            await self.slots.acquire()  # the next batch forms only once it may start
             while not self.pending:
-                self.arrived.clear()
-                await self.arrived.wait()
+                await self._sleep(None)
             items = [self.pending.popleft()]
-            closes = loop.time() + self.options.max_wait_ms / 1000
+            closes = loop.time() + max(0.0, self.options.max_wait_ms / 1000 - TIMER_SLACK)
             while len(items) < self.options.max_size:
                 if self.pending:
                     items.append(self.pending.popleft())
                     continue
                 left = closes - loop.time()
-                if left <= 0:
+                if left > 0:
+                    await self._sleep(left)
+                elif self.slots.locked():
+                    await self._sleep(None)  # until an arrival or a free slot
+                else:
                     break
-                self.arrived.clear()
-                # An Event, not a queue: a wake-up lost to the timeout loses no request (the deque
-                # is looked at again), where a cancelled queue get could on Python 3.11.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.arrived.wait(), left)
+            await self.slots.acquire()  # free already, unless the batch filled up while all were busy
             task = loop.create_task(self._run(items))
             self.running.add(task)
             task.add_done_callback(self.running.discard)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Until woken, or `seconds` pass. An Event, not a queue: a wake-up lost to the timeout
+        loses no request (the deque is looked at again), where a cancelled queue get could on
+        Python 3.11."""
+        self.wake.clear()
+        if seconds is None:
+            await self.wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
 
     async def _run(self, items: list[_Item]) -> None:
         assert self.slots is not None
@@ -99,6 +114,7 @@ class Batcher:
                 await self._call(live)
         finally:
             self.slots.release()
+            self.wake.set()
 
     async def _call(self, items: list[_Item]) -> None:
         values = [item.value for item in items]
