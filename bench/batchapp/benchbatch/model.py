@@ -3,6 +3,7 @@ torch on CUDA with FLASH_BENCH_BACKEND=torch (the GPU variant). Weights are fixe
 
 from __future__ import annotations
 
+import itertools
 import os
 
 LAYERS = (64, 2048, 2048, 16)
@@ -14,7 +15,7 @@ def load() -> None:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    weights = [rng.standard_normal((a, b), dtype=np.float32) / np.sqrt(a) for a, b in zip(LAYERS, LAYERS[1:])]
+    weights = [rng.standard_normal((a, b), dtype=np.float32) / np.sqrt(a) for a, b in itertools.pairwise(LAYERS)]
     if _backend == "torch":
         import torch
 
