@@ -307,6 +307,23 @@ def openapi(config: str, key: str | None) -> int:
 
 
 @cli.command()
+@click.argument("endpoint")
+@click.argument("request", nargs=-1, required=True, metavar="[METHOD] PATH")
+@CONFIG
+@ENVIRONMENT
+@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@click.option("-d", "--data", help="JSON body, or @FILE (sent as is). Makes the default method POST.")
+@click.option("-H", "--header", multiple=True, help="'Name: value' (repeatable).")
+@click.option("-i", "--include", is_flag=True, help="Print the status line and headers too.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to ride out a cold start.")
+def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -> int:
+    """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise."""
+    from pipeline.cli.call import call as call_endpoint
+
+    return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)
+
+
+@cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
     from pipeline.resources import resource_path

@@ -125,6 +125,19 @@ class RunpodProvider:
             rows.append(row)
         return rows
 
+    def url_of(self, project: Project, key: str) -> str | None:
+        """The URL of one endpoint of ours (by exact name and markers, or adoptable), or None."""
+        found = claim(project.name, project.environment, [e.key for e in project.endpoints], self.backend.list())
+        live = found.live().get(key)
+        if live is None:
+            return None
+        template = self.environ.get("RUNPOD_LB_URL_TEMPLATE", "https://{endpoint_id}.api.runpod.ai")
+        return health_url(live, template)[0]
+
+    def data_plane_headers(self) -> dict[str, str]:
+        """What a request to an endpoint's URL carries: the API key (RunPod LB URLs require one)."""
+        return {"Authorization": str(self.client.session.headers["Authorization"])}
+
     def destroy_targets(self, project: Project) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """(name, id) of every endpoint destroy deletes (ours by name and markers, orphans included),
         and of exact-name endpoints without markers, which it leaves alone."""
