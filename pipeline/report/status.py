@@ -74,6 +74,8 @@ def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
         if row.get("adopt"):
             line += "  (no flash owner markers yet; deploy adopts it)"
         lines.append(line)
+        if row.get("warning"):
+            lines.append(f"  warning: {row['warning']}")
     return "\n".join(lines)
 
 

@@ -99,3 +99,19 @@ def test_send_gives_up_at_the_deadline_without_sleeping(free_port) -> None:
         )
     assert "could not connect to" in str(failed.value) and "within 20s" in str(failed.value)
     assert len(slept) >= 4 and sum(slept) <= 20  # backoff within the deadline
+
+
+def test_status_warns_when_runpod_lowered_max_workers_to_zero(tmp_path: Path, flash, emulator) -> None:
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
+    assert flash("deploy", cwd=tmp_path).code == 0
+    endpoint_id = next(i for i, e in emulator.endpoints.items() if e.body["name"] == "demo-data-api")
+    emulator.endpoints[endpoint_id].body["workers"]["max"] = 0  # 7 days without a request
+    status = flash("status", cwd=tmp_path)
+    assert status.out.splitlines()[-1] == (
+        "  warning: RunPod lowered max workers to 0 (it does so after 7 days without requests), "
+        "so no request can be served; `flash deploy` restores 3"
+    )
+    assert flash("deploy", cwd=tmp_path).code == 0
+    assert emulator.endpoints[endpoint_id].body["workers"]["max"] == 3
+    assert "warning" not in flash("status", cwd=tmp_path).out

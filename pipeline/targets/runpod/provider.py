@@ -122,6 +122,12 @@ class RunpodProvider:
             extra = [str(e["id"]) for e in claims.ours.get(endpoint.key, [])[1:]]
             row |= {"id": found["id"], "url": base, "workers": summary, "ping": self.client.probe(health)}
             row |= {"duplicates": extra, "adopt": endpoint.key not in claims.ours}
+            live_max = (found.get("workers") or {}).get("max")
+            if live_max == 0 and endpoint.workers.max > 0:  # RunPod's doing after 7 days without requests
+                row["warning"] = (
+                    f"RunPod lowered max workers to 0 (it does so after 7 days without requests), so no request "
+                    f"can be served; `flash deploy` restores {endpoint.workers.max}"
+                )
             rows.append(row)
         return rows
 
