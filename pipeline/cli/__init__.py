@@ -324,6 +324,28 @@ def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -
 
 
 @cli.command()
+@click.argument("endpoint", required=False)
+@CONFIG
+@ENVIRONMENT
+@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("--since", help="Only lines newer than this: 30s, 10m, 2h, 1d.")
+def logs(config: str, endpoint: str | None, target: str, follow: bool, since: str | None) -> int:
+    """The workers' output, newest last, each line prefixed with its endpoint and worker."""
+    from pipeline.cli.logs import local_logs, parse_since, runpod_logs
+
+    project = load(config, "")
+    if endpoint is not None and endpoint not in [e.key for e in project.endpoints]:
+        raise UsageError(f"no endpoint {endpoint!r} in {project.name}", "flash status lists them")
+    cutoff = parse_since(since)
+    if target == "local":
+        local_logs(project, endpoint, cutoff, follow, click.echo)
+    else:
+        runpod_logs(project, endpoint, cutoff, follow, runpod_provider(), click.echo)
+    return 0
+
+
+@cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
     from pipeline.resources import resource_path

@@ -115,3 +115,59 @@ def test_status_warns_when_runpod_lowered_max_workers_to_zero(tmp_path: Path, fl
     assert flash("deploy", cwd=tmp_path).code == 0
     assert emulator.endpoints[endpoint_id].body["workers"]["max"] == 3
     assert "warning" not in flash("status", cwd=tmp_path).out
+
+
+def test_logs_on_the_local_target(tmp_path: Path, flash) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    shutil.copytree(REPO / "tests" / "apps" / "calls", tmp_path, dirs_exist_ok=True)
+    none = flash("logs", "--target", "local", cwd=tmp_path)
+    assert none.code == 2 and none.err.startswith("flash: error: no local log for calls-test\n")
+    assert flash("deploy", "--target", "local", "--detach", cwd=tmp_path).code == 0
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "logs", "inference", "--target", "local", "--follow"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        api = json.loads(flash("status", "--target", "local", "--format", "json", cwd=tmp_path).out)["endpoints"][
+            "api"
+        ]["url"]
+        assert requests.post(api + "/ask", json={"values": [1]}, headers={"X-Request-ID": "logged-1"}, timeout=30).ok
+        lines = flash("logs", "inference", "--target", "local", "--since", "10m", cwd=tmp_path).out.splitlines()
+        assert lines and all(" inference-" in line.split(" | ")[0] for line in lines)  # only inference's workers
+        assert any('"request_id": "logged-1"' in line for line in lines)  # the id api forwarded
+        everything = flash("logs", "--target", "local", cwd=tmp_path).out
+        assert " api-1 | " in everything and " mothership-1 | " in everything
+        assert follower.stdout is not None
+        while '"request_id": "logged-1"' not in follower.stdout.readline():  # bounded by the test timeout
+            pass
+        follower.send_signal(signal.SIGINT)
+        follower.communicate(timeout=30)
+        assert follower.returncode == 130
+    finally:
+        if follower.poll() is None:
+            os.kill(follower.pid, signal.SIGKILL)
+        assert flash("destroy", "--target", "local", "--yes", cwd=tmp_path).code == 0
+
+
+def test_logs_on_runpod_merge_the_workers_streams_and_hide_the_key(tmp_path: Path, flash, emulator) -> None:
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
+    absent = flash("logs", cwd=tmp_path)
+    assert absent.code == 4 and "no workers of inference-api, data-api on RunPod to read logs from" in absent.err
+    assert flash("deploy", cwd=tmp_path).code == 0
+    endpoint_id = next(i for i, e in emulator.endpoints.items() if e.body["name"] == "demo-data-api")
+    shown = flash("logs", "data-api", cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert shown.out.splitlines() == [
+        f"2026-11-23T00:00:00Z data-api-w-{endpoint_id} | Starting flash worker",
+        f"2026-11-23T00:00:00Z data-api-w-{endpoint_id} | Traceback (most recent call last):",
+        f"2026-11-23T00:00:00Z data-api-w-{endpoint_id} | RuntimeError: model weights missing",
+    ]
+    assert len(flash("logs", cwd=tmp_path).out.splitlines()) == 6  # both endpoints' workers
+    assert emulator.api_key not in shown.out + shown.err

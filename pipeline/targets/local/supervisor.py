@@ -170,17 +170,30 @@ def _configure_logging(path: Path | None) -> None:
         if path
         else logging.StreamHandler(sys.stdout)
     )
-    handler.setFormatter(_Format())
+    handler.setFormatter(_Format(stamped=path is not None))
     handler.addFilter(RateLimited())
     OUTPUT.setLevel(logging.INFO)
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 class _Format(logging.Formatter):
+    """`endpoint-N | line` for worker output; in the detached log each line starts with its UTC
+    time (`flash logs --since` reads it)."""
+
+    def __init__(self, stamped: bool = False) -> None:
+        super().__init__()
+        self.stamped = stamped
+
     def format(self, record: logging.LogRecord) -> str:
-        if record.name == OUTPUT.name:
-            return record.getMessage()
-        return f"supervisor | {record.name}: {super().format(record)}"
+        text = (
+            record.getMessage()
+            if record.name == OUTPUT.name
+            else f"supervisor | {record.name}: {super().format(record)}"
+        )
+        if not self.stamped:
+            return text
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z {text}"
 
 
 def main(argv: list[str]) -> None:
