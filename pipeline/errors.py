@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -15,6 +16,9 @@ class Diagnostic:
     path: str
     message: str
     hint: str = ""
+    # What `flash validate --fix` may do about it, when that is safe: ("rename", key path, new
+    # key) or ("set", key path, value). Not part of the problem's identity.
+    fix: tuple[str, tuple[Any, ...], Any] | None = field(default=None, compare=False, repr=False)
 
 
 class FlashError(Exception):

@@ -86,7 +86,9 @@ def cli(verbose: bool) -> None:
     help="Output format. Default: text (plus annotations in GitHub Actions).",
 )
 @ENVIRONMENT
-def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) -> int:
+@click.option("--fix", is_flag=True, help="Apply the fixes that are safe (comments and layout kept), then report.")
+@click.option("--diff", is_flag=True, help="With --fix: show the fixes as a diff; write nothing.")
+def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, fix: bool, diff: bool) -> int:
     """Check config files; report every problem with file:line:col."""
     from pipeline import report
     from pipeline.build.handlers import with_sources
@@ -95,6 +97,10 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None) 
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
     results = [with_sources(check_file(Path(name), name, environment())) for name in names]
+    if fix or diff:
+        from pipeline.cli.fix import fix_files
+
+        results = fix_files(results, write=not diff)
     if fmt == "json":
         click.echo(report.validation_json(results))
     elif fmt == "github":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,17 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _closest(word: str, choices: list[str]) -> str | None:
+    """The choice close to word when no other comes near it (a fix must be certain), else None."""
+    lowered = {c.lower(): c for c in choices}
+    scores = sorted(((difflib.SequenceMatcher(None, word.lower(), c).ratio(), c) for c in lowered), reverse=True)
+    if not scores or scores[0][0] < 0.8:  # a typo, not a different word ("timeout_idle" is not "timeout")
+        return None
+    if len(scores) > 1 and scores[1][0] >= 0.6 and scores[0][0] - scores[1][0] < 0.1:
+        return None  # two keys are about as close: which one was meant is a guess
+    return lowered[scores[0][1]]
+
+
 def did_you_mean(word: str, choices: list[str]) -> str:
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
@@ -110,9 +122,21 @@ def _translate(error: ValidationError, src: Source) -> Iterator[Diagnostic]:
     elif keyword in ("anyOf", "oneOf"):
         yield from _alternatives(error, src, path)
     else:
-        yield _diag(
+        found = _diag(
             src, path, fixed or _sentence(keyword, error, schema, value), hint or _auto_hint(keyword, error, value)
         )
+        yield replace(found, fix=_enum_fix(keyword, schema, value, path))
+
+
+def _enum_fix(keyword: str, schema: dict[str, Any], value: Any, path: KeyPath) -> tuple[str, KeyPath, Any] | None:
+    """A value outside an enum is fixed when the intent is certain: the only allowed value (a
+    refused scaler_type), or the one allowed value that differs only in case ("ada_24")."""
+    if keyword != "enum" or not isinstance(value, str):
+        return None
+    allowed = [v for v in schema.get("enum", []) if isinstance(v, str)]
+    same = [v for v in allowed if v.lower() == value.lower()]
+    choice = same[0] if len(same) == 1 else allowed[0] if len(allowed) == 1 else None
+    return ("set", path, choice) if choice is not None else None
 
 
 def _sentence(keyword: str, error: ValidationError, schema: dict[str, Any], value: Any) -> str:
@@ -177,13 +201,18 @@ def _unknown_keys(src: Source, path: KeyPath, value: Any, schema: dict[str, Any]
         if name in allowed:
             continue
         guess = did_you_mean(name, allowed)
-        yield _diag(
+        found = _diag(
             src,
             path + (name,),
             f"unknown key {show(name)}",
             guess or hint or "allowed keys: " + ", ".join(allowed),
             key=True,
         )
+        closest = _closest(name, allowed)
+        # A rename is safe only when exactly one key is close and the table does not have it yet.
+        if closest is not None and isinstance(value, dict) and closest not in value:
+            found = replace(found, fix=("rename", path + (name,), closest))
+        yield found
 
 
 def _alternatives(error: ValidationError, src: Source, path: KeyPath) -> Iterator[Diagnostic]:
