@@ -351,6 +351,20 @@ def logs(config: str, endpoint: str | None, target: str, follow: bool, since: st
     return 0
 
 
+@cli.command(name="import")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: DIRECTORY/flash.toml.")
+@click.option(
+    "--rewrite", is_flag=True, help="Remove the runpod-flash imports, Endpoint(...) lines and route decorators."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing flash.toml.")
+def import_(directory: Path, out: Path | None, rewrite: bool, force: bool) -> int:
+    """Write flash.toml from a runpod-flash project (read by AST, never imported)."""
+    from pipeline.cli.importing import import_project
+
+    return import_project(directory, out, rewrite=rewrite, force=force)
+
+
 @cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
