@@ -15,13 +15,12 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.cli.common import confirm, environment, load, runpod_provider
+from pipeline.cli import tools
+from pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, confirm, environment, load, runpod_provider
 from pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
 
 EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
-TARGETS = click.Choice(["runpod", "local"])
-CONFIG = click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
 CONFIGS = click.option(
     "-c",
     "--config",
@@ -43,20 +42,6 @@ BUILDER = click.option(
 )
 INSECURE = click.option(
     "--insecure-registry", is_flag=True, help="The registry speaks plain HTTP (a local or air-gapped registry)."
-)
-
-
-def _remember_environment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    ctx.meta["flash.environment"] = value or None  # read by load(): one option, every command
-
-
-ENVIRONMENT = click.option(
-    "--env",
-    envvar="FLASH_ENV",
-    default=None,
-    expose_value=False,
-    callback=_remember_environment,
-    help="Select an [environments.<name>] overlay (or set FLASH_ENV).",
 )
 
 
@@ -301,71 +286,6 @@ def unlock(config: str) -> int:
 
 
 @cli.command()
-@CONFIG
-@ENVIRONMENT
-@click.option("--endpoint", "key", help="One endpoint's document (default: each built endpoint's, by key).")
-def openapi(config: str, key: str | None) -> int:
-    """Print the OpenAPI 3.1 document the workers serve at /openapi.json (imports the handlers)."""
-    from pipeline.cli.openapi import openapi_documents
-
-    click.echo(openapi_documents(load(config, "no document was made"), key))
-    return 0
-
-
-@cli.command()
-@click.argument("endpoint")
-@click.argument("request", nargs=-1, required=True, metavar="[METHOD] PATH")
-@CONFIG
-@ENVIRONMENT
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
-@click.option("-d", "--data", help="JSON body, or @FILE (sent as is). Makes the default method POST.")
-@click.option("-H", "--header", multiple=True, help="'Name: value' (repeatable).")
-@click.option("-i", "--include", is_flag=True, help="Print the status line and headers too.")
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to ride out a cold start.")
-def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -> int:
-    """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise."""
-    from pipeline.cli.call import call as call_endpoint
-
-    return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)
-
-
-@cli.command()
-@click.argument("endpoint", required=False)
-@CONFIG
-@ENVIRONMENT
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-@click.option("--since", help="Only lines newer than this: 30s, 10m, 2h, 1d.")
-def logs(config: str, endpoint: str | None, target: str, follow: bool, since: str | None) -> int:
-    """The workers' output, newest last, each line prefixed with its endpoint and worker."""
-    from pipeline.cli.logs import local_logs, parse_since, runpod_logs
-
-    project = load(config, "")
-    if endpoint is not None and endpoint not in [e.key for e in project.endpoints]:
-        raise UsageError(f"no endpoint {endpoint!r} in {project.name}", "flash status lists them")
-    cutoff = parse_since(since)
-    if target == "local":
-        local_logs(project, endpoint, cutoff, follow, click.echo)
-    else:
-        runpod_logs(project, endpoint, cutoff, follow, runpod_provider(), click.echo)
-    return 0
-
-
-@cli.command(name="import")
-@click.argument("directory", default=".", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: DIRECTORY/flash.toml.")
-@click.option(
-    "--rewrite", is_flag=True, help="Remove the runpod-flash imports, Endpoint(...) lines and route decorators."
-)
-@click.option("--force", is_flag=True, help="Overwrite an existing flash.toml.")
-def import_(directory: Path, out: Path | None, rewrite: bool, force: bool) -> int:
-    """Write flash.toml from a runpod-flash project (read by AST, never imported)."""
-    from pipeline.cli.importing import import_project
-
-    return import_project(directory, out, rewrite=rewrite, force=force)
-
-
-@cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
     from pipeline.resources import resource_path
@@ -381,6 +301,10 @@ def _print_error(exc: FlashError) -> None:
         click.echo(report.config_error_text(exc.diagnostics, exc.consequence), err=True)
     else:
         click.echo(report.error_text(str(exc), getattr(exc, "hint", "")), err=True)
+
+
+for _command in tools.cli.commands.values():
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

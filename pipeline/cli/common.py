@@ -14,6 +14,24 @@ if TYPE_CHECKING:
     from pipeline.config.model import Project
 
 
+TARGETS = click.Choice(["runpod", "local"])
+CONFIG = click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+
+
+def _remember_environment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta["flash.environment"] = value or None  # read by load(): one option, every command
+
+
+ENVIRONMENT = click.option(
+    "--env",
+    envvar="FLASH_ENV",
+    default=None,
+    expose_value=False,
+    callback=_remember_environment,
+    help="Select an [environments.<name>] overlay (or set FLASH_ENV).",
+)
+
+
 def environment() -> str | None:
     value: str | None = click.get_current_context().meta.get("flash.environment")
     return value
