@@ -32,6 +32,7 @@ START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in t
 RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
 CALLS_REQUIREMENTS = ("aiohttp>=3.9,<4",)  # the pooled client of runtime.calls, only where an endpoint calls others
 MOTHERSHIP_REQUIREMENTS = (*CALLS_REQUIREMENTS, "uvloop>=0.19")  # aiohttp server and client on the faster loop
+BASE_ENV = ("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80")  # every image's ENV
 MAX_REQUEST_SECONDS = 330  # RunPod's LB processing limit (5.5 minutes): a longer timeout cannot help
 
 
@@ -64,7 +65,7 @@ def render_endpoint(
     """Every file of one endpoint's build context."""
     if endpoint.generated:
         return _render_mothership(project, endpoint, runtime)
-    image_env = ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"]
+    image_env = list(BASE_ENV)
     if isinstance(endpoint.compute, Gpu):
         image_env += ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
     worker = _render(
@@ -84,13 +85,7 @@ def render_endpoint(
     compile(worker, WORKER_FILE, "exec")  # a template bug must fail the build, not the deploy
     tree: Tree = {
         WORKER_FILE: worker,
-        "Dockerfile": _render(
-            "Dockerfile.j2",
-            name=endpoint.name,
-            base_image=base_image(project, endpoint),
-            image_env=image_env,
-            command=list(START_COMMAND),
-        ),
+        "Dockerfile": _dockerfile(project, endpoint, image_env),
         "requirements.txt": _render(
             "requirements.txt.j2",
             requirements=[
@@ -113,19 +108,23 @@ def _render_mothership(project: Project, endpoint: Endpoint, runtime: Mapping[st
     compile(worker, WORKER_FILE, "exec")
     tree: Tree = {
         WORKER_FILE: worker,
-        "Dockerfile": _render(
-            "Dockerfile.j2",
-            name=endpoint.name,
-            base_image=base_image(project, endpoint),
-            image_env=["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80"],
-            command=list(START_COMMAND),
-        ),
+        "Dockerfile": _dockerfile(project, endpoint, list(BASE_ENV)),
         "requirements.txt": _render("requirements.txt.j2", requirements=list(MOTHERSHIP_REQUIREMENTS)),
         ".dockerignore": _render("dockerignore.j2", patterns=[f"**/{p.rstrip('/')}" for p in ALWAYS_EXCLUDED]),
         "src/.keep": b"",  # the Dockerfile copies src/, which holds no user code here
     }
     tree.update({f"runtime/{path}": data for path, data in runtime.items()})
     return tree
+
+
+def _dockerfile(project: Project, endpoint: Endpoint, image_env: list[str]) -> bytes:
+    return _render(
+        "Dockerfile.j2",
+        name=endpoint.name,
+        base_image=base_image(project, endpoint),
+        image_env=image_env,
+        command=list(START_COMMAND),
+    )
 
 
 def content_hash(tree: Mapping[str, Content]) -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
+from pipeline.cli.common import write_atomically
 from pipeline.config.model import FileResult
-from pipeline.errors import BuildError
 
 
 def fix_files(results: list[FileResult], *, write: bool) -> list[FileResult]:
@@ -35,19 +33,8 @@ def fix_files(results: list[FileResult], *, write: bool) -> list[FileResult]:
             click.echo("".join(lines), nl=False)
             out.append(result)
             continue
-        _replace(path, fixed.text)
+        write_atomically(path, fixed.text)
         for diag in fixed.applied:
             click.echo(f"fixed {describe(diag)}", err=True)
         out.append(with_sources(check_file(path, result.display, environment())))
     return out
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write atomically: an interrupted fix leaves the old file, never half a new one."""
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise BuildError(f"cannot write {path}: {exc.strerror or exc}", "check the file's permissions") from None

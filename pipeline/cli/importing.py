@@ -3,15 +3,14 @@ remove the runpod-flash lines from its source so the handlers run under flash un
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
+from pipeline.cli.common import write_atomically
 from pipeline.config.importer import Reading, Skipped, read_project
 from pipeline.config.scaffold import app_name_for
-from pipeline.errors import BuildError, UsageError
+from pipeline.errors import UsageError
 
 
 def import_project(directory: Path, out: Path | None, *, rewrite: bool, force: bool) -> int:
@@ -29,7 +28,7 @@ def import_project(directory: Path, out: Path | None, *, rewrite: bool, force: b
             f"no runpod-flash load-balanced endpoint found in {directory}",
             'flash import reads `x = Endpoint(...)` and `@x.post("/path")` handlers',
         )
-    _write(target, render(app_name_for(directory), reading))
+    write_atomically(target, render(app_name_for(directory), reading))
     click.echo(
         f"wrote {target} ({len(reading.endpoints)} endpoint(s), {sum(len(e.routes) for e in reading.endpoints)} route(s))"
     )
@@ -43,7 +42,7 @@ def import_project(directory: Path, out: Path | None, *, rewrite: bool, force: b
                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(keepends=True), 1)
                 if n not in numbers
             ]
-            _write(path, "".join(kept))
+            write_atomically(path, "".join(kept))
             click.echo(f"rewrote {path.relative_to(directory)} ({len(numbers)} runpod-flash line(s) removed)")
     else:
         for path, numbers in lines.items():
@@ -95,14 +94,3 @@ def _removable(directory: Path, reading: Reading) -> dict[Path, set[int]]:
     for path, start, end in spans + [(p, a, b) for p, ranges in reading.removable.items() for a, b in ranges]:
         found.setdefault(path, set()).update(range(start, end + 1))
     return dict(sorted(found.items()))
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise BuildError(f"cannot write {path}: {exc.strerror or exc}", "check the folder's permissions") from None
