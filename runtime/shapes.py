@@ -105,13 +105,9 @@ def convert_value(value: Any, target: Any, path: str, problems: list[Problem]) -
             converted = convert_value(value, option, path, trial)
             if not trial:
                 return converted
-        return (
-            convert_value(value, options[0], path, problems)
-            if len(options) == 1
-            else _wrong(value, target, path, problems)
-        )
+        return convert_value(value, options[0], path, problems) if len(options) == 1 else _wrong(target, path, problems)
     if origin is typing.Literal:
-        return value if value in args else _problem(path, f"must be one of {list(args)!r}", problems, value)
+        return value if value in args else _problem(path, f"must be one of {list(args)!r}", problems)
     if isinstance(target, type) and dataclasses.is_dataclass(target):
         return _fields(value, target, path, problems, lambda data: target(**data))
     if is_typed_dict(target):
@@ -124,12 +120,12 @@ def convert_value(value: Any, target: Any, path: str, problems: list[Problem]) -
             return None
     if origin in (list, tuple, set, frozenset) or target in (list, tuple, set, frozenset):
         if not isinstance(value, list):
-            return _problem(path, "must be an array", problems, value)
+            return _problem(path, "must be an array", problems)
         item = args[0] if args else Any
         return [convert_value(v, item, _join(path, str(i)), problems) for i, v in enumerate(value)]
     if origin in (dict, Mapping) or target in (dict, Mapping):
         if not isinstance(value, dict):
-            return _problem(path, "must be an object", problems, value)
+            return _problem(path, "must be an object", problems)
         item = args[1] if len(args) == 2 else Any
         return {k: convert_value(v, item, _join(path, str(k)), problems) for k, v in value.items()}
     if target is float and isinstance(value, int) and not isinstance(value, bool):
@@ -137,7 +133,7 @@ def convert_value(value: Any, target: Any, path: str, problems: list[Problem]) -
     if target in _JSON_NAMES:
         if isinstance(value, target) and not (target is int and isinstance(value, bool)):
             return value
-        return _wrong(value, target, path, problems)
+        return _wrong(target, path, problems)
     return value  # an annotation flash cannot check: passed as decoded
 
 
@@ -149,26 +145,26 @@ def checker(target: Any) -> Checker:
     """convert_value for one annotation, specialised once: the common JSON types skip the general
     walk (a keyword body checks every argument of every request)."""
     if target in (str, bool, dict, list):
-        return lambda v, path, found: v if type(v) is target else _wrong(v, target, path, found)
+        return lambda v, path, found: v if type(v) is target else _wrong(target, path, found)
     if target is int:
-        return lambda v, path, found: v if type(v) is int else _wrong(v, int, path, found)
+        return lambda v, path, found: v if type(v) is int else _wrong(int, path, found)
     if target is float:
         return lambda v, path, found: (
-            v if type(v) is float else float(v) if type(v) is int else _wrong(v, float, path, found)
+            v if type(v) is float else float(v) if type(v) is int else _wrong(float, path, found)
         )
     if typing.get_origin(target) is list and len(typing.get_args(target)) == 1:
         item = checker(typing.get_args(target)[0])
         return lambda v, path, found: (
             [item(x, _join(path, str(i)), found) for i, x in enumerate(v)]
             if type(v) is list
-            else _problem(path, "must be an array", found, v)
+            else _problem(path, "must be an array", found)
         )
     return lambda v, path, found: convert_value(v, target, path, found)
 
 
 def _fields(value: Any, target: Any, path: str, problems: list[Problem], build: Any) -> Any:
     if not isinstance(value, dict):
-        return _problem(path, "must be an object", problems, value)
+        return _problem(path, "must be an object", problems)
     hints = typing.get_type_hints(target)
     if dataclasses.is_dataclass(target):
         required = {f.name for f in dataclasses.fields(target) if _required(f)}
@@ -190,12 +186,12 @@ def _required(field: dataclasses.Field[Any]) -> bool:
     return field.init and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
-def _wrong(value: Any, target: Any, path: str, problems: list[Problem]) -> None:
+def _wrong(target: Any, path: str, problems: list[Problem]) -> None:
     wanted = _JSON_NAMES.get(target, getattr(target, "__name__", str(target)))
-    return _problem(path, f"must be {wanted}", problems, value)
+    return _problem(path, f"must be {wanted}", problems)
 
 
-def _problem(path: str, message: str, problems: list[Problem], _value: Any) -> None:
+def _problem(path: str, message: str, problems: list[Problem]) -> None:
     problems.append({"path": path, "message": message})
     return None
 

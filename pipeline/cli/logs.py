@@ -117,11 +117,8 @@ def runpod_logs(
         endpoint_id = str(found["id"])
         answer = provider.client.request(f"workers of {name}", "GET", f"/v2/serverless/{endpoint_id}/workers")
         for worker in (answer or {}).get("workers") or []:
-            query = (
-                f"since={since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-                if since
-                else f"tail={0 if follow and not since else TAIL}"
-            )
+            # --since picks the start; else the last TAIL lines (none when following: new ones only)
+            query = f"since={since.strftime('%Y-%m-%dT%H:%M:%SZ')}" if since else f"tail={0 if follow else TAIL}"
             path = f"/v2/serverless/{endpoint_id}/workers/{worker['id']}/logs?{query}"
             streams.append((f"{name}-{worker['id']}", path))
     if not streams:

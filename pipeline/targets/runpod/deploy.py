@@ -60,7 +60,7 @@ def survey(project: Project, backend: Backend, images: Mapping[str, str], enviro
     """The plan: what to create, update, adopt, replace or keep, what conflicts and what is orphaned."""
     claims = claim(project.name, project.environment, [e.key for e in project.endpoints], backend.list())
     live = claims.live()
-    template = environ.get("RUNPOD_LB_URL_TEMPLATE", DEFAULT_LB_TEMPLATE)
+    template = lb_template(environ)
     urls = {key: health_url(found, template)[0] for key, found in live.items()}  # ids never change on update
     bodies = desired_bodies(project, images, environ, urls)
     desired = {k: comparable(b) for k, b in bodies.items()}
@@ -256,12 +256,17 @@ def _orphan(
         outcome.error = f"{action.key}: {exc}"
 
 
+def lb_template(environ: Mapping[str, str]) -> str:
+    """How an endpoint's URL is made from its id (RUNPOD_LB_URL_TEMPLATE points it elsewhere)."""
+    return environ.get("RUNPOD_LB_URL_TEMPLATE", DEFAULT_LB_TEMPLATE)
+
+
 def default_context(
     backend: Backend, project: Project, environ: Mapping[str, str], echo: Callable[[str], None], cancel: Cancel
 ) -> Context:
     return Context(
         backend,
-        environ.get("RUNPOD_LB_URL_TEMPLATE", DEFAULT_LB_TEMPLATE),
+        lb_template(environ),
         time.monotonic,
         cancel,
         echo,

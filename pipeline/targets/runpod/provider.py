@@ -16,7 +16,7 @@ from pipeline.targets.plan import Action
 from pipeline.targets.runpod.api import Client
 from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.converge import Outcome
-from pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, survey
+from pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
 from pipeline.targets.runpod.graphql import GraphqlBackend
 from pipeline.targets.runpod.lease import Lease, acquire, holder_id, lease_name, unlock
 from pipeline.targets.runpod.ownership import claim
@@ -104,7 +104,7 @@ class RunpodProvider:
         keys = [e.key for e in project.endpoints]
         claims = claim(project.name, project.environment, keys, self.backend.list())
         live = claims.live()
-        template = self.environ.get("RUNPOD_LB_URL_TEMPLATE", "https://{endpoint_id}.api.runpod.ai")
+        template = lb_template(self.environ)
         rows: list[dict[str, Any]] = []
         for endpoint in project.endpoints:
             found = live.get(endpoint.key)
@@ -137,7 +137,7 @@ class RunpodProvider:
         live = found.live().get(key)
         if live is None:
             return None
-        template = self.environ.get("RUNPOD_LB_URL_TEMPLATE", "https://{endpoint_id}.api.runpod.ai")
+        template = lb_template(self.environ)
         return health_url(live, template)[0]
 
     def data_plane_headers(self) -> dict[str, str]:
