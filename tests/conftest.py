@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from flash_pipeline.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "flash.toml.example"
@@ -156,8 +156,8 @@ def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/apps/worker copied to a temp folder and built with `flash build`; returns .flash/build."""
     import shutil
 
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("worker-app")
     shutil.copytree(REPO / "tests" / "apps" / "worker", root, dirs_exist_ok=True)
@@ -181,3 +181,17 @@ def emulator(monkeypatch: pytest.MonkeyPatch):
         # loopback registry of their own (test_runpod_registry.py).
         monkeypatch.setenv("FLASH_NO_REGISTRY_CHECK", "1")
         yield emu
+
+
+def assert_golden(golden: Path, actual: str) -> None:
+    """`actual` equals the golden file; with FLASH_UPDATE_GOLDEN=1 the golden file is (re)written instead.
+
+    The one switch for every golden file: `FLASH_UPDATE_GOLDEN=1 pytest tests/...`, then review the diff."""
+    import os
+
+    if os.environ.get("FLASH_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual)
+        return
+    assert golden.is_file(), f"{golden} is missing: run with FLASH_UPDATE_GOLDEN=1 to write it"
+    assert actual == golden.read_text(), f"{golden} differs (FLASH_UPDATE_GOLDEN=1 rewrites it; review the diff)"

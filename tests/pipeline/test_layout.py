@@ -7,12 +7,12 @@ import ast
 import importlib.util
 from pathlib import Path
 
-STAGES = {"config": 1, "build": 2, "targets": 3, "report": 4, "cli": 5}  # anything else is shared (0)
-TARGETS = ("pipeline.targets.local", "pipeline.targets.runpod")
+STAGES = {"config": 1, "builder": 2, "targets": 3, "report": 4, "cli": 5}  # anything else is shared (0)
+TARGETS = ("flash_pipeline.targets.local", "flash_pipeline.targets.runpod")
 
 
 def _package_root() -> Path:
-    spec = importlib.util.find_spec("pipeline")
+    spec = importlib.util.find_spec("flash_pipeline")
     assert spec is not None and spec.submodule_search_locations
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -24,7 +24,7 @@ def _modules() -> dict[str, Path]:
         parts = path.relative_to(root).with_suffix("").parts
         if parts[0].startswith("_"):  # _schemas, _templates: data, not code
             continue
-        name = ".".join(("pipeline", *parts)).removesuffix(".__init__")
+        name = ".".join(("flash_pipeline", *parts)).removesuffix(".__init__")
         found[name] = path
     return found
 
@@ -43,8 +43,8 @@ def _imports(name: str, path: Path) -> set[str]:
                     package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
                 )
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pipeline import report`
-    return {module for module in found if module == "pipeline" or module.startswith("pipeline.")}
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from flash_pipeline import report`
+    return {module for module in found if module == "flash_pipeline" or module.startswith("flash_pipeline.")}
 
 
 def _stage(module: str) -> int:
@@ -58,7 +58,12 @@ def _target(module: str) -> str | None:
 
 def test_the_package_is_laid_out_in_stages() -> None:
     modules = _modules()
-    for stage in ("pipeline.config", "pipeline.build", "pipeline.targets.local", "pipeline.targets.runpod"):
+    for stage in (
+        "flash_pipeline.config",
+        "flash_pipeline.builder",
+        "flash_pipeline.targets.local",
+        "flash_pipeline.targets.runpod",
+    ):
         assert stage in modules, f"{stage} is missing from the installed package"
 
 
@@ -69,11 +74,11 @@ def test_imports_flow_one_way_and_targets_stay_apart() -> None:
         for imported in sorted(_imports(name, path)):
             known = imported if imported in modules else imported.rpartition(".")[0]
             if known not in modules:
-                continue  # an attribute of a module (`from pipeline.x import name`)
-            in_cli = lambda module: module == "pipeline.cli" or module.startswith("pipeline.cli.")  # noqa: E731
-            if in_cli(known) and not in_cli(name) and name != "pipeline.__main__":
+                continue  # an attribute of a module (`from flash_pipeline.x import name`)
+            in_cli = lambda module: module == "flash_pipeline.cli" or module.startswith("flash_pipeline.cli.")  # noqa: E731
+            if in_cli(known) and not in_cli(name) and name != "flash_pipeline.__main__":
                 problems.append(f"{name} imports the CLI")
-            elif _stage(known) > _stage(name) and name != "pipeline.__main__":
+            elif _stage(known) > _stage(name) and name != "flash_pipeline.__main__":
                 problems.append(f"{name} imports {known}, a later stage")
             mine, theirs = _target(name), _target(known)
             if mine and theirs and mine != theirs:
@@ -86,6 +91,6 @@ def test_imports_flow_one_way_and_targets_stay_apart() -> None:
 def test_the_checker_sees_a_violation() -> None:
     """The walk is real: it finds imports inside functions, relative or not."""
     source = _package_root() / "targets" / "runpod" / "apply.py"
-    assert "pipeline.targets.runpod.provider" in _imports("pipeline.targets.runpod.apply", source)
-    assert _stage("pipeline.report") > _stage("pipeline.targets.runpod.apply")
-    assert _target("pipeline.targets.local.deploy") != _target("pipeline.targets.runpod.deploy")
+    assert "flash_pipeline.targets.runpod.provider" in _imports("flash_pipeline.targets.runpod.apply", source)
+    assert _stage("flash_pipeline.report") > _stage("flash_pipeline.targets.runpod.apply")
+    assert _target("flash_pipeline.targets.local.deploy") != _target("flash_pipeline.targets.runpod.deploy")

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 
@@ -146,6 +147,7 @@ def test_one_log_line_per_request_and_none_for_ping(worker_build: Path, start_wo
     assert '"request_id": "abc"' in lines[0]
 
 
+@pytest.mark.stress  # waits 66 s of wall time: the stress suite
 def test_requests_longer_than_a_minute_finish_within_the_endpoint_timeout(worker_build: Path, start_worker) -> None:
     """Sanic answers 503 after 60 s by default; the worker takes the endpoint's timeout (600 s, capped at 330)."""
     assert "TIMEOUT = 330" in (worker_build / "api" / "flash_worker.py").read_text()

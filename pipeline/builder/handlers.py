@@ -13,9 +13,9 @@ import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from pipeline.config.model import FileResult, Loc, Project
-from pipeline.config.schema import did_you_mean
-from pipeline.errors import BuildError, ConfigError, Diagnostic
+from flash_pipeline.config.model import FileResult, Loc, Project
+from flash_pipeline.config.schema import did_you_mean
+from flash_pipeline.errors import BuildError, ConfigError, Diagnostic
 
 # ast.parse is not thread-safe on CPython 3.11 ("AST constructor recursion depth mismatch",
 # python/cpython#106905), and monorepo deploys build several configs in threads at once.
@@ -41,7 +41,7 @@ def source_files(project: Project, out_dir: Path | None = None) -> list[str]:
 
 def listing(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True) -> list[str]:
     """included_files as posix strings; BuildError naming the path that could not be read."""
-    from pipeline.build.ignore import included_files
+    from flash_pipeline.builder.ignore import included_files
 
     try:
         return [rel.as_posix() for rel in included_files(root, skip, git=git)]
@@ -105,7 +105,54 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
             problem = _check(project, shipped, ref, cache)
             if problem:
                 found.append(_diag(loc, path, *problem))
+    found.extend(_old_client_imports(project, shipped))
     return sorted(set(found))
+
+
+# The client's import name before flash's packages got names a user's code cannot shadow.
+_OLD_CLIENT = "runtime"
+
+
+def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]:
+    """Each `from runtime import ...` / `import runtime` in shipped code, where the app has no
+    `runtime` module of its own: flash's client is `flash_runtime` now, and the old name would
+    fail in the worker with "No module named 'runtime'"."""
+    if f"{_OLD_CLIENT}.py" in shipped or any(rel.startswith(f"{_OLD_CLIENT}/") for rel in shipped):
+        return []  # the app's own `runtime` module: its imports are the user's business
+    import os.path
+
+    config_shown = project.endpoints[0].loc.file if project.endpoints else ""
+    found = []
+    for rel in sorted(r for r in shipped if r.endswith(".py")):
+        path = project.source_dir / rel
+        try:
+            data = path.read_bytes()
+            if _OLD_CLIENT.encode() not in data:
+                continue  # most files never mention it: skip the parse
+            with _PARSE:
+                tree = ast.parse(data, filename=str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue  # unreadable or broken files are reported where a handler needs them
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                old = node.level == 0 and (node.module or "").split(".")[0] == _OLD_CLIENT
+            elif isinstance(node, ast.Import):
+                old = any(a.name.split(".")[0] == _OLD_CLIENT for a in node.names)
+            else:
+                continue
+            if old:
+                stmt = ast.get_source_segment(data.decode("utf-8", "replace"), node) or "import runtime"
+                found.append(
+                    Diagnostic(
+                        os.path.normpath(os.path.join(os.path.dirname(config_shown), project.source, rel)),
+                        node.lineno,
+                        node.col_offset + 1,
+                        "imports",
+                        f"`{stmt}`: flash's client is named flash_runtime now (the app has no `runtime` module)",
+                        f"write `{stmt.replace(_OLD_CLIENT, 'flash_runtime', 1)}`",
+                    )
+                )
+    return found
 
 
 def _diag(loc: Loc, path: str, message: str, hint: str) -> Diagnostic:
@@ -155,7 +202,7 @@ def _module_names(project: Project, shipped: set[str], module: str) -> Names | t
 
 
 def _not_shipped(rel: str) -> tuple[str, str]:
-    from pipeline.build.ignore import always_excluded
+    from flash_pipeline.builder.ignore import always_excluded
 
     parts = rel.split("/")
     folders = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts) - 1)]

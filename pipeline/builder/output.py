@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build.handlers import check_handlers, default_out_dir, listing, source_files
-from pipeline.build.ignore import CACHE_SIGNATURE, CACHE_TAG
-from pipeline.build.render import Tree, content_hash, image_ref, manifest, render_endpoint, write_tree
-from pipeline.config.model import Project
-from pipeline.errors import BuildError, ConfigError
+from flash_pipeline.builder.handlers import check_handlers, default_out_dir, listing, source_files
+from flash_pipeline.builder.ignore import CACHE_SIGNATURE, CACHE_TAG
+from flash_pipeline.builder.render import Tree, content_hash, image_ref, manifest, render_endpoint, write_tree
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import BuildError, ConfigError
 
 MANIFEST = "manifest.json"
 
@@ -142,7 +141,11 @@ def _remove_stale(out: Path, keys: set[str]) -> None:
 
 
 def _runtime_dir() -> Path:
-    spec = importlib.util.find_spec("runtime")
-    if spec is None or not spec.submodule_search_locations:
+    """flash's own worker package, found from the installed package itself, never by searching
+    sys.path (where a user's `runtime/` or `flash_runtime/` in the current folder could answer)."""
+    import flash_runtime
+
+    folder = Path(flash_runtime.__file__).resolve().parent
+    if not (folder / "server.py").is_file():
         raise BuildError("the flash runtime package is missing from this installation", "reinstall flash-pipeline")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return folder

@@ -1,0 +1,5 @@
+from runtime import MARK
+
+
+async def tag() -> dict:
+    return {"tag": MARK}

@@ -1,0 +1,91 @@
+"""flash's import names cannot collide with an app's: the wheel installs flash_pipeline and
+flash_runtime only, and an app with its own `pipeline.py`, `runtime/` package or `runtime.py`
+validates, builds, deploys on the local target and answers; its worker starts as the image does."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import Worker
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "tests" / "apps" / "collide"
+
+
+@pytest.fixture
+def collide(tmp_path: Path) -> Iterator[Path]:
+    shutil.copytree(APP, tmp_path, dirs_exist_ok=True)
+    yield tmp_path
+    from flash_pipeline.config.validate import validate_file
+    from flash_pipeline.targets.local.deploy import local_destroy
+
+    local_destroy(validate_file(tmp_path / "flash.toml"))
+
+
+def test_the_wheel_installs_no_generic_top_level_names(tmp_path: Path) -> None:
+    top = set(importlib.metadata.distribution("flash-pipeline").read_text("top_level.txt").split())
+    assert top == {"flash_pipeline", "flash_runtime"}
+    probe = "import importlib.util as u; print([n for n in ('pipeline', 'runtime') if u.find_spec(n)])"
+    found = subprocess.run([sys.executable, "-P", "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert found.stdout == "[]\n", found.stderr
+
+
+def test_an_app_named_like_flash_deploys_and_answers_on_the_local_target(collide: Path, flash) -> None:
+    assert flash("validate", cwd=collide).code == 0
+    result = flash("deploy", "--target", "local", "--detach", cwd=collide)
+    assert result.code == 0, result.err
+    url = result.out.split()[2]
+    assert requests.post(url + "/classify", json={"text": "hello world"}, timeout=30).json() == {
+        "label": "long",
+        "module": "pipeline",
+    }
+    assert requests.get(url + "/tag", timeout=30).json() == {"tag": "users-runtime"}
+
+
+def test_python_m_flash_pipeline_from_such_a_folder_builds_flashs_own_runtime(collide: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "flash_pipeline", "build"], cwd=collide, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    shipped = collide / ".flash" / "build" / "api"
+    assert (shipped / "flash_runtime" / "server.py").is_file()
+    assert not (shipped / "runtime").exists()  # the app's runtime/ ships inside src/, as the app's
+    assert (shipped / "src" / "runtime" / "handlers.py").is_file()
+
+
+def test_a_handler_module_named_runtime_starts_as_the_image_does(tmp_path: Path, flash) -> None:
+    shutil.copytree(APP / "flat", tmp_path, dirs_exist_ok=True)
+    assert flash("build", cwd=tmp_path).code == 0
+    worker = Worker(tmp_path / ".flash" / "build" / "flat")
+    try:
+        worker.wait_listening()
+        worker.wait_ready()
+        assert requests.get(worker.url + "/where", timeout=10).json() == {"module": "runtime", "file": "runtime.py"}
+    finally:
+        worker.stop()
+
+
+def test_validate_points_an_old_client_import_at_its_new_name(tmp_path: Path, flash) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "old"\nsource = "app"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "POST /x" = "handlers:x" }\n'
+    )
+    (tmp_path / "app" / "handlers.py").write_text(
+        "import json\nfrom runtime import endpoint, CallError\n\n\nasync def x(body: dict) -> dict:\n    return body\n"
+    )
+    result = flash("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert result.out == (
+        "app/handlers.py:2:1: error: imports: `from runtime import endpoint, CallError`: flash's client is named "
+        "flash_runtime now (the app has no `runtime` module)\n"
+        "  hint: write `from flash_runtime import endpoint, CallError`\n"
+        "flash: 1 error in flash.toml\n"
+    )
