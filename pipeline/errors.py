@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
+
+
+class Exit(IntEnum):
+    """flash's exit codes: the one table (README "Exit codes" shows it; a test keeps them equal)."""
+
+    OK = 0  # done
+    BUG = 1  # an internal error, a bug in flash: the traceback is shown
+    INVALID = 2  # the config is invalid, or the command line asks for what cannot be done
+    BUILD = 3  # rendering, writing, an image build or push failed
+    API = 4  # a RunPod (or local supervisor) call failed, a conflict, or `flash call` got a non-2xx answer
+    UNHEALTHY = 5  # an endpoint never answered /ping 200 (gate timed out or failed), or it cannot start
+    CHANGES = 10  # `flash plan --detailed-exitcode` found changes
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) or SIGTERM: what was done is reported
 
 
 @dataclass(frozen=True, order=True)
@@ -24,13 +38,13 @@ class Diagnostic:
 class FlashError(Exception):
     """Base of every expected failure; cli.py prints these without a traceback."""
 
-    exit_code = 1
+    exit_code: int = Exit.BUG
 
 
 class ConfigError(FlashError):
     """The config is invalid; carries every diagnostic found."""
 
-    exit_code = 2
+    exit_code = Exit.INVALID
 
     def __init__(self, diagnostics: list[Diagnostic], consequence: str = "") -> None:
         self.diagnostics = sorted(diagnostics)
@@ -41,7 +55,7 @@ class ConfigError(FlashError):
 class UsageError(FlashError):
     """The command line asks for something that cannot be done (e.g. overwrite without --force)."""
 
-    exit_code = 2
+    exit_code = Exit.INVALID
 
     def __init__(self, message: str, hint: str = "") -> None:
         self.hint = hint
@@ -51,7 +65,7 @@ class UsageError(FlashError):
 class BuildError(FlashError):
     """Rendering, writing or docker build/push failed."""
 
-    exit_code = 3
+    exit_code = Exit.BUILD
 
     def __init__(self, message: str, hint: str = "") -> None:
         self.hint = hint
@@ -61,7 +75,7 @@ class BuildError(FlashError):
 class ApiError(FlashError):
     """A control-plane call failed (or provisioning did)."""
 
-    exit_code = 4
+    exit_code = Exit.API
 
     def __init__(
         self, operation: str, message: str, *, status: int | None = None, request_id: str | None = None, hint: str = ""
@@ -76,7 +90,7 @@ class ApiError(FlashError):
 class HealthError(FlashError):
     """An endpoint did not answer /ping 200 in time."""
 
-    exit_code = 5
+    exit_code = Exit.UNHEALTHY
 
     def __init__(self, endpoint: str, waited: float, last_status: str, hint: str = "", detail: str = "") -> None:
         self.endpoint = endpoint
@@ -92,7 +106,7 @@ class HealthError(FlashError):
 class ConflictError(FlashError):
     """A RunPod name this config needs belongs to someone else: refused before any write."""
 
-    exit_code = 4
+    exit_code = Exit.API
 
     def __init__(self, message: str, hint: str = "") -> None:
         self.hint = hint
@@ -102,7 +116,7 @@ class ConflictError(FlashError):
 class Interrupted(FlashError):
     """SIGINT or SIGTERM stopped the run; what was done is reported by the command."""
 
-    exit_code = 130
+    exit_code = Exit.INTERRUPTED
 
     def __init__(self, message: str = "interrupted", hint: str = "") -> None:
         self.hint = hint

@@ -17,9 +17,8 @@ import click
 from flash_pipeline import __version__
 from flash_pipeline.cli import tools
 from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, confirm, environment, load, runpod_provider
-from flash_pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
+from flash_pipeline.errors import ConfigError, Exit, FlashError, Interrupted, UsageError
 
-EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
 CONFIGS = click.option(
     "-c",
@@ -93,7 +92,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, 
     else:
         in_actions = fmt is None and os.environ.get("GITHUB_ACTIONS") == "true"
         click.echo(report.validation_text(results, annotations=in_actions))
-    return ConfigError.exit_code if any(r.diagnostics for r in results) else 0
+    return Exit.INVALID if any(r.diagnostics for r in results) else Exit.OK
 
 
 @cli.command()
@@ -313,21 +312,21 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="flash", standalone_mode=False)
     except Interrupted:
         click.echo("flash: interrupted", err=True)
-        code = EXIT_INTERRUPTED
+        code = Exit.INTERRUPTED
     except FlashError as exc:
         _print_error(exc)
         code = exc.exit_code
     except click.exceptions.Abort:
         click.echo("flash: interrupted", err=True)
-        code = EXIT_INTERRUPTED
+        code = Exit.INTERRUPTED
     except KeyboardInterrupt:
         click.echo("\nflash: interrupted", err=True)
-        code = EXIT_INTERRUPTED
+        code = Exit.INTERRUPTED
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
     except Exception:  # a bug: show everything needed to report it
         traceback.print_exc()
         click.echo("flash: internal error (a bug in flash); please report it with the traceback above", err=True)
-        code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+        code = Exit.BUG
+    sys.exit(int(code) if isinstance(code, int) else Exit.OK)

@@ -6,7 +6,7 @@ import click
 
 from flash_pipeline.cli.common import environment, runpod_provider
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import ConfigError
+from flash_pipeline.errors import ConfigError, Exit
 
 
 def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
@@ -40,5 +40,5 @@ def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> 
     if conflicts:  # deploy would refuse: say so with the exit code too
         for app, action in conflicts:
             click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
-        return 4
-    return 10 if detailed_exitcode and any(has_changes(a) for a in plans) else 0
+        return Exit.API  # a conflict: deploy would refuse it
+    return Exit.CHANGES if detailed_exitcode and any(has_changes(a) for a in plans) else Exit.OK
