@@ -68,18 +68,22 @@ def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
 
 
 def layers(calls: Mapping[str, Sequence[str]], keys: Sequence[str]) -> list[list[str]]:
-    """Deploy order: endpoints that call nothing first, then those whose callees are all placed.
-    Assumes a validated (acyclic) graph."""
-    placed: set[str] = set()
+    """Deploy order: endpoints that call nothing first, then those whose callees are all placed,
+    each layer in the order of `keys`. Assumes a validated (acyclic) graph."""
+    from graphlib import CycleError, TopologicalSorter
+
+    wanted = set(keys)
+    sorter = TopologicalSorter({k: [c for c in calls.get(k, ()) if c in wanted] for k in keys})
+    try:
+        sorter.prepare()
+    except CycleError:
+        raise ValueError("calls form a cycle") from None  # validation refuses these first
+    rank = {key: index for index, key in enumerate(keys)}
     order: list[list[str]] = []
-    remaining = list(keys)
-    while remaining:
-        layer = [k for k in remaining if all(c in placed for c in calls.get(k, ()))]
-        if not layer:
-            raise ValueError("calls form a cycle")  # validation refuses these first
+    while sorter.is_active():
+        layer = sorted(sorter.get_ready(), key=rank.__getitem__)
         order.append(layer)
-        placed.update(layer)
-        remaining = [k for k in remaining if k not in placed]
+        sorter.done(*layer)
     return order
 
 
