@@ -111,19 +111,12 @@ def _tag_output(out: Path) -> None:
 
 
 def _write_manifest(path: Path, data: bytes) -> None:
-    """Atomically, through a temporary file of this process's own (concurrent builds never share one)."""
-    import tempfile
+    """Atomically (concurrent builds of one folder each write a whole manifest), and only if it changed."""
+    from flash_pipeline.files import write_atomically
 
     if path.is_file() and path.read_bytes() == data:
         return
-    handle, name = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=path.parent)
-    try:
-        with open(handle, "wb") as temporary:
-            temporary.write(data)
-        Path(name).replace(path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data)
 
 
 def _remove_stale(out: Path, keys: set[str]) -> None:

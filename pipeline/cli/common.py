@@ -65,20 +65,3 @@ def confirm(yes: bool, question: str) -> None:
     if not sys.stdin.isatty():
         raise UsageError("refusing to destroy without confirmation: stdin is not a terminal", "pass --yes")
     click.confirm(question, abort=True)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a whole file or nothing: an interrupted write leaves the old file, never half a new one."""
-    import os
-    import tempfile
-
-    from flash_pipeline.errors import BuildError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise BuildError(f"cannot write {path}: {exc.strerror or exc}", "check the folder's permissions") from None

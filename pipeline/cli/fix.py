@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from flash_pipeline.cli.common import write_atomically
 from flash_pipeline.config.model import FileResult
+from flash_pipeline.files import write_atomically
 
 
 def fix_files(results: list[FileResult], *, write: bool) -> list[FileResult]:
