@@ -48,6 +48,7 @@ def local_deploy_json(outcome: LocalDeploy) -> str:
 
 _RESULTS = (
     "created", "updated", "replaced", "adopted", "rolled back", "failed", "not deployed", "unchanged", "deleted", "orphaned",
+    "replacing", "pending",  # only where a run stopped half-way: still counted, as their rows say them
 )  # fmt: skip
 
 

@@ -38,7 +38,9 @@ def run_action(
         "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
         **env,
     }
-    done = subprocess.run([sys.executable, str(SCRIPT)], cwd=workspace, env=full, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], cwd=workspace, env=full, capture_output=True, text=True, timeout=300
+    )
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
     return done, values, summary.read_text()
 

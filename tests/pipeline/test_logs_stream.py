@@ -3,6 +3,7 @@ RunPod closes are resumed with Last-Event-ID, workers that start later are follo
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ def test_parse_follows_the_event_stream_rules() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(BODY)), max_size=12))
 def test_parse_does_not_depend_on_how_the_body_is_cut(cuts: list[int]) -> None:
     bounds = [0, *sorted(cuts), len(BODY)]
-    chunks = [BODY[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [BODY[a:b] for a, b in itertools.pairwise(bounds)]
     assert list(sse.parse(sse._lines(chunks))) == EVENTS
 
 
