@@ -145,19 +145,19 @@ def runpod_logs(
         raise _no_workers(keys)
     if not streams and note is not None:
         note(f"flash: no workers of {', '.join(keys)} yet; following the ones that start (Ctrl-C to stop)")
-    first = True
+    # From --since, else the lines since following began (not `tail=0`: a stream RunPod closes
+    # before its first event is opened again from there, and a worker that starts later shows all
+    # of its lines); once an event came, the stream resumes from it (Last-Event-ID).
+    query = f"since={stamp or started}"
     while True:
         for name, path in streams:
             if path in followed:
                 continue
             followed.add(path)
-            # the first workers: new lines only (or from --since); a worker that starts later: all of its lines
-            query = f"since={stamp}" if stamp else ("tail=0" if first else f"since={started}")
             thread = threading.Thread(
                 target=_pump, args=(provider, name, f"{path}?{query}", stop, lock, echo), daemon=True
             )
             thread.start()
-        first = False
         if stop.wait(poll):  # Ctrl-C raises KeyboardInterrupt here, in the main thread
             return
         try:

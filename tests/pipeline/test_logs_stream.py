@@ -122,13 +122,13 @@ def test_logs_follow_resumes_a_closed_stream_and_follows_a_worker_that_starts_la
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     try:
-        with logs.changed:  # following shows new lines only: write once the stream is open
+        with logs.changed:  # following shows the lines since it began: write once it has
             assert logs.changed.wait_for(lambda: any(w == worker for w, _ in logs.connections), timeout=30)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for n in range(1, 6):
-            logs.write(worker, f"line {n}", ts=f"2026-11-23T00:00:0{n}Z")
+            logs.write(worker, f"line {n}", ts=now)
         with seen:
             assert seen.wait_for(lambda: len(printed) == 5, timeout=30), printed
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         logs.start_worker(endpoint_id, "w-late")
         logs.write("w-late", "a late worker is ready", ts=now)
         with seen:
@@ -137,7 +137,7 @@ def test_logs_follow_resumes_a_closed_stream_and_follows_a_worker_that_starts_la
         stop.set()
         follower.join(timeout=30)
     assert not follower.is_alive()
-    assert printed == [f"2026-11-23T00:00:0{n}Z data-api-{worker} | line {n}" for n in range(1, 6)] + [
+    assert printed == [f"{now} data-api-{worker} | line {n}" for n in range(1, 6)] + [
         f"{now} data-api-w-late | a late worker is ready"
     ]
     ids = [event_id for event_id, _, _ in logs.lines[worker]]
@@ -146,3 +146,35 @@ def test_logs_follow_resumes_a_closed_stream_and_follows_a_worker_that_starts_la
     assert resumed[0] == "" and set(resumed[1:]) <= set(ids) and ids[-2] in resumed
     assert resumed == sorted(resumed) and len(resumed) >= 5
     assert emulator.api_key not in "\n".join(printed)
+
+
+def test_logs_follow_on_runpod_runs_until_ctrl_c(tmp_path: Path, flash, emulator) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
+    assert flash("deploy", cwd=tmp_path).code == 0
+    endpoint_id = next(i for i, e in emulator.endpoints.items() if e.body["name"] == "demo-data-api")
+    logs = emulator.logs
+    logs.hold = 0.2  # RunPod closes the stream after every quiet moment: flash keeps resuming it
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "logs", "data-api", "--follow"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with logs.changed:
+            assert logs.changed.wait_for(lambda: len(logs.connections) >= 2, timeout=60)  # resumed at least once
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        logs.write(f"w-{endpoint_id}", "still here", ts=now)  # between two connections, or during one
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == f"{now} data-api-w-{endpoint_id} | still here\n"
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+        assert follower.returncode == 130
+        assert err.endswith("flash: interrupted\n")
+    finally:
+        if follower.poll() is None:
+            os.kill(follower.pid, signal.SIGKILL)
