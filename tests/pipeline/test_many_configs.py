@@ -144,3 +144,38 @@ def test_rows_and_summary_say_the_same(outcomes: list[Outcome], app: str | None)
     assert lines[-1].startswith(f"flash: {app}: " if app else "flash: deploy")
     table = report.runpod_summary_markdown("app-x", outcomes).splitlines()[4:]
     assert [line.split(" | ")[1] for line in table] == words
+
+
+def test_status_and_destroy_of_several_configs_on_the_local_target(tmp_path: Path, flash) -> None:
+    _service(tmp_path, "svc-a")
+    _service(tmp_path, "svc-b")
+    status = flash("status", "-c", GLOB, "--target", "local", cwd=tmp_path)
+    assert status.code == 0, status.err
+    block = [
+        "inference-api  not running",
+        "data-api       not running",
+        "flash: nothing is running on the local target",
+    ]
+    assert status.out.split("\n\n") == [
+        "\n".join(["status of svc-a on the local target:", *block]),
+        "\n".join(["status of svc-b on the local target:", *block]) + "\n",
+    ]
+    as_json = json.loads(flash("status", "-c", GLOB, "--target", "local", "--format", "json", cwd=tmp_path).out)
+    assert [(a["app"], a["running"]) for a in as_json["apps"]] == [("svc-a", False), ("svc-b", False)]
+    destroyed = flash("destroy", "-c", GLOB, "--target", "local", "--yes", cwd=tmp_path)
+    assert destroyed.out == (
+        "flash: nothing of svc-a was running on the local target\n"
+        "flash: nothing of svc-b was running on the local target\n"
+    )
+
+
+def test_one_invalid_config_stops_every_app_before_anything_is_sent(tmp_path: Path, flash, emulator) -> None:
+    _service(tmp_path, "svc-a")
+    _service(tmp_path, "svc-b")
+    config = tmp_path / "services" / "svc-b" / "flash.toml"
+    config.write_text(config.read_text().replace("workers = [1, 3]", "workers = [3, 1]"))
+    for command in ("status", "destroy"):
+        result = flash(command, "-c", GLOB, "--yes" if command == "destroy" else "--format=text", cwd=tmp_path)
+        assert result.code == 2
+        assert result.err.startswith("services/svc-b/flash.toml:")
+    assert emulator.calls == []
