@@ -447,17 +447,6 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 worker = {"id": f"w-{endpoint_id}", "status": state, "gpuCount": 0, "isStale": False}
                 later = [{**worker, "id": w} for w in emulator.logs.workers(endpoint_id)]
                 return self._send(200, {"workers": [worker, *later], "summary": summary})
-            if method == "GET" and sub == "logs":
-                lines = [
-                    "Starting flash worker",
-                    "Traceback (most recent call last):",
-                    "RuntimeError: model weights missing",
-                ]
-                events = "".join(
-                    f"id: {i}\ndata: {json.dumps({'ts': '2026-11-23T00:00:00Z', 'source': 'container', 'line': line})}\n\n"
-                    for i, line in enumerate(lines)
-                )
-                return self._send(200, events.encode(), "text/event-stream")
             if method == "GET":
                 return self._send(200, emulator.public(endpoint_id))
             if method == "POST" and not endpoint_id:
