@@ -36,7 +36,8 @@ def destroy(config: str, yes: bool, app: str | None = None) -> int:
         deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, echo_err), cancel)
     except Interrupted:
         provider.release_all()
-        click.echo("flash: destroy interrupted: list what is left with `flash status`; run destroy again to finish")
+        what = f"destroy of {app}" if app else "destroy"
+        click.echo(f"flash: {what} interrupted: list what is left with `flash status`; run destroy again to finish")
         raise
     click.echo("flash: deleted " + ", ".join(f"{name} ({endpoint_id})" for name, endpoint_id in deleted) + " on RunPod")
     return 0
