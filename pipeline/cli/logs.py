@@ -2,7 +2,7 @@
 
 Local target: the detached supervisor's log (rotated files read oldest first; each line carries
 its UTC time). RunPod: each worker's log stream from the API (Server-Sent Events, read by
-pipeline.targets.runpod.sse), backfilled with `tail` or from `since`, merged by time.
+flash_pipeline.targets.runpod.sse), backfilled with `tail` or from `since`, merged by time.
 `--follow` keeps reading until Ctrl-C: each stream resumed with `Last-Event-ID` when RunPod
 closes it, and the workers that start later followed too.
 """
@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.config.model import Project
-from pipeline.errors import ApiError, UsageError
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ApiError, UsageError
 
 _SINCE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,7 +54,7 @@ def local_logs(
     echo: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    from pipeline.targets.local import control
+    from flash_pipeline.targets.local import control
 
     log = control.paths(project).log
     if not log.exists():
@@ -119,7 +119,7 @@ def runpod_logs(
     poll: float = FOLLOW_POLL,
     note: Callable[[str], None] | None = None,
 ) -> None:
-    """Each worker's log stream (pipeline.targets.runpod.sse reads them).
+    """Each worker's log stream (flash_pipeline.targets.runpod.sse reads them).
 
     Without `follow`: the backfill of every worker, merged by time. With it: every stream resumed
     with `Last-Event-ID` whenever RunPod closes it, and the workers listed again every `poll`
@@ -174,7 +174,7 @@ def _no_workers(keys: list[str]) -> ApiError:
 
 def _workers(project: Project, keys: list[str], provider: Any) -> tuple[list[str], list[tuple[str, str]]]:
     """The live endpoints among `keys`, and ("endpoint-worker", log path) of each of their workers."""
-    from pipeline.targets.runpod.ownership import claim
+    from flash_pipeline.targets.runpod.ownership import claim
 
     live = claim(project.name, project.environment, [e.key for e in project.endpoints], provider.backend.list()).live()
     found = []
@@ -189,7 +189,7 @@ def _workers(project: Project, keys: list[str], provider: Any) -> tuple[list[str
 
 
 def _print(provider: Any, prefix: str, event: Any) -> tuple[str, str]:
-    from pipeline.targets.runpod import sse
+    from flash_pipeline.targets.runpod import sse
 
     when, line = sse.log_line(event)
     return when, f"{prefix} | {provider.client.redact(line)}"
@@ -197,7 +197,7 @@ def _print(provider: Any, prefix: str, event: Any) -> tuple[str, str]:
 
 def _backfill(provider: Any, prefix: str, path: str) -> list[tuple[str, str]]:
     """One worker's backfill: the stream read until it is quiet for 2 s (RunPod holds it open)."""
-    from pipeline.targets.runpod import sse
+    from flash_pipeline.targets.runpod import sse
 
     client = provider.client
     try:
@@ -215,7 +215,7 @@ def _pump(
     echo: Callable[[str], None],
 ) -> None:
     """Follow one worker's stream until `stop`, resuming it after every close."""
-    from pipeline.targets.runpod import sse
+    from flash_pipeline.targets.runpod import sse
 
     client = provider.client
     url = client.base_url + path

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from pipeline.cli.common import echo_err, environment
-from pipeline.errors import FlashError, Interrupted
+from flash_pipeline.cli.common import echo_err, environment
+from flash_pipeline.errors import FlashError, Interrupted
 
 
 def run_each(configs: Sequence[str], consequence: str, one: Callable[[str, str | None], int]) -> int:
@@ -14,8 +14,8 @@ def run_each(configs: Sequence[str], consequence: str, one: Callable[[str, str |
     first (every problem at once, RunPod names that clash), so that nothing runs unless all can;
     then a config that fails does not stop the others: its error is printed naming its app, and
     the most serious exit code is returned."""
-    from pipeline import report
-    from pipeline.config.many import expand, load_all
+    from flash_pipeline import report
+    from flash_pipeline.config.many import expand, load_all
 
     names = expand(configs)
     if len(names) == 1:

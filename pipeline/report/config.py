@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import Diagnostic
+from flash_pipeline.errors import Diagnostic
 
 if TYPE_CHECKING:
     pass
-from pipeline.config.model import FileResult
+from flash_pipeline.config.model import FileResult
 
 
 def plural(count: int, word: str) -> str:
@@ -106,7 +106,7 @@ def error_text(message: str, hint: str = "") -> str:
 def app_error_text(app: str, error: Exception) -> str:
     """One config's failure when several run at once: every line names its app (a line indented
     under another, such as a worker's log line, belongs to the one above)."""
-    from pipeline.errors import ConfigError
+    from flash_pipeline.errors import ConfigError
 
     if isinstance(error, ConfigError):
         return config_error_text(error.diagnostics, f"{error.consequence or 'nothing was done'} for {app}")

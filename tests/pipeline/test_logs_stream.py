@@ -1,4 +1,4 @@
-"""The one SSE reader (pipeline.targets.runpod.sse) and `flash logs -f` on RunPod: streams that
+"""The one SSE reader (flash_pipeline.targets.runpod.sse) and `flash logs -f` on RunPod: streams that
 RunPod closes are resumed with Last-Event-ID, workers that start later are followed."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.cli.logs import runpod_logs
-from pipeline.config.validate import validate_file
-from pipeline.targets.gate import Backoff
-from pipeline.targets.runpod import sse
+from flash_pipeline.cli.logs import runpod_logs
+from flash_pipeline.config.validate import validate_file
+from flash_pipeline.targets.gate import Backoff
+from flash_pipeline.targets.runpod import sse
 
 REPO = Path(__file__).resolve().parents[2]
 BODY = (
@@ -104,7 +104,7 @@ def test_logs_follow_resumes_a_closed_stream_and_follows_a_worker_that_starts_la
     logs = emulator.logs
     logs.close_after, logs.hold = 2, 5.0  # every connection ends after two events: RunPod closed it
 
-    from pipeline.targets.runpod.provider import RunpodProvider
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
     project = validate_file(tmp_path / "flash.toml", "flash.toml", None)
     printed: list[str] = []
@@ -161,7 +161,7 @@ def test_logs_follow_on_runpod_runs_until_ctrl_c(tmp_path: Path, flash, emulator
     logs = emulator.logs
     logs.hold = 0.2  # RunPod closes the stream after every quiet moment: flash keeps resuming it
     follower = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "logs", "data-api", "--follow"],
+        [sys.executable, "-m", "flash_pipeline", "logs", "data-api", "--follow"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import report
-from pipeline.targets.gate import GateResult
-from pipeline.targets.runpod.converge import Outcome
+from flash_pipeline import report
+from flash_pipeline.targets.gate import GateResult
+from flash_pipeline.targets.runpod.converge import Outcome
 
 REPO = Path(__file__).resolve().parents[2]
 GLOB = "services/*/flash.toml"

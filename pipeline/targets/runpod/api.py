@@ -21,8 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from pipeline import __version__
-from pipeline.errors import ApiError
+from flash_pipeline import __version__
+from flash_pipeline.errors import ApiError
 
 log = logging.getLogger("flash.http")
 DEFAULT_BASE_URL = "https://api.runpod.io"
@@ -192,11 +192,11 @@ class Client:
 
     def event_lines(self, operation: str, path: str, *, limit: int, seconds: float = 3.0) -> list[str]:
         """Up to `limit` `line` fields of a worker's log stream, read for at most `seconds`
-        (pipeline.targets.runpod.sse reads it). Logs are a courtesy in an error report: a stream
+        (flash_pipeline.targets.runpod.sse reads it). Logs are a courtesy in an error report: a stream
         that is refused or broken gives what it gave, never a failure."""
         import time
 
-        from pipeline.targets.runpod import sse
+        from flash_pipeline.targets.runpod import sse
 
         lines: list[str] = []
         deadline = time.monotonic() + seconds

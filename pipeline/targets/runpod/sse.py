@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import requests
 
-from pipeline.targets.gate import Backoff
+from flash_pipeline.targets.gate import Backoff
 
 FINAL = frozenset({401, 403, 404, 410})  # a stream refused with one of these is not retried
 
