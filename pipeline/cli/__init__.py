@@ -222,42 +222,58 @@ def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: boo
 
 
 @cli.command()
-@CONFIG
+@CONFIGS
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @ENVIRONMENT
-def status(config: str, target: str, fmt: str) -> int:
-    """Each endpoint's id, URL, workers and /ping."""
+def status(configs: tuple[str, ...], target: str, fmt: str) -> int:
+    """Each endpoint's id, URL, workers and /ping. Several -c (or globs): each app in turn."""
     from flash_pipeline import report
+    from flash_pipeline.cli.many import run_each
 
-    if target == "runpod":
-        provider = runpod_provider()
-        rows = provider.status(load(config, ""))
-        if fmt == "json":
-            click.echo(report.runpod_status_json(rows))
-            return 0
-        click.echo(report.runpod_status_text(rows))
+    shown: list[tuple[str, str]] = []
+
+    def one(config: str, app: str | None) -> int:
+        project = load(config, "")
+        if target == "runpod":
+            rows = runpod_provider().status(project)
+            render = report.runpod_status_json(rows) if fmt == "json" else report.runpod_status_text(rows, app)
+        else:
+            from flash_pipeline.targets.local import LocalProvider
+
+            answer = LocalProvider().status(project)
+            if fmt == "json":
+                render = report.local_status_json(project, answer)
+            else:
+                render = report.local_status_text(project, answer, named=app is not None)
+        shown.append((project.name, render))
         return 0
-    from flash_pipeline.targets.local import LocalProvider
 
-    project = load(config, "")
-    answer = LocalProvider().status(project)
-    local_render = report.local_status_json if fmt == "json" else report.local_status_text
-    click.echo(local_render(project, answer))
-    return 0
+    code = run_each(configs, "", one)
+    if fmt == "json" and len(shown) > 1:
+        click.echo(report.statuses_json(shown))
+    elif shown:
+        click.echo("\n\n".join(text for _, text in shown))
+    return code
 
 
 @cli.command()
-@CONFIG
+@CONFIGS
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @ENVIRONMENT
-def destroy(config: str, target: str, yes: bool) -> int:
-    """Delete the app's endpoints, listing each one (stop them, on the local target)."""
+def destroy(configs: tuple[str, ...], target: str, yes: bool) -> int:
+    """Delete the app's endpoints, listing each one (stop them, on the local target). Several -c (or globs): each app in turn."""
+    from flash_pipeline.cli.many import run_each
+
+    return run_each(configs, "nothing was destroyed", lambda config, app: _destroy(config, target, yes, app))
+
+
+def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
     if target == "runpod":
         from flash_pipeline.cli import runpod as runpod_cli
 
-        return runpod_cli.destroy(config, yes)
+        return runpod_cli.destroy(config, yes, app)
     from flash_pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()
@@ -267,6 +283,8 @@ def destroy(config: str, target: str, yes: bool) -> int:
     click.echo(
         f"flash: stopped {', '.join(keys)} on the local target"
         if keys
+        else f"flash: nothing of {project.name} was running on the local target"
+        if app
         else "flash: nothing was running on the local target"
     )
     return 0

@@ -1,13 +1,14 @@
 """`flash logs`: the workers' output, newest last, each line prefixed `endpoint-worker |`.
 
 Local target: the detached supervisor's log (rotated files read oldest first; each line carries
-its UTC time). RunPod: each worker's log stream from the API (Server-Sent Events), backfilled
-with `tail` or from `since`, merged by time. `--follow` keeps reading until Ctrl-C.
+its UTC time). RunPod: each worker's log stream from the API (Server-Sent Events, read by
+flash_pipeline.targets.runpod.sse), backfilled with `tail` or from `since`, merged by time.
+`--follow` keeps reading until Ctrl-C: each stream resumed with `Last-Event-ID` when RunPod
+closes it, and the workers that start later followed too.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -102,64 +103,127 @@ def _tail(path: Path, handle: TextIO, emit: Callable[[str], None], sleep: Callab
 
 
 # -- RunPod ----------------------------------------------------------------------------------
+FOLLOW_POLL = 15.0  # seconds between listings of the workers while following
+FOLLOW_IDLE = 60.0  # a followed stream quiet this long is reconnected (a silent proxy may have dropped it)
+
+
 def runpod_logs(
-    project: Project, key: str | None, since: datetime | None, follow: bool, provider: Any, echo: Callable[[str], None]
+    project: Project,
+    key: str | None,
+    since: datetime | None,
+    follow: bool,
+    provider: Any,
+    echo: Callable[[str], None],
+    *,
+    stop: threading.Event | None = None,
+    poll: float = FOLLOW_POLL,
+    note: Callable[[str], None] | None = None,
 ) -> None:
+    """Each worker's log stream (flash_pipeline.targets.runpod.sse reads them).
+
+    Without `follow`: the backfill of every worker, merged by time. With it: every stream resumed
+    with `Last-Event-ID` whenever RunPod closes it, and the workers listed again every `poll`
+    seconds so that workers which start later are followed too; until Ctrl-C (or `stop`).
+    """
+    keys = [e.key for e in project.endpoints] if key is None else [key]
+    stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None
+    if not follow:
+        _, streams = _workers(project, keys, provider)
+        if not streams:
+            raise _no_workers(keys)
+        query = f"since={stamp}" if stamp else f"tail={TAIL}"
+        lines = [item for name, path in streams for item in _backfill(provider, name, f"{path}?{query}")]
+        for when, text in sorted(lines, key=lambda item: item[0]):
+            echo(f"{when} {text}")
+        return
+    stop = stop or threading.Event()
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lock = threading.Lock()
+    followed: set[str] = set()
+    live, streams = _workers(project, keys, provider)
+    if not live:
+        raise _no_workers(keys)
+    if not streams and note is not None:
+        note(f"flash: no workers of {', '.join(keys)} yet; following the ones that start (Ctrl-C to stop)")
+    # From --since, else the lines since following began (not `tail=0`: a stream RunPod closes
+    # before its first event is opened again from there, and a worker that starts later shows all
+    # of its lines); once an event came, the stream resumes from it (Last-Event-ID).
+    query = f"since={stamp or started}"
+    while True:
+        for name, path in streams:
+            if path in followed:
+                continue
+            followed.add(path)
+            thread = threading.Thread(
+                target=_pump, args=(provider, name, f"{path}?{query}", stop, lock, echo), daemon=True
+            )
+            thread.start()
+        if stop.wait(poll):  # Ctrl-C raises KeyboardInterrupt here, in the main thread
+            return
+        try:
+            _, streams = _workers(project, keys, provider)
+        except ApiError:
+            continue  # listing failed after the client's retries: the streams go on; list again later
+
+
+def _no_workers(keys: list[str]) -> ApiError:
+    return ApiError(
+        "logs", f"no workers of {', '.join(keys)} on RunPod to read logs from", hint="flash status shows them"
+    )
+
+
+def _workers(project: Project, keys: list[str], provider: Any) -> tuple[list[str], list[tuple[str, str]]]:
+    """The live endpoints among `keys`, and ("endpoint-worker", log path) of each of their workers."""
     from flash_pipeline.targets.runpod.ownership import claim
 
-    keys = [e.key for e in project.endpoints] if key is None else [key]
     live = claim(project.name, project.environment, [e.key for e in project.endpoints], provider.backend.list()).live()
-    streams = []
+    found = []
     for name in keys:
-        found = live.get(name)
-        if found is None:
+        if name not in live:
             continue
-        endpoint_id = str(found["id"])
+        endpoint_id = str(live[name]["id"])
         answer = provider.client.request(f"workers of {name}", "GET", f"/v2/serverless/{endpoint_id}/workers")
         for worker in (answer or {}).get("workers") or []:
-            # --since picks the start; else the last TAIL lines (none when following: new ones only)
-            query = f"since={since.strftime('%Y-%m-%dT%H:%M:%SZ')}" if since else f"tail={0 if follow else TAIL}"
-            path = f"/v2/serverless/{endpoint_id}/workers/{worker['id']}/logs?{query}"
-            streams.append((f"{name}-{worker['id']}", path))
-    if not streams:
-        raise ApiError(
-            "logs", f"no workers of {', '.join(keys)} on RunPod to read logs from", hint="flash status shows them"
-        )
-    if not follow:
-        lines = [item for prefix, path in streams for item in _events(provider, prefix, path, idle=2.0)]
-        for stamp, text in sorted(lines, key=lambda item: item[0]):
-            echo(f"{stamp} {text}")
-        return
-    lock = threading.Lock()
-
-    def pump(prefix: str, path: str) -> None:
-        for stamp, text in _events(provider, prefix, path, idle=None):
-            with lock:
-                echo(f"{stamp} {text}")
-
-    threads = [threading.Thread(target=pump, args=stream, daemon=True) for stream in streams]
-    for thread in threads:
-        thread.start()
-    while any(t.is_alive() for t in threads):  # until every stream ends, or Ctrl-C
-        time.sleep(0.25)
+            found.append((f"{name}-{worker['id']}", f"/v2/serverless/{endpoint_id}/workers/{worker['id']}/logs"))
+    return [name for name in keys if name in live], found
 
 
-def _events(provider: Any, prefix: str, path: str, idle: float | None) -> Iterator[tuple[str, str]]:
-    """(ts, "prefix | line") of one worker's log stream; stops after `idle` quiet seconds (None: never)."""
-    import requests
+def _print(provider: Any, prefix: str, event: Any) -> tuple[str, str]:
+    from flash_pipeline.targets.runpod import sse
+
+    when, line = sse.log_line(event)
+    return when, f"{prefix} | {provider.client.redact(line)}"
+
+
+def _backfill(provider: Any, prefix: str, path: str) -> list[tuple[str, str]]:
+    """One worker's backfill: the stream read until it is quiet for 2 s (RunPod holds it open)."""
+    from flash_pipeline.targets.runpod import sse
 
     client = provider.client
     try:
-        with client.session.get(client.base_url + path, stream=True, timeout=(10, idle)) as answer:
-            if answer.status_code >= 400:
-                return
-            for raw in answer.iter_lines(decode_unicode=True):
-                if not raw or not raw.startswith("data:"):
-                    continue
-                try:
-                    event = json.loads(raw[5:])
-                except ValueError:
-                    continue
-                yield str(event.get("ts", "")), f"{prefix} | {client.redact(str(event.get('line', '')))}"
-    except (requests.ConnectionError, requests.Timeout):  # a quiet stream has given its backfill
-        return
+        return [_print(provider, prefix, e) for e in sse.connect(client.session, client.base_url + path, idle=2.0)]
+    except sse.StreamRefused:
+        return []  # a worker that went away between the listing and its logs
+
+
+def _pump(
+    provider: Any,
+    prefix: str,
+    path: str,
+    stop: threading.Event,
+    lock: threading.Lock,
+    echo: Callable[[str], None],
+) -> None:
+    """Follow one worker's stream until `stop`, resuming it after every close."""
+    from flash_pipeline.targets.runpod import sse
+
+    client = provider.client
+    url = client.base_url + path
+
+    def open_stream(cursor: str) -> Iterator[sse.Event]:
+        return sse.connect(client.session, url, last_event_id=cursor, idle=FOLLOW_IDLE)
+
+    for event in sse.resume(open_stream, stop):
+        when, text = _print(provider, prefix, event)
+        with lock:
+            echo(f"{when} {text}")

@@ -6,7 +6,7 @@ import click
 
 from flash_pipeline.cli.common import environment, runpod_provider
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import ConfigError, Exit
+from flash_pipeline.errors import ConfigError, Exit, FlashError, Interrupted
 
 
 def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
@@ -17,28 +17,34 @@ def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> 
     provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
 
-    def plan_one(project: Project) -> list[Action]:
-        if provider is not None:
-            from flash_pipeline.targets.runpod.apply import runpod_plan
+    def plan_one(project: Project) -> list[Action] | FlashError:
+        try:
+            if provider is not None:
+                from flash_pipeline.targets.runpod.apply import runpod_plan
 
-            return runpod_plan(project, provider)
-        from flash_pipeline.targets.local import LocalProvider
+                return runpod_plan(project, provider)
+            from flash_pipeline.targets.local import LocalProvider
 
-        return LocalProvider().plan(project)
+            return LocalProvider().plan(project)
+        except FlashError as exc:
+            if isinstance(exc, ConfigError):
+                exc.consequence = "nothing was planned"
+            if isinstance(exc, Interrupted) or len(projects) == 1:
+                raise
+            return exc  # one app's failure is reported with its name; the others are planned
 
-    try:
-        plans = in_parallel(plan_one, projects)
-    except ConfigError as exc:
-        exc.consequence = "nothing was planned"
-        raise
+    answers = in_parallel(plan_one, projects)
+    planned = [(p, a) for p, a in zip(projects, answers, strict=True) if not isinstance(a, FlashError)]
+    failed = [(p.name, a) for p, a in zip(projects, answers, strict=True) if isinstance(a, FlashError)]
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
-    outputs = [render(p.name, target, actions) for p, actions in zip(projects, plans, strict=True)]
-    click.echo(report.join_plans(outputs, fmt))
-    conflicts = [
-        (p.name, a) for p, actions in zip(projects, plans, strict=True) for a in actions if a.kind == "conflict"
-    ]
-    if conflicts:  # deploy would refuse: say so with the exit code too
-        for app, action in conflicts:
-            click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
-        return Exit.API  # a conflict: deploy would refuse it
-    return Exit.CHANGES if detailed_exitcode and any(has_changes(a) for a in plans) else Exit.OK
+    outputs = [render(p.name, target, actions) for p, actions in planned]
+    if outputs:
+        click.echo(report.join_plans(outputs, fmt, several=len(projects) > 1))
+    for app, error in failed:
+        click.echo(report.app_error_text(app, error), err=True)
+    conflicts = [(p.name, a) for p, actions in planned for a in actions if a.kind == "conflict"]
+    for app, action in conflicts:  # deploy would refuse: say so with the exit code too
+        click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
+    if failed or conflicts:
+        return max([error.exit_code for _, error in failed] + ([Exit.API] if conflicts else []))
+    return Exit.CHANGES if detailed_exitcode and any(has_changes(a) for _, a in planned) else Exit.OK

@@ -12,8 +12,9 @@ from flash_pipeline.cli.common import confirm, echo_err, environment, load, runp
 from flash_pipeline.errors import Interrupted
 
 
-def destroy(config: str, yes: bool) -> int:
-    """Only endpoints that are provably this app's (exact name and owner markers) are deleted."""
+def destroy(config: str, yes: bool, app: str | None = None) -> int:
+    """Only endpoints that are provably this app's (exact name and owner markers) are deleted.
+    `app`: several configs are destroyed in turn, so the lines name the app."""
     from flash_pipeline import report
     from flash_pipeline.targets.cancel import Cancel, run_interruptible
 
@@ -26,7 +27,7 @@ def destroy(config: str, yes: bool) -> int:
             err=True,
         )
     if not doomed:
-        click.echo("flash: nothing to delete on RunPod")
+        click.echo(f"flash: nothing of {app} to delete on RunPod" if app else "flash: nothing to delete on RunPod")
         return 0
     click.echo(report.destroy_list(project.name, doomed))
     confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?")
@@ -35,7 +36,8 @@ def destroy(config: str, yes: bool) -> int:
         deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, echo_err), cancel)
     except Interrupted:
         provider.release_all()
-        click.echo("flash: destroy interrupted: list what is left with `flash status`; run destroy again to finish")
+        what = f"destroy of {app}" if app else "destroy"
+        click.echo(f"flash: {what} interrupted: list what is left with `flash status`; run destroy again to finish")
         raise
     click.echo("flash: deleted " + ", ".join(f"{name} ({endpoint_id})" for name, endpoint_id in deleted) + " on RunPod")
     return 0
@@ -64,11 +66,15 @@ def deploy(configs: tuple[str, ...], options: dict[str, Any], lock_timeout: floa
         provider.release_all()
         click.echo(report.interrupted_text([(p.name, outcomes) for p, outcomes in journal]))
         raise
+    several = len(results) > 1
     if fmt == "json":
         click.echo(report.runpod_deploys_json([(p.name, outcomes) for p, outcomes, _ in results]))
     else:
-        click.echo("\n\n".join(report.runpod_deploy_text(outcomes) for _, outcomes, _ in results if outcomes))
-    errors = [error for _, _, error in results if error is not None]
-    if errors:
-        raise max(errors, key=lambda e: e.exit_code)  # the most serious failure decides the exit code
-    return 0
+        blocks = [report.runpod_deploy_text(o, p.name if several else None) for p, o, _ in results if o]
+        click.echo("\n\n".join(blocks))
+    errors = [(p.name, error) for p, _, error in results if error is not None]
+    if errors and not several:
+        raise errors[0][1]
+    for app, error in errors:  # each app's failure, naming it
+        echo_err(report.app_error_text(app, error))
+    return max((error.exit_code for _, error in errors), default=0)  # the most serious failure decides

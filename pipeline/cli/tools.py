@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, load, runpod_provider
+from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, echo_err, load, runpod_provider
 from flash_pipeline.errors import UsageError
 
 
@@ -64,7 +64,7 @@ def logs(config: str, endpoint: str | None, target: str, follow: bool, since: st
     if target == "local":
         local_logs(project, endpoint, cutoff, follow, click.echo)
     else:
-        runpod_logs(project, endpoint, cutoff, follow, runpod_provider(), click.echo)
+        runpod_logs(project, endpoint, cutoff, follow, runpod_provider(), click.echo, note=echo_err)
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flash_pipeline.report.build import build_text as build_text
     from flash_pipeline.report.build import push_text as push_text
+    from flash_pipeline.report.config import app_error_text as app_error_text
     from flash_pipeline.report.config import config_error_text as config_error_text
     from flash_pipeline.report.config import diagnostic_text as diagnostic_text
     from flash_pipeline.report.config import error_text as error_text
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
     from flash_pipeline.report.status import local_status_text as local_status_text
     from flash_pipeline.report.status import runpod_status_json as runpod_status_json
     from flash_pipeline.report.status import runpod_status_text as runpod_status_text
+    from flash_pipeline.report.status import statuses_json as statuses_json
 
 _WHERE = {
     "Progress": "deploy",
+    "app_error_text": "config",
     "build_text": "build",
     "change_text": "plan",
     "config_error_text": "config",
@@ -68,6 +71,7 @@ _WHERE = {
     "runpod_status_json": "status",
     "runpod_status_text": "status",
     "runpod_summary_markdown": "deploy",
+    "statuses_json": "status",
     "summary": "config",
     "validation_github": "config",
     "validation_json": "config",

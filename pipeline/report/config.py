@@ -103,6 +103,18 @@ def error_text(message: str, hint: str = "") -> str:
     return f"flash: error: {message}" + (f"\n  hint: {hint}" if hint else "")
 
 
+def app_error_text(app: str, error: Exception) -> str:
+    """One config's failure when several run at once: every line names its app (a line indented
+    under another, such as a worker's log line, belongs to the one above)."""
+    from flash_pipeline.errors import ConfigError
+
+    if isinstance(error, ConfigError):
+        return config_error_text(error.diagnostics, f"{error.consequence or 'nothing was done'} for {app}")
+    lines = [f"{app}: {line}" if line[:1].strip() else line for line in str(error).split("\n")]
+    hint = getattr(error, "hint", "")
+    return error_text("\n".join(lines), f"{app}: {hint}" if hint else "")
+
+
 def config_error_text(diagnostics: Sequence[Diagnostic], consequence: str) -> str:
     """A ConfigError met by build or deploy: the diagnostics and what did not happen."""
     files = sorted({d.file for d in diagnostics})

@@ -48,21 +48,30 @@ def local_deploy_json(outcome: LocalDeploy) -> str:
 
 _RESULTS = (
     "created", "updated", "replaced", "adopted", "rolled back", "failed", "not deployed", "unchanged", "deleted", "orphaned",
+    "replacing", "pending",  # only where a run stopped half-way: still counted, as their rows say them
 )  # fmt: skip
 
 
+def result(o: Outcome) -> str:
+    """The one word for what became of an endpoint: its row says it and the counts count it, so
+    they always agree. An endpoint with an error is `failed` (its note says what is left, e.g. a
+    new endpoint kept for inspection) unless it was rolled back or not deployed at all."""
+    return "failed" if o.error and o.action not in ("rolled back", "not deployed") else o.action
+
+
 def deploy_counts(outcomes: Sequence[Outcome]) -> str:
-    """What actually happened, by kind; an endpoint with an error counts as failed unless rolled back."""
-    kinds = ["failed" if o.error and o.action not in ("rolled back", "not deployed") else o.action for o in outcomes]
+    """What actually happened, by kind (the rows' words)."""
+    kinds = [result(o) for o in outcomes]
     counts = {k: kinds.count(k) for k in _RESULTS}
     basic = ("created", "updated", "unchanged", "deleted", "orphaned")
     return ", ".join(f"{counts[k]} {k}" for k in _RESULTS if counts[k] or k in basic)
 
 
-def runpod_deploy_text(outcomes: Sequence[Outcome]) -> str:
-    """Per endpoint: what was done, id, URL, time to healthy and cold start; then the counts."""
+def runpod_deploy_text(outcomes: Sequence[Outcome], app: str | None = None) -> str:
+    """Per endpoint: what became of it, id, URL, time to healthy and cold start; then the counts.
+    With `app` (several configs deployed at once) the block begins and ends with the app's name."""
     width = max(len(o.key) for o in outcomes)
-    lines = []
+    lines = [f"deploy of {app}:"] if app else []
     for o in outcomes:
         gate = o.gate
         health = ""
@@ -70,9 +79,9 @@ def runpod_deploy_text(outcomes: Sequence[Outcome]) -> str:
             cold = f" (cold start {gate.cold_start:.1f}s)" if gate.cold_start is not None else ""
             health = f"  healthy in {gate.waited:.1f}s{cold}" if gate.healthy else f"  NOT healthy ({gate.last_status})"
         note = f"  ({o.note})" if o.note else ""
-        lines.append(f"{o.key.ljust(width)}  {o.action:<11}  {o.endpoint_id or '-'}  {o.url or '-'}{health}{note}")
+        lines.append(f"{o.key.ljust(width)}  {result(o):<11}  {o.endpoint_id or '-'}  {o.url or '-'}{health}{note}")
     verdict = "deploy to RunPod failed" if any(o.error for o in outcomes) else "deployed to RunPod"
-    lines.append(f"flash: {verdict}: {deploy_counts(outcomes)}")
+    lines.append(f"flash: {app + ': ' if app else ''}{verdict}: {deploy_counts(outcomes)}")
     return "\n".join(lines)
 
 
@@ -114,7 +123,7 @@ def runpod_summary_markdown(app: str, outcomes: Sequence[Outcome]) -> str:
     ]
     for o in outcomes:
         waited = f"{o.gate.waited:.1f}s" if o.gate and o.gate.healthy else "—"
-        lines.append(f"| `{o.key}` | {o.action} | `{o.endpoint_id or '-'}` | {o.url or '-'} | {waited} |")
+        lines.append(f"| `{o.key}` | {result(o)} | `{o.endpoint_id or '-'}` | {o.url or '-'} | {waited} |")
     return "\n".join(lines)
 
 

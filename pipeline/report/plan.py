@@ -98,9 +98,10 @@ def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
     return "\n".join(lines)
 
 
-def join_plans(outputs: Sequence[str], fmt: str) -> str:
-    """One report for several configs' plans (monorepos); a single plan is printed as is."""
-    if len(outputs) == 1:
+def join_plans(outputs: Sequence[str], fmt: str, *, several: bool | None = None) -> str:
+    """One report for several configs' plans (monorepos); a single plan is printed as is. `several`:
+    the run had several configs (some may have failed to plan), so JSON keeps its "plans" shape."""
+    if not (len(outputs) > 1 if several is None else several):
         return outputs[0]
     if fmt == "json":
         plans = [json.loads(o) for o in outputs]

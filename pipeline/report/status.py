@@ -12,10 +12,11 @@ if TYPE_CHECKING:
     from flash_pipeline.config.model import Project
 
 
-def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
+def local_status_text(project: Project, answer: dict[str, Any] | None, *, named: bool = False) -> str:
+    """One line per endpoint; `named` (several configs): under a line naming the app."""
     running = (answer or {}).get("endpoints", {})
     width = max(len(e.key) for e in project.endpoints)
-    lines = []
+    lines = [f"status of {project.name} on the local target:"] if named else []
     for e in project.endpoints:
         info = running.get(e.key)
         if info is None:
@@ -55,8 +56,9 @@ def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
     )
 
 
-def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
-    lines = []
+def runpod_status_text(rows: Sequence[dict[str, Any]], app: str | None = None) -> str:
+    """One line per endpoint; with `app` (several configs) under a line naming the app."""
+    lines = [f"status of {app} on RunPod:"] if app else []
     for row in rows:
         if row["id"] is None:
             owner = f" (the name {row['name']} belongs to {row['owner']})" if row.get("owner") else ""
@@ -81,3 +83,9 @@ def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
 
 def runpod_status_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps({"target": "runpod", "endpoints": list(rows)}, indent=2)
+
+
+def statuses_json(documents: Sequence[tuple[str, str]]) -> str:
+    """Several configs' `status --format json` documents as one: {"apps": [{"app": …, …}]}."""
+    apps = [{"app": app, **json.loads(document)} for app, document in documents]
+    return json.dumps({"apps": apps}, indent=2)

@@ -37,6 +37,7 @@ import graphql_subset
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from worker_logs import WorkerLogs
 
 OPENAPI = json.loads((Path(__file__).with_name("openapi-v2.json")).read_text())
 _DOC_URI = "urn:runpod:openapi-v2"
@@ -102,6 +103,7 @@ class Emulator:
         self.templates: dict[str, dict[str, Any]] = {}  # GraphQL side of the same account
         self.gql_endpoints: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.logs = WorkerLogs()  # worker log streams (worker_logs.py)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -375,6 +377,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 return self._send(
                     502, b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>", "text/html"
                 )
+            logs = re.fullmatch(r"/v2/serverless/([^/]+)/workers/([^/]+)/logs", path)
+            if logs and method == "GET" and logs.group(1) in emulator.endpoints:  # streams: outside the lock
+                return emulator.logs.serve(self, logs.group(2), self.path.partition("?")[2])
             with emulator.lock:
                 if path == "/graphql" and method == "POST":
                     status, answer = graphql_subset.run(emulator, self._body())
@@ -440,18 +445,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 }
                 state = {200: "IDLE", 204: "INITIALIZING"}.get(status, "UNHEALTHY")
                 worker = {"id": f"w-{endpoint_id}", "status": state, "gpuCount": 0, "isStale": False}
-                return self._send(200, {"workers": [worker], "summary": summary})
-            if method == "GET" and sub == "logs":
-                lines = [
-                    "Starting flash worker",
-                    "Traceback (most recent call last):",
-                    "RuntimeError: model weights missing",
-                ]
-                events = "".join(
-                    f"id: {i}\ndata: {json.dumps({'ts': '2026-11-23T00:00:00Z', 'source': 'container', 'line': line})}\n\n"
-                    for i, line in enumerate(lines)
-                )
-                return self._send(200, events.encode(), "text/event-stream")
+                later = [{**worker, "id": w} for w in emulator.logs.workers(endpoint_id)]
+                return self._send(200, {"workers": [worker, *later], "summary": summary})
             if method == "GET":
                 return self._send(200, emulator.public(endpoint_id))
             if method == "POST" and not endpoint_id:

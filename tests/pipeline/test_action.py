@@ -1,4 +1,4 @@
-"""The GitHub Action's shell step (action/run.sh) run here, against the RunPod emulator."""
+"""The GitHub Action's step (action/run.py, as action.yml runs it) run here, against the RunPod emulator."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "action" / "run.sh"
+SCRIPT = REPO / "action" / "run.py"
+BIN = str(Path(sys.executable).parent)  # where `flash` is installed beside this Python
 
 
 @pytest.fixture
@@ -33,9 +35,12 @@ def run_action(
         "GITHUB_OUTPUT": str(outputs),
         "GITHUB_STEP_SUMMARY": str(summary),
         "FLASH_COMMAND": command,
+        "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
         **env,
     }
-    done = subprocess.run(["bash", str(SCRIPT)], cwd=workspace, env=full, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], cwd=workspace, env=full, capture_output=True, text=True, timeout=300
+    )
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
     return done, values, summary.read_text()
 
@@ -77,3 +82,67 @@ def test_unknown_command_is_refused(workspace: Path) -> None:
     done, _, _ = run_action(workspace, "launch")
     assert done.returncode == 2
     assert "unknown command 'launch'" in done.stderr
+
+
+def _service(root: Path, app: str) -> None:
+    shutil.copytree(REPO / "examples", root / app / "examples")
+    (root / app / "flash.toml").write_text(
+        (REPO / "flash.toml.example").read_text().replace('name = "demo"', f'name = "{app}"')
+    )
+
+
+def test_a_failed_deploy_still_prints_its_report_and_writes_its_outputs(workspace: Path, emulator) -> None:
+    """The report and `endpoints` survive a failed deploy, and the step exits with flash's code;
+    `args` are split as a shell splits them (`--timeout '1'`)."""
+    config = workspace / "flash.toml"
+    config.write_text(
+        config.read_text().replace(
+            'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
+            'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
+        )
+    )
+    done, values, summary = run_action(workspace, "deploy", FLASH_ARGS="--timeout '1'")
+    assert done.returncode == 5, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    broken = report["endpoints"]["data-api"]
+    assert broken["action"] == "created" and broken["error"].startswith("data-api: not healthy after 1s")
+    endpoints = json.loads(values["endpoints"])
+    ids = {e.body["name"]: i for i, e in emulator.endpoints.items()}
+    # both exist on RunPod (the unhealthy one is left for inspection): both are named, each with its own id
+    assert {key: item["id"] for key, item in endpoints.items()} == {
+        "inference-api": ids["demo-inference-api"],
+        "data-api": ids["demo-data-api"],
+    }
+    assert "| `data-api` | failed |" in summary
+
+
+def test_args_are_split_as_a_shell_splits_them(workspace: Path) -> None:
+    done, _, _ = run_action(workspace, "validate", FLASH_ARGS="--format 'json'")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"][0]["file"] == "flash.toml"
+    unbalanced, _, _ = run_action(workspace, "validate", FLASH_ARGS="--format 'json")
+    assert unbalanced.returncode == 2
+    assert "flash action: the args input cannot be split as a shell would: No closing quotation" in unbalanced.stderr
+
+
+def test_every_command_takes_a_glob(workspace: Path, emulator) -> None:
+    for app in ("svc-a", "svc-b"):
+        _service(workspace / "services", app)
+    glob = {"FLASH_CONFIG": "services/*/flash.toml"}
+    assert run_action(workspace, "validate", **glob)[0].returncode == 0
+    assert run_action(workspace, "plan", **glob)[1] == {"changes": "true"}
+    done, values, _ = run_action(workspace, "deploy", **glob)
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(values["endpoints"])) == [
+        "svc-a/data-api",
+        "svc-a/inference-api",
+        "svc-b/data-api",
+        "svc-b/inference-api",
+    ]
+    assert len(emulator.endpoints) == 4
+    done, _, _ = run_action(workspace, "destroy", **glob)
+    assert done.returncode == 0, done.stderr
+    assert emulator.endpoints == {}
+    assert "RunPod endpoints of svc-a to delete:" in done.stdout
+    assert "RunPod endpoints of svc-b to delete:" in done.stdout

@@ -191,25 +191,22 @@ class Client:
         return str(build) if build else None
 
     def event_lines(self, operation: str, path: str, *, limit: int, seconds: float = 3.0) -> list[str]:
-        """Up to `limit` `line` fields of a Server-Sent Events stream (worker logs), read for at most `seconds`."""
+        """Up to `limit` `line` fields of a worker's log stream, read for at most `seconds`
+        (flash_pipeline.targets.runpod.sse reads it). Logs are a courtesy in an error report: a stream
+        that is refused or broken gives what it gave, never a failure."""
         import time
+
+        from flash_pipeline.targets.runpod import sse
 
         lines: list[str] = []
         deadline = time.monotonic() + seconds
         try:
-            with self.session.get(self.base_url + path, stream=True, timeout=(5, seconds)) as response:
-                if response.status_code >= 400:
-                    return []  # logs are a courtesy in a report: never the cause of a failure
-                for raw in response.iter_lines(decode_unicode=True):
-                    if raw and raw.startswith("data:"):
-                        try:
-                            lines.append(str(json.loads(raw[5:]).get("line", "")))
-                        except (ValueError, AttributeError):
-                            lines.append(raw[5:].strip())
-                    if len(lines) >= limit or time.monotonic() > deadline:
-                        break
-        except requests.RequestException:
-            pass  # logs are a courtesy in an error report: never the cause of one
+            for event in sse.connect(self.session, self.base_url + path, idle=seconds, connect_timeout=5):
+                lines.append(sse.log_line(event)[1])
+                if len(lines) >= limit or time.monotonic() > deadline:
+                    break
+        except sse.StreamRefused:
+            pass
         return [self.redact(line) for line in lines]
 
     def redact(self, text: str) -> str:

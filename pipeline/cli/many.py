@@ -1,0 +1,34 @@
+"""A one-config command run over several configs (`-c` repeated, or a glob): status, destroy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from flash_pipeline.cli.common import echo_err, environment
+from flash_pipeline.errors import FlashError, Interrupted
+
+
+def run_each(configs: Sequence[str], consequence: str, one: Callable[[str, str | None], int]) -> int:
+    """`one(config, app)` for each config; `app` is None when there is only one (its output and
+    errors are then those of the single-config command). With several, every config is validated
+    first (every problem at once, RunPod names that clash), so that nothing runs unless all can;
+    then a config that fails does not stop the others: its error is printed naming its app, and
+    the most serious exit code is returned."""
+    from flash_pipeline import report
+    from flash_pipeline.config.many import expand, load_all
+
+    names = expand(configs)
+    if len(names) == 1:
+        return one(names[0], None)
+    projects = load_all(names, environment(), consequence)
+    worst = 0
+    for name, project in zip(names, projects, strict=True):
+        try:
+            code = one(name, project.name)
+        except FlashError as exc:
+            if isinstance(exc, Interrupted):
+                raise
+            echo_err(report.app_error_text(project.name, exc))
+            code = exc.exit_code
+        worst = max(worst, code)
+    return worst
