@@ -67,9 +67,11 @@ def read_form(content_type: str, body: bytes) -> Form:
             form.files.setdefault(name, []).append(Upload(name, filename or None, kind, data))
             continue
         try:
-            form.fields.setdefault(name, []).append(data.decode(charset))
+            text = data.decode(charset)
         except (UnicodeDecodeError, LookupError):
             form.problems.append({"path": name, "message": f"form field is not {charset} text"})
+        else:
+            form.fields.setdefault(name, []).append(text)
     raise FormError("multipart body ends without its closing boundary")
 
 
