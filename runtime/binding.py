@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -265,7 +266,10 @@ def convert(name: str, raw: str, target: Any) -> Any:
             return lowered in _TRUE
         if target in (int, float):
             return target(raw)
-    except ValueError:
+    except ValueError as exc:
+        if "digits" in str(exc):  # int(): past the interpreter's limit (quadratic time to convert)
+            limit = sys.get_int_max_str_digits()
+            raise BindError(f"argument '{name}': expected int of at most {limit} digits") from None
         raise BindError(f"argument '{name}': expected {target.__name__}, got {raw!r}") from None
     return raw
 

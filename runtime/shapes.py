@@ -147,7 +147,7 @@ def convert_value(value: Any, target: Any, path: str, problems: list[Problem]) -
         item = args[1] if len(args) == 2 else Any
         return {k: convert_value(v, item, _join(path, str(k)), problems) for k, v in value.items()}
     if target is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return _float(value, path, problems)
     if target in _JSON_NAMES:
         if isinstance(value, target) and not (target is int and isinstance(value, bool)):
             return value
@@ -168,7 +168,7 @@ def checker(target: Any) -> Checker:
         return lambda v, path, found: v if type(v) is int else _wrong(int, path, found)
     if target is float:
         return lambda v, path, found: (
-            v if type(v) is float else float(v) if type(v) is int else _wrong(float, path, found)
+            v if type(v) is float else _float(v, path, found) if type(v) is int else _wrong(float, path, found)
         )
     if typing.get_origin(target) is list and len(typing.get_args(target)) == 1:
         item = checker(typing.get_args(target)[0])
@@ -178,6 +178,15 @@ def checker(target: Any) -> Checker:
             else _problem(path, "must be an array", found)
         )
     return lambda v, path, found: convert_value(v, target, path, found)
+
+
+def _float(value: int, path: str, problems: list[Problem]) -> float | None:
+    """An integer where a float is wanted, converted; one past float's range is a problem, not an error."""
+    try:
+        return float(value)
+    except OverflowError:
+        problems.append({"path": path, "message": "must be a number within a float's range"})
+        return None
 
 
 def _fields(value: Any, target: Any, path: str, problems: list[Problem], build: Any) -> Any:

@@ -93,6 +93,27 @@ def test_a_number_under_the_digit_limit_is_accepted(url: str) -> None:
     assert (answer.status_code, answer.json()) == (200, {"echo": {"n": big}})
 
 
+def test_an_integer_past_a_floats_range_is_a_422_where_a_float_is_wanted(url: str) -> None:
+    huge = b"1" + b"0" * 400
+    keyword = _post(url + "/generate", b'{"prompt": "p", "temperature": ' + huge + b"}")
+    dataclass = _post(url + "/dataclass", b'{"x": ' + huge + b', "y": 1}')
+    assert [(a.status_code, a.json()["problems"]) for a in (keyword, dataclass)] == [
+        (422, [{"path": "temperature", "message": "must be a number within a float's range"}]),
+        (422, [{"path": "x", "message": "must be a number within a float's range"}]),
+    ]
+
+
+def test_a_query_number_past_the_digit_limit_is_a_422_naming_the_limit(url: str) -> None:
+    answer = requests.get(url + "/search?q=a&page=" + "7" * 5000, headers={"X-Request-ID": "r1"})
+    assert (answer.status_code, answer.json()) == (
+        422,
+        {
+            "error": f"argument 'page': expected int of at most {sys.get_int_max_str_digits()} digits",
+            "request_id": "r1",
+        },
+    )
+
+
 @pytest.mark.parametrize("path", list(KINDS))
 def test_a_body_that_is_not_utf8_is_a_400_saying_where(url: str, path: str) -> None:
     answer = _post(url + path, b'{"a": "\xff"}')
@@ -219,6 +240,12 @@ def test_the_openapi_document_places_status_pairs_by_status_and_lists_400_on_bod
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
     assert "400" not in paths["/bytes"]["post"]["responses"]  # raw bytes: nothing to read wrong
+    # what the document says is what the handlers answer
+    created = requests.post(url + "/created", json="ada")  # one parameter: the whole body
+    assert (created.status_code, created.json()) == (201, {"customer": "ada", "total_qty": 0})
+    missing = requests.get(url + "/found/bob")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "no order for bob"})
+    assert requests.get(url + "/any-status?code=418").status_code == 418
     assert "400" not in paths["/search"]["get"]["responses"]
 
 
@@ -241,9 +268,10 @@ _BODIES = st.one_of(
     # ~1000 levels cannot be written: an echo of 1000 to 1024 levels is the handler's 500)
     st.sampled_from([1, 199, 201, 900, 1025, 5000]).map(lambda n: b"[" * n + b"]" * n),
 )
-_QUERY = st.lists(st.tuples(_NAMES | st.text(max_size=4), st.text(max_size=6)), max_size=4).map(
-    lambda pairs: "&".join(f"{quote(k)}={quote(v)}" if v or len(k) % 2 else quote(k) for k, v in pairs)
-)
+_QUERY = st.lists(
+    st.tuples(_NAMES | st.text(max_size=4), st.text(max_size=6) | st.integers().map(str) | st.just("7" * 5000)),
+    max_size=4,
+).map(lambda pairs: "&".join(f"{quote(k)}={quote(v)}" if v or len(k) % 2 else quote(k) for k, v in pairs))
 _ROUTES = ["/dict", "/generate", "/generate-sync", "/model", "/dataclass", "/typeddict", "/with-list", "/extra"]
 
 
