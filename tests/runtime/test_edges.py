@@ -268,6 +268,27 @@ _BODIES = st.one_of(
     # ~1000 levels cannot be written: an echo of 1000 to 1024 levels is the handler's 500)
     st.sampled_from([1, 199, 201, 900, 1025, 5000]).map(lambda n: b"[" * n + b"]" * n),
 )
+_PART = st.tuples(
+    _NAMES | st.sampled_from(["audio", "language"]) | st.text(max_size=4),
+    st.none() | st.text(max_size=5),  # a filename: a file part
+    st.none() | st.sampled_from(["text/plain", "text/plain; charset=latin-1", "text/plain; charset=nope", "audio/wav"]),
+    st.binary(max_size=12) | st.text(max_size=6).map(str.encode),
+)
+
+
+def _multipart(parts: list[tuple[str, str | None, str | None, bytes]], closed: bool) -> bytes:
+    out = b""
+    for name, filename, kind, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        head = f"Content-Disposition: {disposition}\r\n" + (f"Content-Type: {kind}\r\n" if kind else "")
+        out += b"--b\r\n" + head.encode() + b"\r\n" + data + b"\r\n"
+    return out + (b"--b--\r\n" if closed else b"")
+
+
+_BODIES = st.one_of(
+    _BODIES,
+    st.builds(_multipart, st.lists(_PART, max_size=4), st.booleans()),
+)
 _QUERY = st.lists(
     st.tuples(_NAMES | st.text(max_size=4), st.text(max_size=6) | st.integers().map(str) | st.just("7" * 5000)),
     max_size=4,
