@@ -1,6 +1,6 @@
 """A handler's result as a response: JSON (models and dataclasses dumped), a (value, status) pair,
 bytes or Binary, or server-sent events from an async or sync generator. Always valid JSON: a
-non-finite float (inf, nan) is written as null (runtime.jsoncodec)."""
+non-finite float (inf, nan) is written as null (flash_runtime.jsoncodec)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from sanic import Request
 from sanic.response import HTTPResponse, raw
 from sanic.response import json as json_response
 
-from runtime.jsoncodec import dumps
-from runtime.parts import Binary
-from runtime.shapes import to_json
+from flash_runtime.jsoncodec import dumps
+from flash_runtime.parts import Binary
+from flash_runtime.shapes import to_json
 
 log = logging.getLogger("flash.worker")
 _PLAIN = frozenset({dict, str, int, float, bool, type(None)})  # a list may hold models

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.jsoncodec import BOM, NESTED, BadJson, standard_loads
+from flash_runtime.jsoncodec import BOM, NESTED, BadJson, standard_loads
 
 Problem = dict[str, str]  # {"path": "items.0.qty", "message": "..."}
 _JSON_NAMES = {
@@ -54,7 +54,7 @@ class NotJson(ValueError):
 
 def model_from_json(raw: bytes, model: Any) -> Any:
     """A pydantic model straight from the raw body (pydantic parses in Rust: no decode-then-validate).
-    A leading BOM is ignored, as on every other route kind (runtime.jsoncodec)."""
+    A leading BOM is ignored, as on every other route kind (flash_runtime.jsoncodec)."""
     try:
         return model.model_validate_json(raw)
     except ValueError as exc:

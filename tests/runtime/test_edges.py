@@ -35,8 +35,8 @@ KINDS = {
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory, worker_type: type) -> Any:
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("io-edges")
     shutil.copytree(REPO / "tests" / "apps" / "io", root, dirs_exist_ok=True)
