@@ -1,5 +1,6 @@
 """A handler's result as a response: JSON (models and dataclasses dumped), a (value, status) pair,
-bytes or Binary, or server-sent events from an async or sync generator."""
+bytes or Binary, or server-sent events from an async or sync generator. Always valid JSON: a
+non-finite float (inf, nan) is written as null (flash_runtime.jsoncodec)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
@@ -17,6 +17,7 @@ from sanic import Request
 from sanic.response import HTTPResponse, raw
 from sanic.response import json as json_response
 
+from flash_runtime.jsoncodec import dumps
 from flash_runtime.parts import Binary
 from flash_runtime.shapes import to_json
 
@@ -27,7 +28,7 @@ _PLAIN = frozenset({dict, str, int, float, bool, type(None)})  # a list may hold
 async def respond(request: Request, result: Any, request_id: Callable[[Request], str]) -> HTTPResponse | None:
     """Turn a handler's result into a response (CONTRACT section 5)."""
     if type(result) in _PLAIN:  # the common case first: nothing below can apply to it
-        return json_response(result)
+        return json_response(result, dumps=dumps)
     if isinstance(result, HTTPResponse):
         return result
     if inspect.isasyncgen(result):
@@ -52,7 +53,7 @@ async def respond(request: Request, result: Any, request_id: Callable[[Request],
     if callable(dump_json) and not isinstance(result, type):  # a pydantic model: serialised in Rust
         return raw(dump_json().encode(), status=status, content_type="application/json")
     try:
-        return json_response(to_json(result), status=status)
+        return json_response(to_json(result), status=status, dumps=dumps)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"handler result is not JSON-serialisable: {exc}") from exc
 
@@ -76,6 +77,6 @@ def _is_status_pair(result: Any) -> bool:
 
 
 def _sse_event(item: Any, event: str | None = None) -> str:
-    text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+    text = item if isinstance(item, str) else dumps(to_json(item))
     head = f"event: {event}\n" if event else ""
     return head + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"

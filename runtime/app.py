@@ -27,18 +27,14 @@ from flash_runtime.batching import Batcher, BatchFailed, BatchOptions
 from flash_runtime.binding import MISSING, BindError, Binding, bind, plan, plan_batch
 from flash_runtime.calls import close as close_calls_session
 from flash_runtime.calls import current_headers
+from flash_runtime.jsoncodec import BadJson, loads
 from flash_runtime.openapi import Route, document
-from flash_runtime.parts import Upload
+from flash_runtime.parts import FormError, read_form
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
 SYNC_POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("FLASH_SYNC_THREADS", "8")), thread_name_prefix="handler")
 log = logging.getLogger("flash.worker")
-
-try:  # Sanic installs ujson on CPython/Linux; it parses bodies about twice as fast
-    from ujson import loads as fast_loads
-except ImportError:  # pragma: no cover - other platforms
-    from json import loads as fast_loads
 
 App = Sanic[Any, Any]  # the config and ctx types are Sanic's defaults
 # (METHOD, "/path/{param}", "module:function"), then the batch options of a batched route
@@ -227,20 +223,20 @@ async def _dispatch(
     if lifecycle.state != "ready":
         return _error(503, f"worker is {lifecycle.state}", request)
     body: Any = MISSING
-    form = _form(request) if binding.multipart else None
-    if binding.wants_body and form is None and request.body:
+    form = None
+    if binding.multipart and request.content_type.startswith("multipart/form-data"):
         try:
-            body = fast_loads(request.body)
-        except ValueError:
-            try:  # ujson refuses a few valid documents (e.g. integers past 64 bits): ask the standard parser
-                body = json.loads(request.body)
-            except ValueError:
-                return _error(400, _json_problem(request.body), request)
-    try:
-        kwargs = bind(binding, path_args, request.args, body, request, form)
+            form = read_form(request.content_type, request.body)
+        except FormError as exc:
+            return _error(400, str(exc), request)
+    elif binding.wants_body and request.body:
+        try:
+            body = loads(request.body)
+        except BadJson as exc:
+            return _error(400, str(exc), request)
+    try:  # blank query values (`?q=`) are empty strings, not missing arguments
+        kwargs = bind(binding, path_args, request.get_args(keep_blank_values=True), body, request, form)
     except BindError as exc:
-        if exc.status == 400:  # a model's body that is not JSON: the same answer as any bad JSON
-            return _error(400, _json_problem(request.body), request)
         return _error(exc.status, str(exc), request, exc.problems)
     # Calls this handler makes to other endpoints carry the request's id and trace context.
     current_headers.set(functools.partial(_forwarded, request))
@@ -259,17 +255,6 @@ async def _dispatch(
     return await respond(request, result, _request_id)
 
 
-def _json_problem(raw: bytes) -> str:
-    """Why raw is not JSON, with the position the standard parser reports."""
-    try:
-        json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})"
-    except ValueError:
-        pass
-    return "request body is not valid JSON (not UTF-8)"
-
-
 def _forwarded(request: Request) -> dict[str, str]:
     """What a call made while handling this request forwards: its id and trace context."""
     trace = request.headers.get("traceparent")
@@ -285,18 +270,6 @@ def _request_id(request: Request) -> str:
 def _error(status: int, message: str, request: Request, problems: list[dict[str, str]] | None = None) -> HTTPResponse:
     extra = {"problems": problems} if problems else {}
     return json_response({"error": message, **extra, "request_id": _request_id(request)}, status=status)
-
-
-def _form(request: Request) -> tuple[dict[str, list[str]], dict[str, list[Upload]]] | None:
-    """A multipart/form-data request's fields and file parts (Sanic parses it); None for any other body."""
-    if not request.content_type.startswith("multipart/form-data"):
-        return None
-    fields = {name: list(values) for name, values in (request.form or {}).items()}
-    files = {
-        name: [Upload(name, part.name or None, part.type or "application/octet-stream", part.body) for part in parts]
-        for name, parts in (request.files or {}).items()
-    }
-    return fields, files
 
 
 def _describe(exception: SanicException, request: Request) -> str:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flash_runtime.parts import Upload
+from flash_runtime.parts import Form, Upload
 from flash_runtime.shapes import NotJson, Problem, ShapeError, checker, is_model, is_shaped, model_from_json, to_shape
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -162,13 +163,13 @@ def bind(
     query: Mapping[str, list[str]],
     body: Any,
     request: Any,
-    form: tuple[Mapping[str, list[str]], Mapping[str, list[Upload]]] | None = None,
+    form: Form | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for the handler; BindError says which argument is missing or wrong.
     `body` is the decoded JSON body (MISSING without one); `form` the fields and files of a
-    multipart request."""
+    multipart request (its unreadable fields are problems too)."""
     kwargs: dict[str, Any] = {}
-    problems: list[Problem] = []
+    problems: list[Problem] = list(form.problems) if form is not None else []
     if binding.keyword and form is None:
         if body is not MISSING and not isinstance(body, dict):
             raise BindError("expected a JSON object as the request body (its keys are the arguments)")
@@ -221,7 +222,7 @@ def _unexpected(binding: Binding, body: Mapping[str, Any], kwargs: dict[str, Any
 def _field(
     p: Param,
     body: Any,
-    form: tuple[Mapping[str, list[str]], Mapping[str, list[Upload]]] | None,
+    form: Form | None,
     query: Mapping[str, list[str]],
     kwargs: dict[str, Any],
     problems: list[Problem],
@@ -230,24 +231,24 @@ def _field(
     if form is None and isinstance(body, dict) and p.name in body:
         kwargs[p.name] = checker(p.target)(body[p.name], p.name, problems)
         return
-    strings = form[0] if form is not None else query
+    strings = form.fields if form is not None else query
     if p.name in strings:
         try:
             kwargs[p.name] = convert(p.name, strings[p.name][-1], p.target)
         except BindError as exc:
             problems.append({"path": p.name, "message": str(exc)})
-    elif p.default is MISSING:
-        problems.append({"path": p.name, "message": "field required"})
+    elif p.default is MISSING and not (form is not None and any(x["path"] == p.name for x in form.problems)):
+        problems.append({"path": p.name, "message": "field required"})  # (an unreadable one is named already)
 
 
 def _file(
     p: Param,
-    form: tuple[Mapping[str, list[str]], Mapping[str, list[Upload]]] | None,
+    form: Form | None,
     request: Any,
     kwargs: dict[str, Any],
     problems: list[Problem],
 ) -> None:
-    uploads = form[1].get(p.name) if form is not None else None
+    uploads = form.files.get(p.name) if form is not None else None
     if not uploads:
         if p.default is MISSING:
             problems.append({"path": p.name, "message": "file part required (multipart/form-data)"})
@@ -265,7 +266,10 @@ def convert(name: str, raw: str, target: Any) -> Any:
             return lowered in _TRUE
         if target in (int, float):
             return target(raw)
-    except ValueError:
+    except ValueError as exc:
+        if "digits" in str(exc):  # int(): past the interpreter's limit (quadratic time to convert)
+            limit = sys.get_int_max_str_digits()
+            raise BindError(f"argument '{name}': expected int of at most {limit} digits") from None
         raise BindError(f"argument '{name}': expected {target.__name__}, got {raw!r}") from None
     return raw
 
@@ -273,8 +277,8 @@ def convert(name: str, raw: str, target: Any) -> Any:
 def _model(name: str, raw: bytes, target: Any) -> Any:
     try:
         return model_from_json(raw, target)
-    except NotJson:
-        raise BindError("request body is not valid JSON", status=400) from None
+    except NotJson as exc:
+        raise BindError(str(exc), status=400) from None
     except ShapeError as exc:
         raise BindError(f"argument '{name}': the request body does not fit {target.__name__}", exc.problems) from None
 

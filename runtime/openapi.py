@@ -62,13 +62,19 @@ def _operation(func: Callable[..., Any], binding: Binding, components: dict[str,
     body = _request_body(binding, components)
     if body:
         operation["requestBody"] = body
-    answer = _response(func, components)
-    operation["responses"] = {
-        "200": answer,
-        "422": {"description": "the request does not fit the handler's arguments", "content": _error_content()},
-        "500": {"description": "the handler failed", "content": _error_content()},
-    }
+    operation["responses"] = _responses(func, binding, components)
     return operation
+
+
+def _responses(func: Callable[..., Any], binding: Binding, components: dict[str, Any]) -> dict[str, Any]:
+    """The handler's answers by status, then the worker's own: 400 where a body is read (not JSON,
+    or a multipart body without its parts), 422 (arguments), 500 (the handler failed)."""
+    responses = _answers(func, components)
+    if binding.wants_body or binding.multipart or any(p.source == "model" for p in binding.params):
+        responses["400"] = {"description": "the request body cannot be read", "content": _error_content()}
+    responses["422"] = {"description": "the request does not fit the handler's arguments", "content": _error_content()}
+    responses["500"] = {"description": "the handler failed", "content": _error_content()}
+    return responses
 
 
 def _error_content() -> dict[str, Any]:
@@ -113,21 +119,58 @@ def _field_schema(p: Param, components: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _response(func: Callable[..., Any], components: dict[str, Any]) -> dict[str, Any]:
+def _answers(func: Callable[..., Any], components: dict[str, Any]) -> dict[str, Any]:
+    """The handler's own answers by status, from its return annotation. `(value, status)` answers
+    value's schema: `tuple[Receipt, Literal[201]]` under 201, `tuple[Receipt, int]` (or a bare `tuple`)
+    under "default", the status being the handler's choice; members of a union are placed each by
+    its own status (`Receipt | tuple[Problem, Literal[404]]`)."""
     scope = getattr(inspect.unwrap(func), "__globals__", {})
     returned = resolve_annotation(inspect.signature(func).return_annotation, scope)
     origin = typing.get_origin(returned) or returned
     if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func) or origin in (Iterator, AsyncIterator):
-        return {"description": "server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+        return {"200": _media("server-sent events", "text/event-stream", {"type": "string"})}
     if returned in (bytes, Binary):
-        return {
-            "description": "raw bytes",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
+        return {"200": _media("raw bytes", "application/octet-stream", {"type": "string", "format": "binary"})}
     if returned is inspect.Signature.empty:
-        return {"description": "the handler's JSON answer", "content": {"application/json": {"schema": {}}}}
-    schema = schema_of(returned, components)
-    return {"description": "the handler's JSON answer", "content": {"application/json": {"schema": schema}}}
+        return {"200": _media("the handler's JSON answer", "application/json", {})}
+    members = typing.get_args(returned) if origin in (typing.Union, types.UnionType) else (returned,)
+    schemas: dict[str, list[dict[str, Any]]] = {}
+    for member in members:
+        value, statuses = _status_pair(member)
+        for status in statuses:
+            schema = schema_of(value, components)
+            if schema not in schemas.setdefault(status, []):
+                schemas[status].append(schema)
+    answers = {}
+    for status, found in schemas.items():
+        what = "the handler's JSON answer" + (", with the status it returns" if status == "default" else "")
+        answers[status] = _media(what, "application/json", found[0] if len(found) == 1 else {"anyOf": found})
+    return answers
+
+
+def _status_pair(annotation: Any) -> tuple[Any, list[str]]:
+    """(the answer's annotation, its statuses): `tuple[X, Literal[201]]` is X under "201", `tuple[X, int]`
+    or a bare `tuple` X (or anything) under "default"; any other annotation itself under "200"."""
+    if annotation is tuple:
+        return Any, ["default"]
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is not tuple or len(args) != 2:
+        return annotation, ["200"]
+    value, status = args
+    if status is int:
+        return value, ["default"]
+    codes = typing.get_args(status) if typing.get_origin(status) is typing.Literal else ()
+    if codes and all(_is_status(code) for code in codes):
+        return value, [str(code) for code in codes]
+    return annotation, ["200"]  # a tuple of data, e.g. tuple[int, str]
+
+
+def _is_status(code: Any) -> bool:
+    return isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599
+
+
+def _media(description: str, media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
 def schema_of(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +189,9 @@ def schema_of(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
         return {"anyOf": [schema_of(a, components) for a in args]}
     if origin is typing.Literal:
         return {"enum": list(args)}
+    if origin is tuple and args and args[-1] is not Ellipsis:  # a fixed tuple: each item its own schema
+        items = [schema_of(a, components) for a in args]
+        return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
     if origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset):
         return {"type": "array", "items": schema_of(args[0], components) if args else {}}
     if origin in (dict, Mapping) or annotation in (dict, Mapping):

@@ -14,6 +14,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from flash_runtime.jsoncodec import BOM, NESTED, BadJson, standard_loads
+
 Problem = dict[str, str]  # {"path": "items.0.qty", "message": "..."}
 _JSON_NAMES = {
     str: "a string",
@@ -47,11 +49,12 @@ def is_shaped(target: Any) -> bool:
 
 
 class NotJson(ValueError):
-    """The raw body given to a model is not JSON at all."""
+    """The raw body given to a model is not JSON the worker accepts; str() is the reason."""
 
 
 def model_from_json(raw: bytes, model: Any) -> Any:
-    """A pydantic model straight from the raw body (pydantic parses in Rust: no decode-then-validate)."""
+    """A pydantic model straight from the raw body (pydantic parses in Rust: no decode-then-validate).
+    A leading BOM is ignored, as on every other route kind (flash_runtime.jsoncodec)."""
     try:
         return model.model_validate_json(raw)
     except ValueError as exc:
@@ -59,9 +62,24 @@ def model_from_json(raw: bytes, model: Any) -> Any:
         if not callable(errors):
             raise
         found = errors()
-        if any(e.get("type") == "json_invalid" for e in found):
-            raise NotJson(str(exc)) from None
-        raise ShapeError([_pydantic_problem(e) for e in found]) from None
+        invalid = next((e for e in found if e.get("type") == "json_invalid"), None)
+        if invalid is None:
+            raise ShapeError([_pydantic_problem(e) for e in found]) from None
+    if raw.startswith(BOM):
+        return model_from_json(raw[len(BOM) :], model)
+    raise NotJson(_json_reason(raw, str(invalid.get("msg", "")))) from None
+
+
+def _json_reason(raw: bytes, pydantic_message: str) -> str:
+    """Why pydantic refused raw: the standard parser's reason (the same words as every route kind's),
+    else pydantic's own (its parser is stricter: it stops at 200 levels of nesting)."""
+    try:
+        standard_loads(raw)
+    except BadJson as exc:
+        return str(exc)
+    if "recursion limit" in pydantic_message:
+        return NESTED
+    return f"request body is not valid JSON ({pydantic_message.removeprefix('Invalid JSON: ')})"
 
 
 def _pydantic_problem(error: Mapping[str, Any]) -> Problem:
@@ -129,7 +147,7 @@ def convert_value(value: Any, target: Any, path: str, problems: list[Problem]) -
         item = args[1] if len(args) == 2 else Any
         return {k: convert_value(v, item, _join(path, str(k)), problems) for k, v in value.items()}
     if target is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return _float(value, path, problems)
     if target in _JSON_NAMES:
         if isinstance(value, target) and not (target is int and isinstance(value, bool)):
             return value
@@ -150,7 +168,7 @@ def checker(target: Any) -> Checker:
         return lambda v, path, found: v if type(v) is int else _wrong(int, path, found)
     if target is float:
         return lambda v, path, found: (
-            v if type(v) is float else float(v) if type(v) is int else _wrong(float, path, found)
+            v if type(v) is float else _float(v, path, found) if type(v) is int else _wrong(float, path, found)
         )
     if typing.get_origin(target) is list and len(typing.get_args(target)) == 1:
         item = checker(typing.get_args(target)[0])
@@ -160,6 +178,15 @@ def checker(target: Any) -> Checker:
             else _problem(path, "must be an array", found)
         )
     return lambda v, path, found: convert_value(v, target, path, found)
+
+
+def _float(value: int, path: str, problems: list[Problem]) -> float | None:
+    """An integer where a float is wanted, converted; one past float's range is a problem, not an error."""
+    try:
+        return float(value)
+    except OverflowError:
+        problems.append({"path": path, "message": "must be a number within a float's range"})
+        return None
 
 
 def _fields(value: Any, target: Any, path: str, problems: list[Problem], build: Any) -> Any:
