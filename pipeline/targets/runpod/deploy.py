@@ -17,7 +17,7 @@ from typing import Any
 
 from flash_pipeline.config.envvars import resolve_env
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import ConflictError, FlashError, HealthError, Interrupted
+from flash_pipeline.errors import ConflictError, Exit, FlashError, HealthError, Interrupted
 from flash_pipeline.targets.cancel import Cancel, in_threads
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 from flash_pipeline.targets.runpod.backend import Backend
@@ -182,7 +182,7 @@ class DeployFailed(HealthError):
         self.args = ("\n".join(o.error for o in failed),)
         self.hint = "; ".join(f"{o.key}: {o.note}" for o in failed if o.note)
         # Unhealthy endpoints exit 5; failures of the API alone exit 4.
-        self.exit_code = 5 if any(o.error and o.gate is not None for o in failed) else 4
+        self.exit_code = Exit.UNHEALTHY if any(o.error and o.gate is not None for o in failed) else Exit.API
 
 
 def _blocked(outcome: Outcome, callee: str) -> None:
