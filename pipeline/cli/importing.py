@@ -12,7 +12,8 @@ import click
 
 from pipeline.cli.common import write_atomically
 from pipeline.config.import_rewrite import Plan, plan_rewrite
-from pipeline.config.importer import Found, Queued, Reading, Skipped, read_project
+from pipeline.config.import_settings import Found, Skipped
+from pipeline.config.importer import Queued, Reading, read_project
 from pipeline.config.scaffold import app_name_for
 from pipeline.errors import UsageError
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config.importer import PACKAGES, _imported
+from pipeline.config.importer import PACKAGES, flash_names
 
 _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__", "__path__", "__package__"}
 
@@ -48,7 +48,7 @@ def plan_rewrite(root: Path, files: dict[Path, str], spans: dict[Path, list[tupl
     for path, module in files.items():
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text, str(path))
-        parsed[path] = _File(path, str(path.relative_to(root)), module, text, tree, _imported(tree))
+        parsed[path] = _File(path, str(path.relative_to(root)), module, text, tree, flash_names(tree))
     for path, ranges in spans.items():
         for start, end in ranges:
             parsed[path].removed.update(range(start, end + 1))
@@ -70,7 +70,7 @@ def _flash_objects(f: _File) -> set[str]:
     return {
         target.id
         for node in f.tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _dotted(node.value.func) in f.flash
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and dotted(node.value.func) in f.flash
         for target in node.targets
         if isinstance(target, ast.Name)
     }
@@ -91,7 +91,7 @@ def _sweep(parsed: dict[Path, _File], objects: dict[str, set[str]]) -> bool:
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 names = {t.id for t in node.targets if isinstance(t, ast.Name)}
                 unused = (
-                    _dotted(node.value.func) in f.flash
+                    dotted(node.value.func) in f.flash
                     and len(names) == len(node.targets)
                     and not names & used
                     and not any((f.module, name) in imported for name in names)
@@ -150,11 +150,11 @@ def _bound(node: ast.stmt) -> set[str]:
     return set()
 
 
-def _dotted(node: ast.expr) -> str:
+def dotted(node: ast.expr) -> str:
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
+        return f"{dotted(node.value)}.{node.attr}"
     return ""
 
 
