@@ -80,16 +80,35 @@ def read_project(root: Path) -> Reading:
                 known[f"{module}.{variable}"] = found
     for info in modules:
         local = {k.rpartition(".")[2]: f for k, f in known.items() if k.rpartition(".")[0] == info.module}
-        for node in info.tree.body:  # `from app.endpoints import embedder`
-            if isinstance(node, ast.ImportFrom) and node.module:
+        for node in info.tree.body:  # `from app.endpoints import embedder` (or `from .endpoints import ...`)
+            if isinstance(node, ast.ImportFrom) and (node.module or node.level):
                 for alias in node.names:
-                    if f"{node.module}.{alias.name}" in known:
-                        local[alias.asname or alias.name] = known[f"{node.module}.{alias.name}"]
+                    found = _known(known, _absolute(node, info), alias.name)
+                    if found is not None:
+                        local[alias.asname or alias.name] = found
         if local or info.names:
             for defined in ast.walk(info.tree):
                 if isinstance(defined, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     _decorators(defined, info, local, reading)
     return reading
+
+
+def _absolute(node: ast.ImportFrom, info: SourceModule) -> str:
+    """The module an ImportFrom names, a relative one resolved against the importing module."""
+    if not node.level:
+        return node.module or ""
+    package = info.module.split(".")[: None if info.path.name == "__init__.py" else -1]
+    package = package[: len(package) - node.level + 1]
+    return ".".join([*package, node.module] if node.module else package)
+
+
+def _known(known: dict[str, Found], module: str, name: str) -> Found | None:
+    """The endpoint `from module import name` names: module as written may be the project-relative
+    one's tail (modules import from app.source, which may be below the folder imported)."""
+    wanted = f"{module}.{name}"
+    if wanted in known:
+        return known[wanted]
+    return next((found for key, found in known.items() if key.endswith("." + wanted)), None)
 
 
 def _python_files(root: Path) -> list[Path]:

@@ -168,3 +168,24 @@ def test_queue_workers_sharing_an_endpoint_become_one_endpoint_and_serve_their_k
         assert requests.post(url + "/fine_tune", json={"data": {"y": 2}}, timeout=30).json() == {"y": 2}
     finally:
         assert flash("destroy", "--target", "local", "--yes", cwd=project).code == 0
+
+
+def test_handlers_below_the_folder_import_from_an_app_source_that_resolves_them(tmp_path: Path, flash) -> None:
+    import subprocess
+    import sys
+
+    project = tmp_path / "nested"
+    shutil.copytree(APPS / "nested", project)
+    result = flash("import", "--rewrite", cwd=project)
+    assert result.code == 0, result.err
+    text = (project / "flash.toml").read_text()
+    assert 'source = "src"' in text and '"POST /echo" = "app.handlers:echo"' in text
+    assert "removed src/app/handlers.py:1: from .endpoints import api" in result.out
+    assert flash("validate", cwd=project).code == 0
+    ran = subprocess.run(
+        [sys.executable, "-c", "import app.handlers, app.endpoints"],
+        cwd=project / "src",
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
