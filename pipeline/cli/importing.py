@@ -70,11 +70,40 @@ class Imported:
         keys: set[str] = set()
         for found in self.endpoints:
             found.key = _unique(found.key, keys)
+        self._calls(reading, queue_workers)
+        for found in self.endpoints:
             found.settings["body_keys"] = True  # runpod-flash bound the body's keys to parameters
             self.skipped += found.skipped
             self.notes += found.notes
         for items in (self.skipped, self.notes):
             items.sort(key=lambda item: (item.where.rpartition(":")[0], int(item.where.rpartition(":")[2] or 0)))
+
+    def _calls(self, reading: Reading, queue_workers: bool) -> None:
+        """A handler that imports a queue-based worker from another module called it as a remote job."""
+        made = {(q.module, q.function): found.key for q, found in self.queued}
+        for where, module, name, importer in reading.uses:
+            worker = next(
+                (q for q in reading.queued if q.function == name and _same(q.module, module) and q.module != importer),
+                None,
+            )
+            if worker is None:
+                continue
+            what = f"imports {name}"
+            if queue_workers:
+                key = made[(worker.module, worker.function)]
+                why = (
+                    f"the queue-based worker {name} now runs in the caller's own process, not on endpoint {key}; to "
+                    f'keep it there, call it over HTTP with runtime.endpoint("{key}") and calls = ["{key}"]'
+                )
+                self.notes.append(Skipped(where, what, why))
+            else:
+                why = f"{name} stays a runpod-flash queue-based worker: pass --queue-workers, or the call needs runpod_flash"
+                self.skipped.append(Skipped(where, what, why))
+
+
+def _same(module: str, written: str) -> bool:
+    """A project module (named from the imported folder) and a module name as an import wrote it."""
+    return module == written or module.endswith("." + written)
 
 
 def _merge(target: Found, source: Found, notes: list[Skipped], queued: Queued) -> None:
@@ -229,7 +258,7 @@ def render(name: str, source: str, imported: Imported) -> str:
         endpoints.add(found.key, table)
     document.add("endpoints", endpoints)
     sections = [
-        ("Changed so that it validates:", imported.notes),
+        ("Changed (see why):", imported.notes),
         ("Not imported (see why, and set what applies by hand):", imported.skipped),
     ]
     for title, items in sections:

@@ -48,6 +48,7 @@ class Reading:
     skipped: list[Skipped] = field(default_factory=list)
     spans: dict[Path, list[tuple[int, int]]] = field(default_factory=dict)  # imported route decorators
     files: dict[Path, str] = field(default_factory=dict)  # every parsed file -> its module name
+    uses: list[tuple[str, str, str, str]] = field(default_factory=list)  # every `from M import x`: where, M, x, in
 
 
 def read_project(root: Path) -> Reading:
@@ -75,6 +76,12 @@ def read_project(root: Path) -> Reading:
         }
         info = SourceModule(path, relative, module, tree, names, constants_here)
         modules.append(info)
+        reading.uses += [
+            (f"{relative}:{node.lineno}", _absolute(node, info), alias.name, module)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or node.level)
+            for alias in node.names
+        ]
         if names:
             for variable, found in _endpoints(info, reading).items():
                 known[f"{module}.{variable}"] = found
@@ -83,9 +90,9 @@ def read_project(root: Path) -> Reading:
         for node in info.tree.body:  # `from app.endpoints import embedder` (or `from .endpoints import ...`)
             if isinstance(node, ast.ImportFrom) and (node.module or node.level):
                 for alias in node.names:
-                    found = _known(known, _absolute(node, info), alias.name)
-                    if found is not None:
-                        local[alias.asname or alias.name] = found
+                    named = _known(known, _absolute(node, info), alias.name)
+                    if named is not None:
+                        local[alias.asname or alias.name] = named
         if local or info.names:
             for defined in ast.walk(info.tree):
                 if isinstance(defined, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

@@ -55,7 +55,7 @@ def test_the_corpus_is_the_nine_examples_with_its_license() -> None:
 def test_every_example_imports_as_the_golden_files_say_and_validates(
     tmp_path: Path, flash, example: str, queue: bool
 ) -> None:
-    project = tmp_path / "app"
+    project = tmp_path / Path(example).name
     shutil.copytree(corpus.CORPUS / example, project)
     result = flash("import", *(["--queue-workers"] if queue else []), cwd=project)
     name = example.replace("/", "__") + (".queue" if queue else "")
@@ -81,7 +81,7 @@ def test_from_the_repository_root_it_says_where_to_run_import(tmp_path: Path, fl
 @pytest.mark.parametrize("queue", [False, True], ids=["lb-only", "queue-workers"])
 @pytest.mark.parametrize("example", corpus.EXAMPLES)
 def test_rewrite_leaves_every_file_importable(tmp_path: Path, flash, example: str, queue: bool) -> None:
-    project = tmp_path / "app"
+    project = tmp_path / Path(example).name
     shutil.copytree(corpus.CORPUS / example, project)
     before = {p: p.read_text().splitlines() for p in project.glob("*.py")}
     result = flash("import", "--rewrite", *(["--queue-workers"] if queue else []), cwd=project)
