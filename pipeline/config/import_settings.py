@@ -40,6 +40,11 @@ _NO_COUNTERPART = {
 }
 
 
+# runpod-flash's Endpoint defaults that differ from flash's (workers [0, 3], idle_timeout 5 s)
+RUNPOD_FLASH_DEFAULTS: dict[str, Any] = {"workers": (0, 1), "idle_timeout": 60}
+_CAMEL = {"idle_timeout": "idleTimeout"}
+
+
 @dataclass
 class Found:
     """One endpoint as read from the source: load-balanced, or made from queue-based workers."""
@@ -136,6 +141,9 @@ class Settings:
         if "gpu" not in settings and "cpu" not in settings and not ({"gpu", "gpus", "gpuIds", "cpu"} & set(args)):
             settings["gpu"] = list(constants.POOLS)
             self.note("no gpu= or cpu=", "runpod-flash's default is any GPU: every GPU pool")
+        for key, value in RUNPOD_FLASH_DEFAULTS.items():  # what it ran with, where flash's own default differs
+            if key not in settings and not ({key, _CAMEL.get(key, key)} & set(args)):
+                settings[key] = list(value) if isinstance(value, tuple) else value
         order = ("gpu", "cpu", "gpu_count", "workers")
         self.found.settings = {k: settings[k] for k in (*order, *sorted(set(settings) - set(order))) if k in settings}
 
