@@ -64,7 +64,12 @@ class Imported:
                 self.endpoints.append(target)
             elif target is not source:
                 _merge(target, source, self.notes, queued)
-            target.routes[f"POST /{queued.function}"] = f"{queued.module}:{queued.function}"
+            route = f"POST /{queued.function}"
+            if route in target.routes:
+                why = f"endpoint {target.key} already has {route} ({target.routes[route]}): rename one, then import again"
+                self.skipped.append(Skipped(queued.where, queued.function, why))
+                continue
+            target.routes[route] = f"{queued.module}:{queued.function}"
             self.queued.append((queued, target))
             self.spans.setdefault(queued.path, []).append(queued.span)
         keys: set[str] = set()

@@ -189,3 +189,21 @@ def test_handlers_below_the_folder_import_from_an_app_source_that_resolves_them(
         text=True,
     )
     assert ran.returncode == 0, ran.stderr
+
+
+def test_two_workers_of_one_endpoint_with_one_name_keep_the_first_and_say_why(tmp_path: Path, flash) -> None:
+    for module in ("a", "b"):
+        (tmp_path / f"{module}.py").write_text(
+            "from runpod_flash import Endpoint\n\n\n"
+            '@Endpoint(name="same", cpu="cpu3c-2-4")\n'
+            f"async def run(data: dict) -> dict:\n    return {{'from': {module!r}}}\n"
+        )
+    result = flash("import", "--queue-workers", "--rewrite", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert '"POST /run" = "a:run"' in (tmp_path / "flash.toml").read_text()
+    assert (
+        "not imported: b.py:4: run: endpoint same already has POST /run (a:run): rename one, then import again\n"
+        in result.err
+    )
+    assert "from runpod_flash import Endpoint" in (tmp_path / "b.py").read_text()  # b keeps what it still uses
+    assert "runpod_flash" not in (tmp_path / "a.py").read_text()
