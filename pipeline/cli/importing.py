@@ -34,7 +34,8 @@ class Imported:
         self.notes: list[Skipped] = []
         self.queued: list[tuple[Queued, Found]] = []
         self.spans = {path: list(ranges) for path, ranges in reading.spans.items()}
-        by_name: dict[str, Found] = {}
+        by_name: dict[str, Found] = {}  # endpoint name -> the endpoint made for its queue-based workers
+        first: dict[str, Found] = {}  # endpoint name -> the Endpoint(...) it was made from
         used = {id(q.endpoint) for q in reading.queued}
         for found in reading.endpoints:
             if found.routes:
@@ -52,18 +53,21 @@ class Imported:
                     )
                 )
                 continue
-            assert queued.endpoint is not None  # read_project lists workers it cannot read as Skipped
             source = queued.endpoint
+            if source is None:  # read_project listed it as Skipped already
+                continue
             target = source if source.routes else by_name.get(source.name)
             if target is None:
                 target = Found(
                     queued.function, source.key, source.where, source.name, dict(source.settings), queue=True
                 )
-                target.skipped, target.notes = source.skipped, source.notes
-                by_name[source.name] = target
+                target.skipped, target.notes = list(source.skipped), list(source.notes)
+                by_name[source.name], first[source.name] = target, source
                 self.endpoints.append(target)
-            elif target is not source:
+            elif target is not source and source is not first[source.name]:  # another Endpoint(...), same name
                 _merge(target, source, self.notes, queued)
+                target.skipped += source.skipped
+                target.notes += source.notes
             route = f"POST /{queued.function}"
             if route in target.routes:
                 why = f"endpoint {target.key} already has {route} ({target.routes[route]}): rename one, then import again"
