@@ -169,6 +169,17 @@ def _endpoint(variable: str, call: ast.Call, where: str, info: SourceModule, rea
     return found
 
 
+def _remote_arguments(call: ast.Call | None, endpoint: Found, where: str, info: SourceModule) -> None:
+    """@remote(..., dependencies=[...]): its own arguments join its endpoint's (reported if it is imported)."""
+    for keyword in call.keywords if call else []:
+        value = literal(keyword.value, info)
+        if keyword.arg == "dependencies" and isinstance(value, list):
+            have = endpoint.settings.setdefault("dependencies", [])
+            have += [d for d in value if isinstance(d, str) and d not in have]
+        elif keyword.arg not in ("resource_config", None):
+            endpoint.skipped.append(Skipped(where, f"@remote({keyword.arg}=)", "flash has no counterpart for it here"))
+
+
 def _decorators(
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
     info: SourceModule,
@@ -201,12 +212,16 @@ def _decorators(
             how = f"@{target}(...)" if call else f"@{target}"
             config = next((kw.value for kw in (call.keywords if call else []) if kw.arg == "resource_config"), None)
             config = config if config is not None else (call.args[0] if call and call.args else None)
-            endpoint = mine.get(dotted(config)) if config is not None else None
+            if isinstance(config, ast.Call) and info.names.get(dotted(config.func)) in RESOURCES:  # inline
+                endpoint = _endpoint(node.name, config, where, info, reading)
+            elif config is not None:
+                endpoint = mine.get(dotted(config))
             if endpoint is None:
                 reading.skipped.append(
                     Skipped(where, node.name, "a queue-based worker whose resource config flash cannot read")
                 )
                 continue
+            _remote_arguments(call, endpoint, where, info)
         else:
             continue
         if isinstance(node, ast.ClassDef):

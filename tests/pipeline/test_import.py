@@ -207,3 +207,17 @@ def test_two_workers_of_one_endpoint_with_one_name_keep_the_first_and_say_why(tm
     )
     assert "from runpod_flash import Endpoint" in (tmp_path / "b.py").read_text()  # b keeps what it still uses
     assert "runpod_flash" not in (tmp_path / "a.py").read_text()
+
+
+def test_a_remote_worker_with_its_resource_inline_keeps_its_settings_and_dependencies(tmp_path: Path, flash) -> None:
+    (tmp_path / "w.py").write_text(
+        "from runpod_flash import GpuGroup, LiveServerless, remote\n\n\n"
+        '@remote(resource_config=LiveServerless(name="legacy", gpus=[GpuGroup.AMPERE_80], workersMax=2), '
+        'dependencies=["numpy"], system_dependencies=["ffmpeg"])\n'
+        "async def legacy(x: int) -> int:\n    return x\n"
+    )
+    result = flash("import", "--queue-workers", cwd=tmp_path)
+    assert result.code == 0, result.err
+    text = (tmp_path / "flash.toml").read_text()
+    assert 'gpu = "AMPERE_80"\nworkers = [0, 2]\nidle_timeout = 60\ndependencies = ["numpy"]\n' in text
+    assert result.err == "not imported: w.py:4: @remote(system_dependencies=): flash has no counterpart for it here\n"
