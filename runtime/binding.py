@@ -110,7 +110,12 @@ def plan(
         chosen = _sources(free, extra)
     by_name = {**fixed, **{p.name: p for p in chosen}}
     params = tuple(by_name[p.name] for p in signature if p.name in by_name)
-    return Binding(params, any(p.source in ("body", "field") for p in params), extra, body_keys and bool(chosen))
+    return Binding(
+        params,
+        any(p.source in ("body", "field") for p in params),
+        extra,
+        body_keys and method in BODY_METHODS and bool(chosen),
+    )
 
 
 def _body_keys(free: list[Param]) -> list[Param]:

@@ -70,7 +70,9 @@ class Imported:
                 target.notes += source.notes
             route = f"POST /{queued.function}"
             if route in target.routes:
-                why = f"endpoint {target.key} already has {route} ({target.routes[route]}): rename one, then import again"
+                why = (
+                    f"endpoint {target.key} already has {route} ({target.routes[route]}): rename one, then import again"
+                )
                 self.skipped.append(Skipped(queued.where, queued.function, why))
                 continue
             target.routes[route] = f"{queued.module}:{queued.function}"

@@ -31,6 +31,7 @@ def test_the_route_setting_wins_over_the_endpoint_one() -> None:
         ("api", "/process"): True,
         ("api", "/whole"): False,
         ("api", "/upload"): True,
+        ("api", "/count"): True,
         ("plain", "/process"): False,
         ("plain", "/compute"): True,
     }
@@ -87,6 +88,9 @@ def test_one_parameter_binds_from_its_key_and_the_document_says_so(built: Path, 
     schema = compute["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["numbers"] and set(schema["properties"]) == {"numbers"}
     assert "x-flash-body-keys" not in document["paths"]["/whole"]["post"]
+    # a GET route has no body: its parameters stay query parameters, and the document says nothing of body keys
+    assert requests.get(url + "/count", params={"limit": "5"}).json() == {"limit": 5}
+    assert "x-flash-body-keys" not in document["paths"]["/count"]["get"]
 
 
 def test_without_it_one_parameter_still_takes_the_whole_body(built: Path, start_worker) -> None:

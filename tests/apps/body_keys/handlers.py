@@ -18,3 +18,7 @@ def whole(data: dict) -> dict:
 
 def upload(file: bytes, label: str = "x") -> dict:
     return {"size": len(file), "label": label}
+
+
+def count(limit: int = 3) -> dict:
+    return {"limit": limit}
