@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import write_atomically
-from pipeline.config.import_rewrite import Plan, plan_rewrite
-from pipeline.config.import_settings import Found, Skipped
-from pipeline.config.importer import Queued, Reading, read_project
-from pipeline.config.scaffold import app_name_for
-from pipeline.errors import UsageError
+from flash_pipeline.cli.common import write_atomically
+from flash_pipeline.config.import_rewrite import Plan, plan_rewrite
+from flash_pipeline.config.import_settings import Found, Skipped
+from flash_pipeline.config.importer import Queued, Reading, read_project
+from flash_pipeline.config.scaffold import app_name_for
+from flash_pipeline.errors import UsageError
 
 CLIENTS = (
     "their clients change: a job sent as POST https://api.runpod.ai/v2/<id>/runsync with "
@@ -104,7 +104,7 @@ class Imported:
                 key = made[(worker.module, worker.function)]
                 why = (
                     f"the queue-based worker {name} now runs in the caller's own process, not on endpoint {key}; to "
-                    f'keep it there, call it over HTTP with runtime.endpoint("{key}") and calls = ["{key}"]'
+                    f'keep it there, call it over HTTP with flash_runtime.endpoint("{key}") and calls = ["{key}"]'
                 )
                 self.notes.append(Skipped(where, what, why))
             else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import flash_constants as constants
+from flash_pipeline.config import flash_constants as constants
 
 # runpod-flash argument -> flash key (values literal, or constants resolved below)
 _SIMPLE = {

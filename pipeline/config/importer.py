@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config.import_settings import Found, Settings, Skipped, SourceModule, dotted, literal
+from flash_pipeline.config.import_settings import Found, Settings, Skipped, SourceModule, dotted, literal
 
 PACKAGES = ("runpod_flash", "tetra_rp")  # runpod-flash's module, and its earlier name
 METHODS = ("get", "post", "put", "patch", "delete")

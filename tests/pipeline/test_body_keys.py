@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.build.output import build
-from pipeline.config.validate import validate_file
+from flash_pipeline.builder.output import build
+from flash_pipeline.config.validate import validate_file
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "tests" / "apps" / "body_keys"

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import flash_constants as constants
+from flash_pipeline.config import flash_constants as constants
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "flash.schema.json").read_text())
 

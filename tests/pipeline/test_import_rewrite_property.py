@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli.importing import Imported
-from pipeline.config.import_rewrite import plan_rewrite
-from pipeline.config.importer import read_project
+from flash_pipeline.cli.importing import Imported
+from flash_pipeline.config.import_rewrite import plan_rewrite
+from flash_pipeline.config.importer import read_project
 
 IMPORTS = "from runpod_flash import Endpoint, GpuGroup, NetworkVolume\nimport runpod_flash as rf\n"
 PIECES = [
