@@ -37,8 +37,13 @@ SYNC_POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("FLASH_SYNC_THREAD
 log = logging.getLogger("flash.worker")
 
 App = Sanic[Any, Any]  # the config and ctx types are Sanic's defaults
-# (METHOD, "/path/{param}", "module:function"), then the batch options of a batched route
-RouteSpec = tuple[str, str, str] | tuple[str, str, str, Mapping[str, int] | None]
+# (METHOD, "/path/{param}", "module:function"), then the batch options of a batched route (or None),
+# then the route's options ({"body_keys": True}: parameters bind from the JSON body's keys)
+RouteSpec = (
+    tuple[str, str, str]
+    | tuple[str, str, str, Mapping[str, int] | None]
+    | tuple[str, str, str, Mapping[str, int] | None, Mapping[str, Any]]
+)
 batch_size: contextvars.ContextVar[int] = contextvars.ContextVar("flash_batch_size", default=0)
 
 
@@ -107,7 +112,9 @@ def create_app(
     served: list[Route] = []
     for index, (method, path, ref, *options) in enumerate(routes):
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
-        handler, func, binding = _route_handler(method, path, ref, lifecycle, options[0] if options else None)
+        handler, func, binding = _route_handler(
+            method, path, ref, lifecycle, options[0] if options else None, options[1] if len(options) > 1 else None
+        )
         served.append((method, path, func, binding))
         app.add_route(handler, _sanic_path(path), methods=methods, name=f"route_{index}")
     title = " ".join(str(v) for v in (described["app"], described["endpoint"]) if v) or name
@@ -168,7 +175,12 @@ def _sanic_path(path: str) -> str:
 
 
 def _route_handler(
-    method: str, path: str, ref: str, lifecycle: Lifecycle, batch: Mapping[str, int] | None = None
+    method: str,
+    path: str,
+    ref: str,
+    lifecycle: Lifecycle,
+    batch: Mapping[str, int] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> tuple[Callable[..., Any], Callable[..., Any], Binding]:
     func = load_callable(ref)
     path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
@@ -176,7 +188,8 @@ def _route_handler(
         binding = plan_batch(func)
         call = _batched(f"{method} {path}", func, binding, BatchOptions(**batch))
     else:
-        binding, call = plan(func, method, path_params, Request), func
+        body_keys = bool((flags or {}).get("body_keys"))
+        binding, call = plan(func, method, path_params, Request, body_keys=body_keys), func
     is_async = batch is not None or inspect.iscoroutinefunction(func)
 
     async def handle(request: Request, **path_args: str) -> HTTPResponse | None:

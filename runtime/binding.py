@@ -8,6 +8,8 @@ For POST/PUT/PATCH (the README's table has examples):
 - a parameter taking the whole body (dict, Any, unannotated, a pydantic model, dataclass or
   TypedDict): the first such gets the body, the others come from the query string;
 - otherwise (keyword bodies, runpod-flash's convention): a JSON object's top-level keys by name.
+With `body_keys` (flash.toml's `body_keys = true`), every parameter binds as in that last rule (files
+still from multipart parts), however many there are: runpod-flash's binding, kept by `flash import`.
 Path parameters by name; query values by name, converted by annotation; a parameter annotated with
 the request type gets the request itself. Typed bodies are validated by flash_runtime.shapes.
 """
@@ -64,6 +66,7 @@ class Binding:
     params: tuple[Param, ...]
     wants_body: bool  # a JSON body is decoded for it ("body" or "field" parameters)
     extra: bool = False  # **kwargs: unexpected keys of a keyword body go there instead of a 422
+    body_keys: bool = False  # asked for by the route (flash.toml body_keys): every parameter from the body's keys
 
     @functools.cached_property
     def fields(self) -> frozenset[str]:
@@ -79,8 +82,10 @@ class Binding:
         return any(p.source in ("field", "file") for p in self.params)
 
 
-def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], request_type: type) -> Binding:
-    """Decide, once, where each parameter of func comes from."""
+def plan(
+    func: Callable[..., Any], method: str, path_params: Sequence[str], request_type: type, *, body_keys: bool = False
+) -> Binding:
+    """Decide, once, where each parameter of func comes from (`body_keys`: see the module's docstring)."""
     scope = getattr(inspect.unwrap(func), "__globals__", {})
     signature = inspect.signature(func).parameters.values()
     fixed: dict[str, Param] = {}
@@ -98,10 +103,25 @@ def plan(func: Callable[..., Any], method: str, path_params: Sequence[str], requ
         else:
             free.append(Param(p.name, "query", annotation, default, target=plain))
     extra = any(p.kind is p.VAR_KEYWORD for p in signature)
-    chosen = _sources(free, extra) if method in BODY_METHODS else [_query(p) for p in free]
+    if method not in BODY_METHODS:
+        chosen = [_query(p) for p in free]
+    elif body_keys:
+        chosen = _body_keys(free)
+    else:
+        chosen = _sources(free, extra)
     by_name = {**fixed, **{p.name: p for p in chosen}}
     params = tuple(by_name[p.name] for p in signature if p.name in by_name)
-    return Binding(params, any(p.source in ("body", "field") for p in params), extra)
+    return Binding(
+        params,
+        any(p.source in ("body", "field") for p in params),
+        extra,
+        body_keys and method in BODY_METHODS and bool(chosen),
+    )
+
+
+def _body_keys(free: list[Param]) -> list[Param]:
+    """body_keys: each parameter is the body key of its name (a bytes/Upload one a multipart file part)."""
+    return [_as(p, "file" if p.target is bytes or p.target is Upload else "field") for p in free]
 
 
 def plan_batch(func: Callable[..., Any]) -> Binding:

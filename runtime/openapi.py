@@ -62,6 +62,10 @@ def _operation(func: Callable[..., Any], binding: Binding, components: dict[str,
     body = _request_body(binding, components)
     if body:
         operation["requestBody"] = body
+    if binding.body_keys:  # flash.toml body_keys: the body is an object of the arguments, even of one
+        operation["x-flash-body-keys"] = True
+        if body:
+            body["description"] = "a JSON object whose top-level keys are the handler's arguments (body_keys)"
     operation["responses"] = _responses(func, binding, components)
     return operation
 

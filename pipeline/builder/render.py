@@ -74,7 +74,13 @@ def render_endpoint(
         f"{WORKER_FILE}.j2",
         name=endpoint.name,
         routes=[
-            {"method": r.method, "path": r.path, "handler": r.handler, "batch": asdict(r.batch) if r.batch else None}
+            {
+                "method": r.method,
+                "path": r.path,
+                "handler": r.handler,
+                "batch": asdict(r.batch) if r.batch else None,
+                "options": {"body_keys": True} if r.body_keys else None,
+            }
             for r in endpoint.routes
         ],
         init=endpoint.init,

@@ -72,11 +72,18 @@ def logs(config: str, endpoint: str | None, target: str, follow: bool, since: st
 @click.argument("directory", default=".", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: DIRECTORY/flash.toml.")
 @click.option(
-    "--rewrite", is_flag=True, help="Remove the runpod-flash imports, Endpoint(...) lines and route decorators."
+    "--rewrite",
+    is_flag=True,
+    help="Remove the runpod-flash lines of what was imported (only if every file stays whole; else nothing).",
+)
+@click.option(
+    "--queue-workers",
+    is_flag=True,
+    help="Make each queue-based worker (@Endpoint on a function, @remote) an endpoint with POST /<function>.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing flash.toml.")
-def import_(directory: Path, out: Path | None, rewrite: bool, force: bool) -> int:
+def import_(directory: Path, out: Path | None, rewrite: bool, queue_workers: bool, force: bool) -> int:
     """Write flash.toml from a runpod-flash project (read by AST, never imported)."""
     from flash_pipeline.cli.importing import import_project
 
-    return import_project(directory, out, rewrite=rewrite, force=force)
+    return import_project(directory, out, rewrite=rewrite, force=force, queue_workers=queue_workers)

@@ -1,10 +1,15 @@
 """`flash import`: a runpod-flash project read by AST (never imported) into flash.toml's terms.
 
-Found: `x = Endpoint(...)` assignments (arguments mapped below) and `@x.get/post/put/patch/
-delete("/path")` route decorators. Anything that cannot be mapped (queue-based `@remote` or
-`@x.remote`, values computed at run time, arguments flash has no counterpart for) becomes a
-Skipped entry with its file:line and why: never silently dropped. The lines `--rewrite` removes
-(the runpod-flash imports, the Endpoint assignments, the route decorators) are collected too.
+Every runpod-flash construct is accounted for, with its file:line:
+- load-balanced endpoints: `x = Endpoint(...)` with `@x.get/post/put/patch/delete("/path")` handlers
+  (handlers may import their endpoint from another module);
+- queue-based workers: `@Endpoint(...)` on a function, `@x` or `@x.remote` for an `x = Endpoint(...)`,
+  `@remote(...)`: listed in `queued`; the CLI lists them, or (--queue-workers) makes each an endpoint
+  with one `POST /<function>` route whose body is the function's keyword arguments;
+- `@Endpoint(...)` on a class, values computed at run time, arguments flash has no counterpart for:
+  Skipped, with why. Values flash had to change to validate (a 1-vCPU CPU, a GPU type's wider pool,
+  a network volume still to create) are Notes.
+The constants (GpuGroup, GpuType, CpuInstanceType, DataCenter) are in `flash_constants`.
 """
 
 from __future__ import annotations
@@ -13,116 +18,126 @@ import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from flash_pipeline.config.import_settings import Found, Settings, Skipped, SourceModule, dotted, literal
 
 PACKAGES = ("runpod_flash", "tetra_rp")  # runpod-flash's module, and its earlier name
 METHODS = ("get", "post", "put", "patch", "delete")
+RESOURCES = ("Endpoint", "LiveServerless", "CpuLiveServerless", "ServerlessEndpoint", "CpuServerlessEndpoint")
+EXPORTS = (*RESOURCES, "GpuGroup", "GpuType", "CpuInstanceType", "DataCenter", "NetworkVolume", "remote")
 _SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".flash", "node_modules", ".tox"}
-# runpod-flash argument -> (flash key, how the literal value converts)
-_SIMPLE = {
-    "cpu": "cpu",
-    "gpu_count": "gpu_count",
-    "dependencies": "dependencies",
-    "env": "env",
-    "idle_timeout": "idle_timeout",
-    "execution_timeout_ms": "timeout",
-    "flashboot": "flashboot",
-    "network_volume": "network_volumes",
-    "network_volumes": "network_volumes",
-    "datacenter": "datacenters",
-    "datacenters": "datacenters",
-    "scaler_value": "scaler_value",
-    "workers_min": "workers_min",
-    "workers_max": "workers_max",
-    "workersMin": "workers_min",
-    "workersMax": "workers_max",
-}
 
 
 @dataclass
-class Found:
-    """One endpoint as read from the source."""
+class Queued:
+    """A queue-based worker: a function runpod-flash ran as a job."""
 
-    variable: str
-    key: str
-    where: str  # file:line of its Endpoint(...)
-    settings: dict[str, Any] = field(default_factory=dict)
-    routes: dict[str, str] = field(default_factory=dict)  # "METHOD /path" -> "module:function"
-    span: tuple[Path, int, int] | None = None  # its Endpoint(...) statement: file, first and last line
-
-
-@dataclass
-class Skipped:
-    where: str
-    what: str
-    why: str
+    where: str  # file:line of its decorator
+    function: str
+    module: str  # dotted, from the project's folder
+    path: Path
+    span: tuple[int, int]  # the decorator's lines
+    how: str  # "@Endpoint(...)", "@x", "@remote(...)"
+    endpoint: Found | None  # its settings; None when they cannot be read
 
 
 @dataclass
 class Reading:
     endpoints: list[Found] = field(default_factory=list)
+    queued: list[Queued] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    removable: dict[Path, list[tuple[int, int]]] = field(default_factory=dict)  # file -> line ranges
+    spans: dict[Path, list[tuple[int, int]]] = field(default_factory=dict)  # imported route decorators
+    files: dict[Path, str] = field(default_factory=dict)  # every parsed file -> its module name
+    uses: list[tuple[str, str, str, str]] = field(default_factory=list)  # every `from M import x`: where, M, x, in
 
 
 def read_project(root: Path) -> Reading:
-    """Two passes: every module's Endpoint(...) assignments first, then the route decorators of
-    every module (handlers often import their endpoint from another module)."""
+    """Two passes: every module's Endpoint(...) assignments first, then the decorators of every
+    module (handlers often import their endpoint from another module)."""
     reading = Reading()
-    modules: list[tuple[Path, str, ast.Module, dict[str, str]]] = []
+    modules: list[SourceModule] = []
     known: dict[str, Found] = {}  # "module.variable" -> endpoint
     for path in sorted(_python_files(root)):
+        relative = path.relative_to(root)
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
-            reading.skipped.append(Skipped(f"{path.relative_to(root)}:1", "the whole file", f"cannot parse it ({exc})"))
+            reading.skipped.append(Skipped(f"{relative}:1", "the whole file", f"cannot parse it ({exc})"))
             continue
-        module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
-        names = _imported(tree)
-        modules.append((path, module, tree, names))
+        module = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+        reading.files[path] = module
+        names = flash_names(tree)
+        constants_here = {
+            target.id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        info = SourceModule(path, relative, module, tree, names, constants_here)
+        modules.append(info)
+        reading.uses += [
+            (f"{relative}:{node.lineno}", _absolute(node, info), alias.name, module)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or node.level)
+            for alias in node.names
+        ]
         if names:
-            for variable, found in _endpoints(root, path, tree, names, reading).items():
+            for variable, found in _endpoints(info, reading).items():
                 known[f"{module}.{variable}"] = found
-    for path, module, tree, names in modules:
-        local = {key.rpartition(".")[2]: found for key, found in known.items() if key.rpartition(".")[0] == module}
-        for node in tree.body:  # `from app.endpoints import embedder`
-            if isinstance(node, ast.ImportFrom) and node.module:
+    for info in modules:
+        local = {k.rpartition(".")[2]: f for k, f in known.items() if k.rpartition(".")[0] == info.module}
+        for node in info.tree.body:  # `from app.endpoints import embedder` (or `from .endpoints import ...`)
+            if isinstance(node, ast.ImportFrom) and (node.module or node.level):
                 for alias in node.names:
-                    if f"{node.module}.{alias.name}" in known:
-                        local[alias.asname or alias.name] = known[f"{node.module}.{alias.name}"]
-        if not local and not names:
-            continue
-        ranges = reading.removable.setdefault(path, [])
-        before = len(reading.skipped)
-        for function in ast.walk(tree):
-            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                _decorators(function, module, path.relative_to(root), names, local, reading, ranges)
-        if len(reading.skipped) == before:  # nothing of runpod-flash stays in use here: its imports can go
-            ranges.extend((n.lineno, n.end_lineno or n.lineno) for n in tree.body if _is_flash_import(n, known))
+                    named = _known(known, _absolute(node, info), alias.name)
+                    if named is not None:
+                        local[alias.asname or alias.name] = named
+        if local or info.names:
+            for defined in ast.walk(info.tree):
+                if isinstance(defined, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    _decorators(defined, info, local, reading)
     return reading
+
+
+def _absolute(node: ast.ImportFrom, info: SourceModule) -> str:
+    """The module an ImportFrom names, a relative one resolved against the importing module."""
+    if not node.level:
+        return node.module or ""
+    package = info.module.split(".")[: None if info.path.name == "__init__.py" else -1]
+    package = package[: len(package) - node.level + 1]
+    return ".".join([*package, node.module] if node.module else package)
+
+
+def _known(known: dict[str, Found], module: str, name: str) -> Found | None:
+    """The endpoint `from module import name` names: module as written may be the project-relative
+    one's tail (modules import from app.source, which may be below the folder imported)."""
+    wanted = f"{module}.{name}"
+    if wanted in known:
+        return known[wanted]
+    return next((found for key, found in known.items() if key.endswith("." + wanted)), None)
 
 
 def _python_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*.py") if not _SKIP_DIRS & set(p.relative_to(root).parts[:-1])]
 
 
-def _endpoints(root: Path, path: Path, tree: ast.Module, names: dict[str, str], reading: Reading) -> dict[str, Found]:
+def _endpoints(info: SourceModule, reading: Reading) -> dict[str, Found]:
     found_here: dict[str, Found] = {}
-    for statement in tree.body:
+    for statement in info.tree.body:
         if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
             continue
         call, targets = statement.value, statement.targets
-        if names.get(_dotted(call.func)) == "Endpoint" and len(targets) == 1 and isinstance(targets[0], ast.Name):
-            where = f"{path.relative_to(root)}:{statement.lineno}"
-            found = _endpoint(targets[0].id, call, where, reading)
+        if info.names.get(dotted(call.func)) in RESOURCES and len(targets) == 1 and isinstance(targets[0], ast.Name):
+            where = f"{info.relative}:{statement.lineno}"
+            found = _endpoint(targets[0].id, call, where, info, reading)
             if found is not None:
-                found.span = (path, statement.lineno, statement.end_lineno or statement.lineno)
                 found_here[targets[0].id] = found
                 reading.endpoints.append(found)
     return found_here
 
 
-def _imported(tree: ast.Module) -> dict[str, str]:
+def flash_names(tree: ast.Module) -> dict[str, str]:
     found: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
@@ -130,26 +145,9 @@ def _imported(tree: ast.Module) -> dict[str, str]:
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] in PACKAGES:
-                    for name in ("Endpoint", "GpuGroup", "remote"):
+                    for name in EXPORTS:
                         found[f"{alias.asname or alias.name}.{name}"] = name
     return found
-
-
-def _is_flash_import(node: ast.stmt, known: dict[str, Found]) -> bool:
-    """An import of runpod-flash, or only of imported endpoints (`from app.endpoints import api`)."""
-    if isinstance(node, ast.ImportFrom):
-        if (node.module or "").split(".")[0] in PACKAGES:
-            return True
-        return bool(node.module) and all(f"{node.module}.{a.name}" in known for a in node.names)
-    return isinstance(node, ast.Import) and all(a.name.split(".")[0] in PACKAGES for a in node.names)
-
-
-def _dotted(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
-    return ""
 
 
 def endpoint_key(name: str) -> str:
@@ -158,100 +156,82 @@ def endpoint_key(name: str) -> str:
     return key or "endpoint"
 
 
-def _endpoint(variable: str, call: ast.Call, where: str, reading: Reading) -> Found | None:
+def _endpoint(variable: str, call: ast.Call, where: str, info: SourceModule, reading: Reading) -> Found | None:
     args = {kw.arg: kw.value for kw in call.keywords if kw.arg}
-    name = _literal(args.pop("name", None))
+    name = literal(args.pop("name", None), info)
     if call.args and name is None:
-        name = _literal(call.args[0])
+        name = literal(call.args[0], info)
     if not isinstance(name, str):
-        reading.skipped.append(Skipped(where, f"{variable} = Endpoint(...)", "its name is not a literal string"))
+        reading.skipped.append(Skipped(where, f"{variable}: Endpoint(...)", "its name is not a literal string"))
         return None
-    found = Found(variable, endpoint_key(name), where)
-    for arg, node in args.items():
-        value = _gpu(node) if arg in ("gpu", "gpus") else _literal(node)
-        if value is _DYNAMIC:
-            reading.skipped.append(Skipped(where, f"{arg}=", "its value is computed at run time: set it in flash.toml"))
-        elif arg in ("gpu", "gpus"):
-            found.settings["gpu"] = value[0] if isinstance(value, list) and len(value) == 1 else value
-        elif arg == "workers":
-            _workers(found, value, where, reading)
-        elif arg in _SIMPLE:
-            found.settings[_SIMPLE[arg]] = _shaped(_SIMPLE[arg], value)
-        else:
-            reading.skipped.append(Skipped(where, f"{arg}=", "flash has no counterpart for this argument"))
-    low, high = found.settings.pop("workers_min", None), found.settings.pop("workers_max", None)
-    if low is not None or high is not None:
-        found.settings["workers"] = [low or 0, high if high is not None else max(low or 0, 1)]
-    if "timeout" in found.settings:
-        found.settings["timeout"] = max(1, int(found.settings["timeout"]) // 1000)
-    if "gpu" not in found.settings and "cpu" not in found.settings and not ({"gpu", "gpus"} & set(args)):
-        found.settings["cpu"] = "cpu3c-2-4"  # runpod-flash's default is a CPU worker too
+    found = Found(variable, endpoint_key(name), where, name)
+    Settings(found, where, info).read(args)
     return found
 
 
-def _workers(found: Found, value: Any, where: str, reading: Reading) -> None:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        found.settings["workers"] = list(value)
-    elif isinstance(value, int):
-        found.settings["workers"] = [0, value]
-    else:
-        reading.skipped.append(Skipped(where, "workers=", f"expected (min, max), got {value!r}"))
-
-
-def _shaped(key: str, value: Any) -> Any:
-    if key in ("network_volumes", "datacenters") and isinstance(value, str):
-        return [value]
-    if key == "env" and isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    return list(value) if isinstance(value, tuple) else value
-
-
-_DYNAMIC: Any = object()
-
-
-def _literal(node: ast.expr | None) -> Any:
-    if node is None:
-        return None
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return _DYNAMIC
-
-
-def _gpu(node: ast.expr) -> Any:
-    """GpuGroup.ADA_24, "ADA_24", or a list of either, as pool ids."""
-    if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_gpu(item) for item in node.elts]
-        return _DYNAMIC if _DYNAMIC in items else items
-    if isinstance(node, ast.Attribute) and _dotted(node).split(".")[-2:-1] == ["GpuGroup"]:
-        return node.attr
-    value = _literal(node)
-    return value if isinstance(value, str) else _DYNAMIC
+def _remote_arguments(call: ast.Call | None, endpoint: Found, where: str, info: SourceModule) -> None:
+    """@remote(..., dependencies=[...]): its own arguments join its endpoint's (reported if it is imported)."""
+    for keyword in call.keywords if call else []:
+        value = literal(keyword.value, info)
+        if keyword.arg == "dependencies" and isinstance(value, list):
+            have = endpoint.settings.setdefault("dependencies", [])
+            have += [d for d in value if isinstance(d, str) and d not in have]
+        elif keyword.arg not in ("resource_config", None):
+            endpoint.skipped.append(Skipped(where, f"@remote({keyword.arg}=)", "flash has no counterpart for it here"))
 
 
 def _decorators(
-    node: ast.FunctionDef | ast.AsyncFunctionDef,
-    module: str,
-    relative: Path,
-    names: dict[str, str],
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+    info: SourceModule,
     mine: dict[str, Found],
     reading: Reading,
-    ranges: list[tuple[int, int]],
 ) -> None:
     for decorator in node.decorator_list:
         call = decorator if isinstance(decorator, ast.Call) else None
-        target = _dotted(call.func if call else decorator)
+        target = dotted(call.func if call else decorator)
         owner, _, verb = target.rpartition(".")
-        where = f"{relative}:{decorator.lineno}"
+        where = f"{info.relative}:{decorator.lineno}"
         span = (decorator.lineno, decorator.end_lineno or decorator.lineno)
         if owner in mine and verb in METHODS and call is not None:
-            path = _literal(call.args[0]) if call.args else None
+            path = literal(call.args[0]) if call.args else None
             if not isinstance(path, str):
                 reading.skipped.append(Skipped(where, f"@{target}(...)", "its path is not a literal string"))
                 continue
-            mine[owner].routes[f"{verb.upper()} {path}"] = f"{module}:{node.name}"
-            ranges.append(span)
-        elif names.get(target) == "remote" or (owner in mine and verb in ("", "remote")) or target in mine:
+            mine[owner].routes[f"{verb.upper()} {path}"] = f"{info.module}:{node.name}"
+            reading.spans.setdefault(info.path, []).append(span)
+            continue
+        endpoint: Found | None = None
+        if call is not None and info.names.get(target) in RESOURCES:  # @Endpoint(...)
+            how = f"@{target}(...)"
+            endpoint = _endpoint(node.name, call, where, info, reading)
+            if endpoint is None:
+                continue
+        elif target in mine or (owner in mine and verb == "remote"):  # @x, @x.remote
+            how, endpoint = f"@{target}", mine[target if target in mine else owner]
+        elif info.names.get(target) == "remote":  # @remote(resource_config=x) or @remote(x)
+            how = f"@{target}(...)" if call else f"@{target}"
+            config = next((kw.value for kw in (call.keywords if call else []) if kw.arg == "resource_config"), None)
+            config = config if config is not None else (call.args[0] if call and call.args else None)
+            if isinstance(config, ast.Call) and info.names.get(dotted(config.func)) in RESOURCES:  # inline
+                endpoint = _endpoint(node.name, config, where, info, reading)
+            elif config is not None:
+                endpoint = mine.get(dotted(config))
+            if endpoint is None:
+                reading.skipped.append(
+                    Skipped(where, node.name, "a queue-based worker whose resource config flash cannot read")
+                )
+                continue
+            _remote_arguments(call, endpoint, where, info)
+        else:
+            continue
+        if isinstance(node, ast.ClassDef):
             reading.skipped.append(
-                Skipped(where, f"{node.name}", "a queue-based function: flash deploys load-balanced HTTP routes only")
+                Skipped(
+                    where,
+                    f"class {node.name}",
+                    f"a class-based queue worker ({how}): flash routes call functions; write one that "
+                    "creates the instance in an init hook and calls its method",
+                )
             )
+            continue
+        reading.queued.append(Queued(where, node.name, info.module, info.path, span, how, endpoint))

@@ -62,6 +62,7 @@ class Route:
     function: str
     loc: Loc
     batch: Batch | None = None
+    body_keys: bool = False  # parameters bind from the JSON body's top-level keys, even just one
 
     @property
     def handler(self) -> str:

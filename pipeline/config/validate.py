@@ -86,7 +86,10 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
         locs["calls"] = _loc(src, ("endpoints", key, "calls"))
     if "init" in settings:
         locs["init"] = _loc(src, settings["init"][1])
-    routes = tuple(_route(src, key, rk, handler) for rk, handler in src.data["endpoints"][key]["routes"].items())
+    body_keys = bool(src.data["endpoints"][key].get("body_keys", False))
+    routes = tuple(
+        _route(src, key, rk, handler, body_keys) for rk, handler in src.data["endpoints"][key]["routes"].items()
+    )
     gpu = values.get("gpu")
     compute: Gpu | Cpu
     if gpu:
@@ -166,14 +169,16 @@ def _mothership(
     )
 
 
-def _route(src: Source, key: str, route_key: str, value: str | dict[str, Any]) -> Route:
+def _route(src: Source, key: str, route_key: str, value: str | dict[str, Any], body_keys: bool = False) -> Route:
     method, path = route_key.split(" ", 1)
     handler = value if isinstance(value, str) else value["handler"]
     module, function = handler.split(":")
     where = ("endpoints", key, "routes", route_key) + (() if isinstance(value, str) else ("handler",))
     options = value.get("batch") if isinstance(value, dict) else None
     batch = Batch(**{k: int(v) for k, v in options.items()}) if options else None
-    return Route(method, path, module, function, _loc(src, where), batch)
+    if isinstance(value, dict) and "body_keys" in value:  # the route's own setting wins over the endpoint's
+        body_keys = bool(value["body_keys"])
+    return Route(method, path, module, function, _loc(src, where), batch, body_keys)
 
 
 def check_file(path: Path, display: str | None = None, environment: str | None = None) -> FileResult:

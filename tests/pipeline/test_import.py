@@ -1,9 +1,13 @@
 """`flash import` on runpod-flash-style projects (tests/apps/import): golden flash.toml files, what
-is reported rather than imported, --rewrite, and the imported app serving on the local target."""
+is reported rather than imported, --rewrite (and when it refuses), and the imported app serving on
+the local target. RunPod's own examples: test_import_corpus.py.
+
+Golden files: FLASH_UPDATE_GOLDEN=1 pytest tests/pipeline/test_import.py rewrites them."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,14 +18,29 @@ APPS = REPO / "tests" / "apps" / "import"
 GOLDEN = REPO / "tests" / "golden" / "import"
 
 
-@pytest.mark.parametrize("name", ["basic", "package", "queue"])
-def test_import_writes_the_golden_flash_toml_and_reports_what_it_left(tmp_path: Path, flash, name: str) -> None:
+def golden(name: str, text: str) -> None:
+    """Compare with the golden file, or (FLASH_UPDATE_GOLDEN=1) write it."""
+    if os.environ.get("FLASH_UPDATE_GOLDEN"):
+        (GOLDEN / name).write_text(text)
+    assert text == (GOLDEN / name).read_text(), name
+
+
+@pytest.mark.parametrize(
+    ("name", "flags"),
+    [("basic", ()), ("package", ()), ("queue", ()), ("queue", ("--queue-workers",)), ("constants", ())],
+)
+def test_import_writes_the_golden_flash_toml_and_reports_what_it_left(
+    tmp_path: Path, flash, name: str, flags: tuple[str, ...]
+) -> None:
     project = tmp_path / name
     shutil.copytree(APPS / name, project)
-    result = flash("import", cwd=project)
+    result = flash("import", *flags, cwd=project)
     assert result.code == 0
-    assert (result.out, result.err) == ((GOLDEN / f"{name}.out").read_text(), (GOLDEN / f"{name}.err").read_text())
-    assert (project / "flash.toml").read_text() == (GOLDEN / f"{name}.toml").read_text()
+    stem = name + "".join(f".{flag.strip('-')}" for flag in flags)
+    golden(f"{stem}.out", result.out)
+    golden(f"{stem}.err", result.err)
+    golden(f"{stem}.toml", (project / "flash.toml").read_text())
+    assert flash("validate", cwd=project).code == (2 if name == "queue" else 0)
     assert [p.read_text() for p in sorted(project.rglob("*.py"))] == [
         p.read_text() for p in sorted((APPS / name).rglob("*.py"))
     ]  # without --rewrite, the source is untouched
@@ -30,7 +49,7 @@ def test_import_writes_the_golden_flash_toml_and_reports_what_it_left(tmp_path: 
         2,
         "flash: error: flash.toml already exists\n  hint: pass --force to overwrite it, or -o to write elsewhere\n",
     )
-    assert flash("import", "--force", cwd=project).code == 0
+    assert flash("import", "--force", *flags, cwd=project).code == 0
 
 
 def test_a_dynamic_gpu_leaves_a_config_that_says_what_to_set(tmp_path: Path, flash) -> None:
@@ -70,10 +89,135 @@ def test_rewrite_removes_exactly_the_runpod_flash_lines_and_the_app_serves_local
             "predictions": [2.0, 4.0]
         }
         assert requests.get(urls["inference-api"] + "/items/7", timeout=30).json() == {"item_id": 7}
-        assert requests.post(urls["data-api"] + "/process", json={"a": 1}, timeout=30).json() == {
+        # runpod-flash bound the body's keys to the parameters, even one: body_keys = true keeps that
+        assert requests.post(urls["data-api"] + "/process", json={"input_data": {"a": 1}}, timeout=30).json() == {
             "status": "success",
             "echo": {"a": 1},
         }
         assert requests.get(urls["data-api"] + "/health", timeout=30).json() == {"status": "healthy"}
     finally:
         assert flash("destroy", "--target", "local", "--yes", cwd=project).code == 0
+
+
+def test_rewrite_refuses_and_writes_nothing_when_a_kept_line_shares_a_removed_one(tmp_path: Path, flash) -> None:
+    (tmp_path / "main.py").write_text(
+        "from runpod_flash import Endpoint\n"
+        'api = Endpoint(name="api", cpu="cpu3c-2-4"); LIMIT = 3\n'
+        "\n"
+        '@api.post("/run")\n'
+        "def run(n: int) -> dict:\n"
+        "    return {'n': min(n, LIMIT)}\n"
+    )
+    before = (tmp_path / "main.py").read_text()
+    result = flash("import", "--rewrite", cwd=tmp_path)
+    assert (result.code, result.err) == (
+        2,
+        "flash: error: --rewrite: nothing written: main.py:2 shares a line with a removed runpod-flash line; "
+        "main.py would still use LIMIT but no longer define or import it\n"
+        "  hint: run flash import without --rewrite, and remove the runpod-flash lines by hand\n",
+    )
+    assert (tmp_path / "main.py").read_text() == before and not (tmp_path / "flash.toml").exists()
+    dry = flash("import", cwd=tmp_path)  # without --rewrite it says so, and still writes flash.toml
+    assert dry.code == 0 and "--rewrite would refuse: main.py:2 shares a line" in dry.err
+
+
+def test_a_runpod_flash_name_still_used_keeps_its_import(tmp_path: Path, flash) -> None:
+    (tmp_path / "main.py").write_text(
+        "from runpod_flash import Endpoint, GpuGroup\n"
+        'api = Endpoint(name="api", gpu=GpuGroup.ADA_24)\n'
+        "DEFAULT = GpuGroup.ADA_24\n"
+        "\n"
+        '@api.post("/run")\n'
+        "def run(n: int) -> dict:\n"
+        "    return {'n': n}\n"
+    )
+    result = flash("import", "--rewrite", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert [line for line in result.out.splitlines() if line.startswith("removed")] == [
+        'removed main.py:2: api = Endpoint(name="api", gpu=GpuGroup.ADA_24)',
+        'removed main.py:5: @api.post("/run")',
+    ]
+    assert (tmp_path / "main.py").read_text() == (
+        "from runpod_flash import Endpoint, GpuGroup\nDEFAULT = GpuGroup.ADA_24\n\ndef run(n: int) -> dict:\n    return {'n': n}\n"
+    )
+
+
+def test_queue_workers_sharing_an_endpoint_become_one_endpoint_and_serve_their_keyword_bodies(
+    tmp_path: Path, flash
+) -> None:
+    import requests
+
+    project = tmp_path / "queue"
+    shutil.copytree(APPS / "queue", project)
+    (project / "worker.py").write_text(
+        (project / "worker.py").read_text().replace('os.environ.get("GPU", "ADA_24")', '"ADA_24"')
+    )
+    result = flash("import", "--queue-workers", "--rewrite", cwd=project)
+    assert result.code == 0, result.err
+    assert (
+        "  worker.py:14 train -> endpoints.jobs POST /train\n  worker.py:19 fine_tune -> endpoints.jobs POST /fine_tune\n"
+        in result.out
+    )
+    assert "runpod_flash" not in (project / "worker.py").read_text()
+    assert flash("deploy", "--target", "local", "--detach", cwd=project).code == 0
+    try:
+        status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)
+        url = status["endpoints"]["jobs"]["url"]
+        # runpod-flash's job {"input": {"data": {...}}} is now the body itself
+        assert requests.post(url + "/train", json={"data": {"x": 1}}, timeout=30).json() == {"x": 1}
+        assert requests.post(url + "/fine_tune", json={"data": {"y": 2}}, timeout=30).json() == {"y": 2}
+    finally:
+        assert flash("destroy", "--target", "local", "--yes", cwd=project).code == 0
+
+
+def test_handlers_below_the_folder_import_from_an_app_source_that_resolves_them(tmp_path: Path, flash) -> None:
+    import subprocess
+    import sys
+
+    project = tmp_path / "nested"
+    shutil.copytree(APPS / "nested", project)
+    result = flash("import", "--rewrite", cwd=project)
+    assert result.code == 0, result.err
+    text = (project / "flash.toml").read_text()
+    assert 'source = "src"' in text and '"POST /echo" = "app.handlers:echo"' in text
+    assert "removed src/app/handlers.py:1: from .endpoints import api" in result.out
+    assert flash("validate", cwd=project).code == 0
+    ran = subprocess.run(
+        [sys.executable, "-c", "import app.handlers, app.endpoints"],
+        cwd=project / "src",
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_two_workers_of_one_endpoint_with_one_name_keep_the_first_and_say_why(tmp_path: Path, flash) -> None:
+    for module in ("a", "b"):
+        (tmp_path / f"{module}.py").write_text(
+            "from runpod_flash import Endpoint\n\n\n"
+            '@Endpoint(name="same", cpu="cpu3c-2-4")\n'
+            f"async def run(data: dict) -> dict:\n    return {{'from': {module!r}}}\n"
+        )
+    result = flash("import", "--queue-workers", "--rewrite", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert '"POST /run" = "a:run"' in (tmp_path / "flash.toml").read_text()
+    assert (
+        "not imported: b.py:4: run: endpoint same already has POST /run (a:run): rename one, then import again\n"
+        in result.err
+    )
+    assert "from runpod_flash import Endpoint" in (tmp_path / "b.py").read_text()  # b keeps what it still uses
+    assert "runpod_flash" not in (tmp_path / "a.py").read_text()
+
+
+def test_a_remote_worker_with_its_resource_inline_keeps_its_settings_and_dependencies(tmp_path: Path, flash) -> None:
+    (tmp_path / "w.py").write_text(
+        "from runpod_flash import GpuGroup, LiveServerless, remote\n\n\n"
+        '@remote(resource_config=LiveServerless(name="legacy", gpus=[GpuGroup.AMPERE_80], workersMax=2), '
+        'dependencies=["numpy"], system_dependencies=["ffmpeg"])\n'
+        "async def legacy(x: int) -> int:\n    return x\n"
+    )
+    result = flash("import", "--queue-workers", cwd=tmp_path)
+    assert result.code == 0, result.err
+    text = (tmp_path / "flash.toml").read_text()
+    assert 'gpu = "AMPERE_80"\nworkers = [0, 2]\nidle_timeout = 60\ndependencies = ["numpy"]\n' in text
+    assert result.err == "not imported: w.py:4: @remote(system_dependencies=): flash has no counterpart for it here\n"
