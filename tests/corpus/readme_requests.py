@@ -241,7 +241,7 @@ def missing_module(name: str) -> str | None:
 
 def flash_package() -> str:
     """The name flash's own package is installed under."""
-    from pipeline.cli import main
+    from flash_pipeline.cli import main
 
     return main.__module__.split(".")[0]
 
