@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from pipeline.cli.common import environment, runpod_provider
@@ -9,36 +11,54 @@ from pipeline.config.model import Project
 from pipeline.errors import ConfigError
 
 
-def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
+def plan(
+    configs: list[str],
+    target: str,
+    fmt: str,
+    detailed_exitcode: bool,
+    *,
+    max_floor: float | None = None,
+    allow_unavailable: bool = False,
+) -> int:
     from pipeline import report
     from pipeline.config.many import expand, in_parallel, load_all
     from pipeline.targets.plan import Action, has_changes
+    from pipeline.targets.runpod.insight import compute_text, refusals
 
     provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
 
-    def plan_one(project: Project) -> list[Action]:
+    def plan_one(project: Project) -> tuple[list[Action], dict[str, Any] | None]:
         if provider is not None:
-            from pipeline.targets.runpod.apply import runpod_plan
+            from pipeline.targets.runpod.apply import runpod_plan_insight
 
-            return runpod_plan(project, provider)
+            return runpod_plan_insight(project, provider)
         from pipeline.targets.local import LocalProvider
 
-        return LocalProvider().plan(project)
+        computes = {"endpoints": {e.key: {"compute": compute_text(e)} for e in project.endpoints}}
+        return LocalProvider().plan(project), computes if fmt == "markdown" else None
 
     try:
-        plans = in_parallel(plan_one, projects)
+        results = in_parallel(plan_one, projects)
     except ConfigError as exc:
         exc.consequence = "nothing was planned"
         raise
+    plans = [actions for actions, _ in results]
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
-    outputs = [render(p.name, target, actions) for p, actions in zip(projects, plans, strict=True)]
+    outputs = [render(p.name, target, actions, found) for p, (actions, found) in zip(projects, results, strict=True)]
     click.echo(report.join_plans(outputs, fmt))
-    conflicts = [
-        (p.name, a) for p, actions in zip(projects, plans, strict=True) for a in actions if a.kind == "conflict"
+    problems = [
+        f"{p.name}: endpoint {a.key!r}: {a.note}"
+        for p, actions in zip(projects, plans, strict=True)
+        for a in actions
+        if a.kind == "conflict"
     ]
-    if conflicts:  # deploy would refuse: say so with the exit code too
-        for app, action in conflicts:
-            click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
+    for project, (_, found) in zip(projects, results, strict=True):
+        if found is not None and "floor_per_hour" in found:
+            reasons = refusals(found, allow_unavailable=allow_unavailable, max_floor=max_floor)
+            problems += [f"{project.name}: {reason}" for reason in reasons]
+    if problems:  # deploy would refuse: say so with the exit code too
+        for problem in problems:
+            click.echo(report.error_text(problem), err=True)
         return 4
     return 10 if detailed_exitcode and any(has_changes(a) for a in plans) else 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config.schema import show
@@ -11,7 +11,10 @@ from pipeline.config.schema import show
 if TYPE_CHECKING:
     from pipeline.targets.plan import Action, Change
 
+from pipeline.report import cost
 from pipeline.report.config import plural
+
+Insight = Mapping[str, Any]  # pipeline.targets.runpod.insight: cost, stock, notes (RunPod plans only)
 
 _SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!", "adopt": "~", "replace": "±", "conflict": "x"}
 _PLAN_KINDS = ("create", "update", "replace", "adopt", "keep", "orphan", "conflict")
@@ -55,19 +58,24 @@ def _action_notes(action: Action) -> list[str]:
     return notes
 
 
-def plan_text(app: str, target: str, actions: Sequence[Action]) -> str:
-    """Terraform-style: one line per endpoint, the changed fields (old -> new) beneath."""
+def plan_text(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
+    """Terraform-style: one line per endpoint, the changed fields (old -> new) beneath; on RunPod
+    each endpoint's cost and stock, and the change to the app's idle floor."""
     lines = [f"plan for {app} on the {target} target:"]
+    items = (insight or {}).get("endpoints", {})
     for action in actions:
         after = f" (after {', '.join(action.after)})" if action.after else ""
         lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}{after}")
         lines.extend(f"      {change_text(c)}" for c in action.changes)
         lines.extend(f"      ({note})" for note in _action_notes(action))
+        lines.extend(f"      {text}" for text in cost.endpoint_lines(items.get(action.key)))
+    if (line := cost.app_line(insight)) is not None:
+        lines.append(line)
     lines.append(f"flash: {_plan_summary(actions)}")
     return "\n".join(lines)
 
 
-def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
+def plan_json(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
     items = []
     for a in actions:
         item: dict[str, Any] = {"endpoint": a.key, "action": a.kind, "changes": [_change_json(c) for c in a.changes]}
@@ -77,24 +85,32 @@ def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
             item["duplicates"] = list(a.duplicates)
         if a.after:
             item["after"] = list(a.after)
+        if insight is not None and "floor_per_hour" in insight:
+            item |= cost.endpoint_json(insight["endpoints"].get(a.key))
         items.append(item)
-    return json.dumps(
-        {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}, indent=2
-    )
+    out = {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}
+    if insight is not None and "floor_per_hour" in insight:
+        out["cost"] = cost.app_json(insight)
+    return json.dumps(out, indent=2)
 
 
-def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
-    """For a pull-request comment."""
+def plan_markdown(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
+    """For a pull-request comment: the table, the app's idle floor, and the app as a Mermaid graph."""
     lines = [f"### flash plan: `{app}` on `{target}`", "", "| endpoint | action | changes |", "| --- | --- | --- |"]
+    items = (insight or {}).get("endpoints", {})
     for a in actions:
         changes = [
             f"`{c.field}`: {c.detail}" if c.detail else f"`{c.field}`: `{show(c.old)}` → `{show(c.new)}`"
             for c in a.changes
         ]
         changes += [f"_{note}_" for note in _action_notes(a)]
+        changes += [f"_{text}_" for text in cost.endpoint_lines(items.get(a.key))]
         after = f" (after {', '.join(f'`{k}`' for k in a.after)})" if a.after else ""
         lines.append(f"| `{a.key}` | {a.kind}{after} | {'<br>'.join(changes)} |")
     lines += ["", f"**{_plan_summary(actions)}**"]
+    if (line := cost.app_line(insight)) is not None:
+        lines += ["", f"**{line.removeprefix('flash: ')}**"]
+    lines += ["", cost.mermaid(actions, insight)]
     return "\n".join(lines)
 
 

@@ -76,6 +76,10 @@ def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(line)
         if row.get("warning"):
             lines.append(f"  warning: {row['warning']}")
+        if "workers_by_state" in row:
+            from pipeline.targets.runpod.diagnose import diagnosis_lines
+
+            lines.extend(f"  {text}" for text in diagnosis_lines(row))
     return "\n".join(lines)
 
 
