@@ -43,6 +43,15 @@ def change_text(change: Change) -> str:
     return f"{change.field}: {show(change.old)} -> {show(change.new)}"
 
 
+def change_lines(change: Change) -> list[str]:
+    """A changed table (gpu: pools, exclusions, CUDA) one key per line; any other field in one line."""
+    old, new = change.old, change.new
+    if change.detail or not isinstance(old, Mapping) or not isinstance(new, Mapping) or change.field != "gpu":
+        return [change_text(change)]
+    keys = [k for k in [*old, *(k for k in new if k not in old)] if old.get(k) != new.get(k)]
+    return [f"{change.field}.{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys]
+
+
 def _change_json(change: Change) -> dict[str, Any]:
     if change.detail:
         return {"field": change.field, "detail": change.detail}
@@ -66,7 +75,7 @@ def plan_text(app: str, target: str, actions: Sequence[Action], insight: Insight
     for action in actions:
         after = f" (after {', '.join(action.after)})" if action.after else ""
         lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}{after}")
-        lines.extend(f"      {change_text(c)}" for c in action.changes)
+        lines.extend(f"      {line}" for c in action.changes for line in change_lines(c))
         lines.extend(f"      ({note})" for note in _action_notes(action))
         lines.extend(f"      {text}" for text in cost.endpoint_lines(items.get(action.key)))
     if (line := cost.app_line(insight)) is not None:

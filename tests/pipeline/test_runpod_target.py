@@ -46,7 +46,9 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
     reads = sorted(c for c in emulator.calls if c[0] == "GET")
     catalog = [("GET", "/v2/catalog/cpus"), ("GET", "/v2/catalog/gpus")]
     assert reads == sorted(
-        [("GET", "/v2/serverless")] * 2 + catalog + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints]
+        [("GET", "/v2/serverless")] * 2
+        + catalog
+        + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints]
     )
     assert [m for m, _ in emulator.writes()] == ["POST", "DELETE"]
     assert all(path.startswith("/v2/templates") for _, path in emulator.writes())

@@ -144,7 +144,8 @@ class Catalog:
             warnings.append(f"{what} has LOW stock ({', '.join(where)})")
         if gpu:
             _cuda(body["gpu"], records, what, errors, warnings)
-        return Stock(level, tuple(where), tuple(errors), tuple(blocking), tuple(warnings))
+        shown = where if chosen or level == "LOW" else []  # "HIGH anywhere" needs no list of 26 places
+        return Stock(level, tuple(shown), tuple(errors), tuple(blocking), tuple(warnings))
 
 
 def _best(records: Sequence[Mapping[str, Any]], chosen: Sequence[str]) -> tuple[str, list[str]]:

@@ -118,7 +118,7 @@ class RunpodProvider:
             if found is None:
                 rows.append(row)
                 continue
-            base, health = health_url(found, template)
+            base, health = health_url(found, template, endpoint.health_path)
             try:
                 summary = self.backend.worker_summary(str(found["id"]), endpoint.name)
             except FlashError:
