@@ -81,7 +81,7 @@ class Catalog:
         return [t for t in types if t.get("pool") in pools and t.get("id") not in excluded]
 
     def cpu_type(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        flavor = str(((body.get("cpu") or [{}])[0]).get("id"))
+        flavor = str(((body.get("cpu") or [{}])[0] or {}).get("id"))
         found = self._read("cpus") or []
         return next((c for c in found if c.get("id") == flavor or str(c.get("id")).startswith(flavor + "-")), None)
 
@@ -117,6 +117,8 @@ class Catalog:
         """Availability where the endpoint may run (its data centers, else all), its volumes'
         data centers, and the CUDA versions on offer against its constraint."""
         gpu = bool(body.get("gpu"))
+        if not gpu and not body.get("cpu"):
+            return None
         records = self.gpu_types(body) if gpu else ([c] if (c := self.cpu_type(body)) else [])
         if records is None or (not records and self.error):
             return None
