@@ -360,3 +360,29 @@ def test_new_settings_are_validated_with_positions(tmp_path: Path, flash, settin
     result = flash("validate", cwd=tmp_path)
     assert result.code == 2
     assert expected in (result.out + result.err).splitlines(), result.out + result.err
+
+
+def test_a_cuda_floor_inferred_from_the_base_image_is_checked_against_the_hosts(
+    tmp_path: Path, flash, emulator
+) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "examples", tmp_path / "examples")
+    text = (repo / "flash.toml.example").read_text()
+    base = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
+    text = text.replace("gpu_count = 1\n", f'gpu_count = 1\nbase_image = "{base}"\n', 1)
+    (tmp_path / "flash.toml").write_text(text)
+    emulator.market.cuda("ADA_24", {"12.4": True, "12.6": True})
+    plan = flash("plan", cwd=tmp_path)
+    assert plan.code == 4
+    assert plan.out.splitlines()[1:5] == [
+        "  + inference-api: create",
+        "      cost: $1.10/h floor (+ $1.10/h while idle), $5.50/h ceiling",
+        "      error: no ADA_24 host offers CUDA >=12.8 (offered: 12.4, 12.6)",
+        f"      (cuda >=12.8 inferred from base_image {base})",
+    ]
+    emulator.market.cuda("ADA_24", {"12.8": False, "12.9": False})
+    full = flash("plan", cwd=tmp_path)
+    assert full.code == 0
+    assert "      warning: every ADA_24 host with CUDA >=12.8 is full now" in full.out.splitlines()
