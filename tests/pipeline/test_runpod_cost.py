@@ -84,12 +84,18 @@ def test_plan_shows_floor_and_ceiling_for_gpu_cpu_and_multi_pool_and_the_change(
     emulator.market.price("ADA_80_PRO", 4.0)  # prices come from the catalog of this run
     edit(app, "workers = [0, 2]", "workers = [1, 2]")
     again = flash("plan", cwd=app)
-    lines = again.out.splitlines()
-    assert "      cost: $8.00/h floor (+ $8.00/h while idle), $16.00/h ceiling" in lines
-    assert lines[-2:] == [
-        "flash: idle floor $9.26/h (+ $8.00/h while idle)",
-        "flash: 0 to create, 1 to update, 2 unchanged, 0 orphaned",
-    ]
+    assert again.out == (
+        "plan for shop on the runpod target:\n"
+        "    embed: keep\n"
+        "      cost: $0.69-$1.10/h floor, $2.07-$3.30/h ceiling\n"
+        "  ~ llm: update\n"
+        '      workers: {"min": 0, "max": 2, "idleTimeout": 5} -> {"min": 1, "max": 2, "idleTimeout": 5}\n'
+        "      cost: $8.00/h floor (+ $8.00/h while idle), $16.00/h ceiling\n"
+        "    api: keep (after embed, llm)\n"
+        "      cost: $0.16/h floor, $0.32/h ceiling\n"
+        "flash: idle floor $9.26/h (+ $8.00/h while idle)\n"
+        "flash: 0 to create, 1 to update, 2 unchanged, 0 orphaned\n"
+    )
 
 
 def test_max_floor_refuses_before_any_write(app: Path, flash, emulator) -> None:
@@ -386,3 +392,68 @@ def test_a_cuda_floor_inferred_from_the_base_image_is_checked_against_the_hosts(
     full = flash("plan", cwd=tmp_path)
     assert full.code == 0
     assert "      warning: every ADA_24 host with CUDA >=12.8 is full now" in full.out.splitlines()
+
+
+def _gpu_endpoint(pools: list[str], count: int, exclude: list[str], cuda: object, priority: bool):
+    from pipeline.config.model import Cuda, Endpoint, Gpu, Loc, Workers
+
+    constraint = None
+    if isinstance(cuda, str):
+        constraint = Cuda(minimum=cuda)
+    elif cuda:
+        constraint = Cuda(allowed=tuple(cuda))
+    return Endpoint(
+        key="vllm",
+        name="shop-vllm",
+        compute=Gpu(tuple(pools), count),
+        workers=Workers(0, 2),
+        routes=(),
+        loc=Loc("flash.toml", 1, 1),
+        flashboot_priority=priority,
+        health_path="/health",
+        gpu_exclude=tuple(exclude),
+        cuda=constraint,
+    )
+
+
+def _selection():
+    from hypothesis import strategies as st
+
+    versions = st.sampled_from(["12.4", "12.6", "12.8", "12.9", "12.11"])
+    return st.tuples(
+        st.lists(st.sampled_from(["ADA_24", "AMPERE_24", "ADA_80_PRO"]), min_size=1, max_size=3, unique=True),
+        st.integers(1, 4),
+        st.lists(st.sampled_from(["NVIDIA GeForce RTX 4090", "NVIDIA RTX A5000"]), max_size=2, unique=True),
+        st.one_of(st.none(), versions, st.lists(versions, min_size=1, max_size=3, unique=True)),
+        st.booleans(),
+    )
+
+
+def test_property_any_gpu_selection_is_a_valid_body_and_a_patch_converges() -> None:
+    """Whatever the pools, exclusions and CUDA constraint before and after: the create body and the
+    PATCH pass RunPod's schemas, and the PATCH applied the way RunPod applies it (pools replace the
+    exclusions, an omitted constraint stays) leaves nothing to plan."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
+    import catalog
+    from hypothesis import given, settings
+    from runpod_emulator import CREATE, UPDATE, _complete
+
+    from pipeline.targets.plan import same
+    from pipeline.targets.runpod.rest import comparable, desired_body, sparse_patch
+
+    @settings(max_examples=150, deadline=None)
+    @given(_selection(), _selection())
+    def check(old: tuple, new: tuple) -> None:
+        before = desired_body(_gpu_endpoint(*old), "vllm/vllm-openai:v1", {}, {})
+        after = desired_body(_gpu_endpoint(*new), "vllm/vllm-openai:v1", {}, {})
+        assert [e.message for e in CREATE.iter_errors(after)] == []
+        live = _complete(json.loads(json.dumps(before)))
+        patch = sparse_patch(after, ["gpu", "flashboot"])
+        assert [e.message for e in UPDATE.iter_errors(patch)] == []
+        live["gpu"] = catalog.merge_gpu(live["gpu"], patch["gpu"])
+        live["flashboot"] = patch["flashboot"]
+        assert same(comparable(live), comparable(after))
+
+    check()
