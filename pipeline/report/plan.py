@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config.schema import show
@@ -43,13 +44,18 @@ def change_text(change: Change) -> str:
     return f"{change.field}: {show(change.old)} -> {show(change.new)}"
 
 
-def change_lines(change: Change) -> list[str]:
-    """A changed table (gpu: pools, exclusions, CUDA) one key per line; any other field in one line."""
+def split_change(change: Change) -> list[Change]:
+    """A changed gpu table one key per change (gpu.pools, gpu.excludedTypes, gpu.minCudaVersion…),
+    so a plan shows what moved; any other change as it is."""
     old, new = change.old, change.new
     if change.detail or not isinstance(old, Mapping) or not isinstance(new, Mapping) or change.field != "gpu":
-        return [change_text(change)]
+        return [change]
     keys = [k for k in [*old, *(k for k in new if k not in old)] if old.get(k) != new.get(k)]
-    return [f"{change.field}.{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys]
+    return [replace(change, field=f"{change.field}.{k}", old=old.get(k), new=new.get(k)) for k in keys]
+
+
+def change_lines(change: Change) -> list[str]:
+    return [change_text(part) for part in split_change(change)]
 
 
 def _change_json(change: Change) -> dict[str, Any]:
@@ -110,7 +116,7 @@ def plan_markdown(app: str, target: str, actions: Sequence[Action], insight: Ins
     for a in actions:
         changes = [
             f"`{c.field}`: {c.detail}" if c.detail else f"`{c.field}`: `{show(c.old)}` → `{show(c.new)}`"
-            for c in a.changes
+            for c in (part for whole in a.changes for part in split_change(whole))
         ]
         changes += [f"_{note}_" for note in _action_notes(a)]
         changes += [f"_{text}_" for text in cost.endpoint_lines(items.get(a.key))]
