@@ -457,3 +457,14 @@ def test_property_any_gpu_selection_is_a_valid_body_and_a_patch_converges() -> N
         assert same(comparable(live), comparable(after))
 
     check()
+
+
+def test_an_exclusion_outside_the_pools_is_refused_before_any_write(tmp_path: Path, flash, emulator) -> None:
+    (tmp_path / "flash.toml").write_text('[app]\nname = "shop"\n\n' + SETTINGS)
+    result = flash("deploy", cwd=tmp_path)
+    assert result.code == 4
+    assert result.err.splitlines()[-2] == (
+        "flash: error: shop: endpoint 'vllm': gpu_exclude: 'NVIDIA RTX 4000 Ada' is not a GPU type of ADA_24 "
+        "(its types: NVIDIA GeForce RTX 4090); nothing was changed"
+    )
+    assert emulator.writes() == []

@@ -146,8 +146,18 @@ class Catalog:
             warnings.append(f"{what} has LOW stock ({', '.join(where)})")
         if gpu:
             _cuda(body["gpu"], records, what, errors, warnings)
+            blocking += self._unknown_exclusions(body["gpu"], what)
         shown = where if chosen or level == "LOW" else []  # "HIGH anywhere" needs no list of 26 places
         return Stock(level, tuple(shown), tuple(errors), tuple(blocking), tuple(warnings))
+
+    def _unknown_exclusions(self, gpu: Mapping[str, Any], what: str) -> list[str]:
+        """RunPod refuses (400) an excluded type that is not in the pools: say so before any write."""
+        types = {str(t.get("id")) for t in self._gpus or [] if t.get("pool") in (gpu.get("pools") or [])}
+        return [
+            f"gpu_exclude: {str(excluded).strip()!r} is not a GPU type of {what} (its types: {', '.join(sorted(types))})"
+            for excluded in gpu.get("excludedTypes") or []
+            if str(excluded).strip() not in types
+        ]
 
 
 def _best(records: Sequence[Mapping[str, Any]], chosen: Sequence[str]) -> tuple[str, list[str]]:
