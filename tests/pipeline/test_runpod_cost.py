@@ -126,24 +126,24 @@ def test_a_pool_without_stock_is_refused_before_any_write_unless_allowed(app: Pa
     assert lines[1:7] == [
         "  + embed: create",
         "      cost: $0.69-$1.10/h floor (+ $1.10/h while idle), $2.07-$3.30/h ceiling",
-        "      warning: ADA_24, AMPERE_24 has LOW stock (" + ", ".join(sorted(emulator_dcs())) + ")",
+        "      warning: LOW stock of ADA_24, AMPERE_24 (" + ", ".join(sorted(emulator_dcs())) + ")",
         "  + llm: create",
         "      cost: $0.00/h floor, $16.72/h ceiling",
-        "      error: ADA_80_PRO has no serverless stock in EU-RO-1, US-KS-2",
+        "      error: no serverless stock of ADA_80_PRO in EU-RO-1, US-KS-2",
     ]
-    assert plan.err == "flash: error: shop: endpoint 'llm': ADA_80_PRO has no serverless stock in EU-RO-1, US-KS-2\n"
+    assert plan.err == "flash: error: shop: endpoint 'llm': no serverless stock of ADA_80_PRO in EU-RO-1, US-KS-2\n"
 
     refused = flash("deploy", cwd=app)
     assert refused.code == 4
     assert refused.err.splitlines()[-2:] == [
-        "flash: error: shop: endpoint 'llm': ADA_80_PRO has no serverless stock in EU-RO-1, US-KS-2; nothing was changed",
+        "flash: error: shop: endpoint 'llm': no serverless stock of ADA_80_PRO in EU-RO-1, US-KS-2; nothing was changed",
         "  hint: choose pools or data centers with stock, or pass --allow-unavailable to deploy anyway",
     ]
     assert emulator.writes() == []
 
     allowed = flash("deploy", "--allow-unavailable", cwd=app)
     assert allowed.code == 0, allowed.err
-    assert "llm: warning: ADA_80_PRO has no serverless stock in EU-RO-1, US-KS-2" in allowed.err
+    assert "llm: warning: no serverless stock of ADA_80_PRO in EU-RO-1, US-KS-2" in allowed.err
     assert sorted(e.body["name"] for e in emulator.endpoints.values()) == ["shop-api", "shop-embed", "shop-llm"]
 
 
@@ -163,12 +163,13 @@ def test_a_network_volume_pins_its_data_center(app: Path, flash, emulator) -> No
     assert plan.err.splitlines() == [
         "flash: error: shop: endpoint 'api': network volume vol0002 is in EU-RO-1, which datacenters excludes (US-KS-2)",
     ]
-    assert "      error: network volume vol0001 pins workers to US-TX-3, where ADA_80_PRO has no stock" in plan.out
+    volume = "network volume vol0001 pins workers to US-TX-3, where there is no serverless stock of ADA_80_PRO"
+    assert f"      error: {volume}" in plan.out.splitlines()
     deploy = flash("deploy", cwd=app)
     assert deploy.code == 4
     assert deploy.err.splitlines()[-2] == (
-        "flash: error: shop: endpoint 'llm': network volume vol0001 pins workers to US-TX-3, where ADA_80_PRO "
-        "has no stock; endpoint 'llm': ADA_80_PRO has no serverless stock in US-TX-3; endpoint 'api': network "
+        "flash: error: shop: endpoint 'llm': network volume vol0001 pins workers to US-TX-3, where there is no "
+        "serverless stock of ADA_80_PRO; endpoint 'llm': no serverless stock of ADA_80_PRO in US-TX-3; endpoint 'api': network "
         "volume vol0002 is in EU-RO-1, which datacenters excludes (US-KS-2); nothing was changed"
     )
     assert emulator.writes() == []
@@ -194,7 +195,7 @@ def test_status_shows_throttled_and_stale_workers_availability_and_spend(app: Pa
         "  2 throttled: waiting for capacity in the endpoint's pools",
         "  1 worker on an old release",
         "  availability now: LOW (US-KS-2)",
-        "  ADA_80_PRO has LOW stock (US-KS-2)",
+        "  LOW stock of ADA_80_PRO (US-KS-2)",
         "  spend, last 24 h: $8.90",
     ]
     row = next(r for r in json.loads(flash("status", "--format", "json", cwd=app).out)["endpoints"] if r["id"] == llm)
@@ -203,7 +204,7 @@ def test_status_shows_throttled_and_stale_workers_availability_and_spend(app: Pa
     assert row["availability"] == {
         "level": "LOW",
         "data_centers": ["US-KS-2"],
-        "problems": ["ADA_80_PRO has LOW stock (US-KS-2)"],
+        "problems": ["LOW stock of ADA_80_PRO (US-KS-2)"],
     }
 
 
@@ -219,7 +220,7 @@ def test_a_gate_timeout_prints_the_diagnosis(app: Path, flash, emulator) -> None
     assert lines[start + 1 : start + 6] == [
         "  1 throttled: waiting for capacity in the endpoint's pools",
         "  availability now: LOW (EU-RO-1)",
-        "  ADA_24, AMPERE_24 has LOW stock (EU-RO-1)",
+        "  LOW stock of ADA_24, AMPERE_24 (EU-RO-1)",
         "  spend, last 24 h: $0.00",
         "api: not deployed: it calls embed, which is not healthy",
     ]

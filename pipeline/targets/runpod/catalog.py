@@ -136,14 +136,16 @@ class Catalog:
             else:
                 level = _best(records, [dc])[0]
                 if level == "NONE":
-                    errors.append(f"network volume {volume} pins workers to {dc}, where {what} has no stock")
+                    errors.append(
+                        f"network volume {volume} pins workers to {dc}, where there is no serverless stock of {what}"
+                    )
                 chosen = [dc]
         level, where = _best(records, chosen)
         place = ", ".join(chosen) if chosen else "any data center"
         if level == "NONE":
-            errors.append(f"{what} has no serverless stock in {place}")
+            errors.append(f"no serverless stock of {what} in {place}")
         elif level == "LOW":
-            warnings.append(f"{what} has LOW stock ({', '.join(where)})")
+            warnings.append(f"LOW stock of {what} ({', '.join(where)})")
         if gpu:
             _cuda(body["gpu"], records, what, errors, warnings)
             blocking += self._unknown_exclusions(body["gpu"], what)
