@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import environment, runpod_provider
-from pipeline.config.model import Project
-from pipeline.errors import ConfigError
+from flash_pipeline.cli.common import environment, runpod_provider
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ConfigError
 
 
 def plan(
@@ -20,20 +20,20 @@ def plan(
     max_floor: float | None = None,
     allow_unavailable: bool = False,
 ) -> int:
-    from pipeline import report
-    from pipeline.config.many import expand, in_parallel, load_all
-    from pipeline.targets.plan import Action, has_changes
-    from pipeline.targets.runpod.insight import compute_text, refusals
+    from flash_pipeline import report
+    from flash_pipeline.config.many import expand, in_parallel, load_all
+    from flash_pipeline.targets.plan import Action, has_changes
+    from flash_pipeline.targets.runpod.insight import compute_text, refusals
 
     provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
 
     def plan_one(project: Project) -> tuple[list[Action], dict[str, Any] | None]:
         if provider is not None:
-            from pipeline.targets.runpod.apply import runpod_plan_insight
+            from flash_pipeline.targets.runpod.apply import runpod_plan_insight
 
             return runpod_plan_insight(project, provider)
-        from pipeline.targets.local import LocalProvider
+        from flash_pipeline.targets.local import LocalProvider
 
         computes = {"endpoints": {e.key: {"compute": compute_text(e)} for e in project.endpoints}}
         return LocalProvider().plan(project), computes if fmt == "markdown" else None

@@ -1,4 +1,4 @@
-"""What a plan says besides the diff (pipeline.targets.runpod.insight): cost floor and ceiling,
+"""What a plan says besides the diff (flash_pipeline.targets.runpod.insight): cost floor and ceiling,
 the change to the app's idle floor, stock warnings and errors; and the Mermaid picture of the app."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.targets.plan import Action
+    from flash_pipeline.targets.plan import Action
 
 
 def usd(value: float) -> str:

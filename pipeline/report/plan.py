@@ -7,15 +7,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config.schema import show
+from flash_pipeline.config.schema import show
 
 if TYPE_CHECKING:
-    from pipeline.targets.plan import Action, Change
+    from flash_pipeline.targets.plan import Action, Change
 
-from pipeline.report import cost
-from pipeline.report.config import plural
+from flash_pipeline.report import cost
+from flash_pipeline.report.config import plural
 
-Insight = Mapping[str, Any]  # pipeline.targets.runpod.insight: cost, stock, notes (RunPod plans only)
+Insight = Mapping[str, Any]  # flash_pipeline.targets.runpod.insight: cost, stock, notes (RunPod plans only)
 
 _SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!", "adopt": "~", "replace": "±", "conflict": "x"}
 _PLAN_KINDS = ("create", "update", "replace", "adopt", "keep", "orphan", "conflict")

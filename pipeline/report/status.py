@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.targets.gate import describe
+from flash_pipeline.targets.gate import describe
 
 if TYPE_CHECKING:
-    from pipeline.config.model import Project
+    from flash_pipeline.config.model import Project
 
 
 def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
@@ -77,7 +77,7 @@ def runpod_status_text(rows: Sequence[dict[str, Any]]) -> str:
         if row.get("warning"):
             lines.append(f"  warning: {row['warning']}")
         if "workers_by_state" in row:
-            from pipeline.targets.runpod.diagnose import diagnosis_lines
+            from flash_pipeline.targets.runpod.diagnose import diagnosis_lines
 
             lines.extend(f"  {text}" for text in diagnosis_lines(row))
     return "\n".join(lines)

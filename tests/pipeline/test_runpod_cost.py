@@ -396,7 +396,7 @@ def test_a_cuda_floor_inferred_from_the_base_image_is_checked_against_the_hosts(
 
 
 def _gpu_endpoint(pools: list[str], count: int, exclude: list[str], cuda: object, priority: bool):
-    from pipeline.config.model import Cuda, Endpoint, Gpu, Loc, Workers
+    from flash_pipeline.config.model import Cuda, Endpoint, Gpu, Loc, Workers
 
     constraint = None
     if isinstance(cuda, str):
@@ -441,8 +441,8 @@ def test_property_any_gpu_selection_is_a_valid_body_and_a_patch_converges() -> N
     from hypothesis import given, settings
     from runpod_emulator import CREATE, UPDATE, _complete
 
-    from pipeline.targets.plan import same
-    from pipeline.targets.runpod.rest import comparable, desired_body, sparse_patch
+    from flash_pipeline.targets.plan import same
+    from flash_pipeline.targets.runpod.rest import comparable, desired_body, sparse_patch
 
     @settings(max_examples=150, deadline=None)
     @given(_selection(), _selection())

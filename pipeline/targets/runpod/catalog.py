@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import ApiError, FlashError
-from pipeline.targets.runpod.api import Client
+from flash_pipeline.errors import ApiError, FlashError
+from flash_pipeline.targets.runpod.api import Client
 
 LEVELS = ("NONE", "LOW", "MEDIUM", "HIGH")
 AVAILABILITY = "?include=AVAILABILITY&product=SERVERLESS"

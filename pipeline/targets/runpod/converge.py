@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config.model import Endpoint
-from pipeline.errors import FlashError, Interrupted
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
-from pipeline.targets.plan import Action
-from pipeline.targets.runpod.backend import Backend
-from pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
-from pipeline.targets.runpod.wiring import BUILD
+from flash_pipeline.config.model import Endpoint
+from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
+from flash_pipeline.targets.runpod.wiring import BUILD
 
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 
@@ -56,7 +56,7 @@ class Context:
     owner: Callable[[str], dict[str, str]]  # endpoint key -> owner markers
     backoff: Backoff = field(default_factory=Backoff)
     writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
-    catalog: Any = None  # pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
+    catalog: Any = None  # flash_pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
 
     def write(self, call: Callable[[], Any]) -> Any:
         """One control-plane write: never started once the run is cancelled."""
@@ -225,8 +225,8 @@ def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
 
 def _why(ctx: Context, endpoint: Endpoint, endpoint_id: str, summary: Mapping[str, Any]) -> str:
     """The diagnosis `flash status` gives (old-release workers, stock now, spend), one line each."""
-    from pipeline.targets.runpod.diagnose import diagnosis, diagnosis_lines
-    from pipeline.targets.runpod.rest import desired_body
+    from flash_pipeline.targets.runpod.diagnose import diagnosis, diagnosis_lines
+    from flash_pipeline.targets.runpod.rest import desired_body
 
     body = desired_body(endpoint, "", {}, {})  # what the endpoint asks for: pools, data centers, CUDA
     found = diagnosis(ctx.backend.client, ctx.catalog, endpoint_id, endpoint.name, body, summary)

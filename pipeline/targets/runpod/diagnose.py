@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.errors import FlashError
-from pipeline.targets.runpod.api import Client
+from flash_pipeline.errors import FlashError
+from flash_pipeline.targets.runpod.api import Client
 
 STATES = ("running", "idle", "initializing", "throttled", "unhealthy")
 SPEND_WINDOW = "bucketSize=hour&lastN=24"  # the last 24 hourly buckets, the current one included

@@ -3,7 +3,7 @@ app's idle floor, its stock where it may run, and the refusals deploy makes on t
 everywhere, a network volume outside the data centers, a CUDA constraint no host meets, a floor
 over budget), all before any write.
 
-The insight is a plain JSON-ready dict, rendered by pipeline.report.plan.
+The insight is a plain JSON-ready dict, rendered by flash_pipeline.report.plan.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.config.model import Cpu, Endpoint, Project
-from pipeline.errors import ConflictError
-from pipeline.targets.plan import Action
-from pipeline.targets.runpod.catalog import Catalog, Price, floor_and_ceiling
-from pipeline.targets.runpod.deploy import survey
+from flash_pipeline.config.model import Cpu, Endpoint, Project
+from flash_pipeline.errors import ConflictError
+from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.runpod.catalog import Catalog, Price, floor_and_ceiling
+from flash_pipeline.targets.runpod.deploy import survey
 
 
 def compute_text(endpoint: Endpoint) -> str:
@@ -96,7 +96,7 @@ def plan_with_insight(
     project: Project, provider: Any, images: Mapping[str, str]
 ) -> tuple[list[Action], dict[str, Any]]:
     """The plan (one listing of the account) and its insight."""
-    from pipeline.targets.runpod.graphql import unsupported
+    from flash_pipeline.targets.runpod.graphql import unsupported
 
     planned = survey(project, provider.backend, images, provider.environ)
     provider._refuse_key_in_env(planned.bodies)
