@@ -39,6 +39,17 @@ BUILDER = click.option(
     show_default=True,
     help="Image builder for --push: auto takes docker (when its engine answers), then podman, then buildah.",
 )
+MAX_FLOOR = click.option(
+    "--max-floor",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="runpod: refuse a change that raises the app's idle cost floor above USD per hour (or [app] max_floor).",
+)
+ALLOW_UNAVAILABLE = click.option(
+    "--allow-unavailable",
+    is_flag=True,
+    help="runpod: deploy even where the catalog shows no stock (or no host with the CUDA asked for).",
+)
 INSECURE = click.option(
     "--insecure-registry", is_flag=True, help="The registry speaks plain HTTP (a local or air-gapped registry)."
 )
@@ -172,6 +183,8 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
     help="runpod: seconds to wait while another deploy of the same app and environment runs.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@MAX_FLOOR
+@ALLOW_UNAVAILABLE
 @ENVIRONMENT
 def deploy(
     configs: tuple[str, ...],
@@ -188,12 +201,14 @@ def deploy(
     timeout: float | None,
     lock_timeout: float,
     fmt: str,
+    max_floor: float | None,
+    allow_unavailable: bool,
 ) -> int:
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from flash_pipeline.cli.plan import plan as run_plan
 
     if dry_run:
-        return run_plan(list(configs), target, "text", False)
+        return run_plan(list(configs), target, "text", False, max_floor=max_floor, allow_unavailable=allow_unavailable)
     if target == "local":
         if len(configs) != 1:
             raise UsageError("the local target runs one config at a time", "pass a single -c")
@@ -205,6 +220,7 @@ def deploy(
     options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
     options |= {"timeout": timeout, "builder": builder, "insecure": insecure_registry}
     options["registry_check"] = not no_registry_check
+    options |= {"max_floor": max_floor, "allow_unavailable": allow_unavailable}
     return runpod_cli.deploy(configs, options, lock_timeout, fmt)
 
 
@@ -213,12 +229,23 @@ def deploy(
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
+@MAX_FLOOR
+@ALLOW_UNAVAILABLE
 @ENVIRONMENT
-def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: bool) -> int:
-    """What deploy would create, update, keep or orphan; changes nothing. Several -c (or globs): all, in parallel."""
+def plan(
+    configs: tuple[str, ...],
+    target: str,
+    fmt: str,
+    detailed_exitcode: bool,
+    max_floor: float | None,
+    allow_unavailable: bool,
+) -> int:
+    """What deploy would create, update, keep or orphan, and what it costs; changes nothing. Several -c (or globs): all, in parallel."""
     from flash_pipeline.cli.plan import plan as run_plan
 
-    return run_plan(list(configs), target, fmt, detailed_exitcode)
+    return run_plan(
+        list(configs), target, fmt, detailed_exitcode, max_floor=max_floor, allow_unavailable=allow_unavailable
+    )
 
 
 @cli.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from flash_pipeline.cli.common import environment, runpod_provider
@@ -9,23 +11,33 @@ from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ConfigError, Exit, FlashError, Interrupted
 
 
-def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
+def plan(
+    configs: list[str],
+    target: str,
+    fmt: str,
+    detailed_exitcode: bool,
+    *,
+    max_floor: float | None = None,
+    allow_unavailable: bool = False,
+) -> int:
     from flash_pipeline import report
     from flash_pipeline.config.many import expand, in_parallel, load_all
     from flash_pipeline.targets.plan import Action, has_changes
+    from flash_pipeline.targets.runpod.insight import compute_text, refusals
 
     provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
 
-    def plan_one(project: Project) -> list[Action] | FlashError:
+    def plan_one(project: Project) -> tuple[list[Action], dict[str, Any] | None] | FlashError:
         try:
             if provider is not None:
-                from flash_pipeline.targets.runpod.apply import runpod_plan
+                from flash_pipeline.targets.runpod.apply import runpod_plan_insight
 
-                return runpod_plan(project, provider)
+                return runpod_plan_insight(project, provider)
             from flash_pipeline.targets.local import LocalProvider
 
-            return LocalProvider().plan(project)
+            computes = {"endpoints": {e.key: {"compute": compute_text(e)} for e in project.endpoints}}
+            return LocalProvider().plan(project), computes if fmt == "markdown" else None
         except FlashError as exc:
             if isinstance(exc, ConfigError):
                 exc.consequence = "nothing was planned"
@@ -37,14 +49,23 @@ def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> 
     planned = [(p, a) for p, a in zip(projects, answers, strict=True) if not isinstance(a, FlashError)]
     failed = [(p.name, a) for p, a in zip(projects, answers, strict=True) if isinstance(a, FlashError)]
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
-    outputs = [render(p.name, target, actions) for p, actions in planned]
+    outputs = [render(p.name, target, actions, found) for p, (actions, found) in planned]
     if outputs:
         click.echo(report.join_plans(outputs, fmt, several=len(projects) > 1))
     for app, error in failed:
         click.echo(report.app_error_text(app, error), err=True)
-    conflicts = [(p.name, a) for p, actions in planned for a in actions if a.kind == "conflict"]
-    for app, action in conflicts:  # deploy would refuse: say so with the exit code too
-        click.echo(report.error_text(f"{app}: endpoint {action.key!r}: {action.note}"), err=True)
-    if failed or conflicts:
-        return max([error.exit_code for _, error in failed] + ([Exit.API] if conflicts else []))
-    return Exit.CHANGES if detailed_exitcode and any(has_changes(a) for _, a in planned) else Exit.OK
+    problems = [
+        f"{p.name}: endpoint {a.key!r}: {a.note}"
+        for p, (actions, _) in planned
+        for a in actions
+        if a.kind == "conflict"
+    ]
+    for project, (_, found) in planned:
+        if found is not None and "floor_per_hour" in found:
+            reasons = refusals(found, allow_unavailable=allow_unavailable, max_floor=max_floor)
+            problems += [f"{project.name}: {reason}" for reason in reasons]
+    for problem in problems:  # deploy would refuse: say so with the exit code too
+        click.echo(report.error_text(problem), err=True)
+    if failed or problems:
+        return max([error.exit_code for _, error in failed] + ([Exit.API] if problems else []))
+    return Exit.CHANGES if detailed_exitcode and any(has_changes(a) for _, (a, _) in planned) else Exit.OK

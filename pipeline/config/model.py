@@ -40,6 +40,18 @@ class Cpu:
 
 
 @dataclass(frozen=True)
+class Cuda:
+    """A CUDA constraint: a floor (minCudaVersion) or an exact set (allowedCudaVersions)."""
+
+    minimum: str | None = None
+    allowed: tuple[str, ...] = ()
+    inferred_from: str | None = None  # the base image whose tag gave the floor, when not written
+
+    def __str__(self) -> str:
+        return f">={self.minimum}" if self.minimum else ", ".join(self.allowed)
+
+
+@dataclass(frozen=True)
 class Workers:
     min: int
     max: int
@@ -97,6 +109,10 @@ class Endpoint:
     health_timeout: int = 600
     calls: tuple[str, ...] = ()  # endpoint keys of this app that this endpoint calls
     generated: bool = False  # the mothership: flash's own code, no user routes or source
+    flashboot_priority: bool = False  # flashboot = "priority": PRIORITY_FLASHBOOT (REST only)
+    health_path: str = "/ping"  # HEALTH_CHECK_PATH when not /ping (prebuilt images only)
+    gpu_exclude: tuple[str, ...] = ()  # GPU type ids subtracted from the pools (excludedTypes)
+    cuda: Cuda | None = None  # the CUDA constraint of the worker's host
     # Where single settings were written ("init", "env.NAME"), for messages after validation.
     locs: tuple[tuple[str, Loc], ...] = field(default=(), compare=False, repr=False)
 
@@ -122,6 +138,7 @@ class Project:
     source_loc: Loc | None = field(default=None, compare=False, repr=False)  # where app.source was written
     call_key: str | None = None  # a {{ RUNPOD_SECRET_… }} or ${VAR} reference: what callers send callees
     call_key_loc: Loc | None = field(default=None, compare=False, repr=False)
+    max_floor: float | None = None  # USD/h: the idle cost floor a plan may not raise the app above
     warnings: tuple[Diagnostic, ...] = field(default=(), compare=False, repr=False)  # valid, but likely a mistake
 
     @property

@@ -43,6 +43,7 @@ RESERVED_ENV = {
     "FLASH_BUILD": "flash sets it to the build hash that /manifest reports",
     "FLASH_ENDPOINTS": "flash sets it to the URLs of the endpoints this one calls",
     "FLASH_CALL_KEY": "flash sets it from [app] call_key",
+    "HEALTH_CHECK_PATH": 'flash sets it from health.path: write health = { path = "/health" } instead',
 }
 _CPU_ID = re.compile(r"(cpu[35][cg])-(\d+)-(\d+)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -94,6 +95,7 @@ def _mothership_rules(problem: Any, src: Source) -> Iterator[Diagnostic]:
     for overlay in overlays:
         settings = mothership_settings(src.data, overlay) or {}
         yield from _worker_rules(problem, settings)
+        yield from _health_path_rules(problem, settings)
         if "cpu" in settings and isinstance(settings["cpu"][0], str):
             yield from _cpu_id_rules(problem, settings["cpu"])
 
@@ -134,6 +136,7 @@ def _endpoint_rules(problem: Any, src: Source, environment: str | None) -> Itera
         yield from _worker_rules(problem, settings)
         yield from _route_rules(problem, key, src.data["endpoints"][key].get("routes"))
         yield from _env_rules(problem, settings)
+        yield from _runpod_setting_rules(problem, settings)
 
 
 def _compute_rules(problem: Any, key: str, settings: dict[str, Setting]) -> Iterator[Diagnostic]:
@@ -152,6 +155,33 @@ def _compute_rules(problem: Any, key: str, settings: dict[str, Setting]) -> Iter
         )
     if cpu and isinstance(cpu[0], str):
         yield from _cpu_id_rules(problem, cpu)
+
+
+def _runpod_setting_rules(problem: Any, settings: dict[str, Setting]) -> Iterator[Diagnostic]:
+    """GPU-only settings on a GPU endpoint; a health path other than /ping on a prebuilt image only."""
+    if settings.get("cpu") and not settings.get("gpu"):
+        for name, what in (("gpu_exclude", "GPU types to exclude"), ("cuda", "CUDA constraint")):
+            if name in settings:
+                yield problem(
+                    settings[name][1],
+                    f"{name} applies to GPU endpoints only",
+                    f"a CPU endpoint has no {what}: remove {name} or use gpu",
+                    key=True,
+                )
+    yield from _health_path_rules(problem, settings)
+
+
+def _health_path_rules(problem: Any, settings: dict[str, Setting]) -> Iterator[Diagnostic]:
+    health = settings.get("health")
+    if not health or not isinstance(health[0], dict) or "image" in settings:
+        return
+    path = health[0].get("path")
+    if isinstance(path, str) and path != "/ping":
+        yield problem(
+            (*health[1], "path"),
+            f"flash-built workers answer /ping, not {path}",
+            "remove health.path (it is for a prebuilt image set with image), or set image",
+        )
 
 
 def _cpu_id_rules(problem: Any, cpu: Setting) -> Iterator[Diagnostic]:

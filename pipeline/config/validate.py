@@ -3,10 +3,23 @@ every problem at once; then build the Project the later stages consume."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from flash_pipeline.config.model import Batch, Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
+from flash_pipeline.config.model import (
+    Batch,
+    Cpu,
+    Cuda,
+    Endpoint,
+    FileResult,
+    Gpu,
+    Loc,
+    Project,
+    Route,
+    Workers,
+    runpod_name,
+)
 from flash_pipeline.config.rules import cross_field
 from flash_pipeline.config.schema import schema_diagnostics
 from flash_pipeline.config.settings import (
@@ -75,6 +88,7 @@ def _project(src: Source, environment: str | None) -> Project:
         call_key=app.get("call_key"),
         call_key_loc=_loc(src, ("app", "call_key")) if "call_key" in app else None,
         warnings=warnings,
+        max_floor=float(app["max_floor"]) if "max_floor" in app else None,
     )
 
 
@@ -114,7 +128,7 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
         idle_timeout=values.get("idle_timeout", 5),
         timeout=values.get("timeout", 600),
         datacenters=tuple(values.get("datacenters", ())),
-        flashboot=values.get("flashboot", True),
+        flashboot=values.get("flashboot", True) is not False,
         disk=values.get("disk", 50 if gpu else 20),
         network_volumes=tuple(values.get("network_volumes", ())),
         dependencies=tuple(values.get("dependencies", ())),
@@ -125,7 +139,26 @@ def _endpoint(src: Source, app: str, key: str, environment: str | None) -> Endpo
         health_timeout=int(values.get("health", {}).get("timeout", 600)),
         locs=tuple(sorted(locs.items())),
         calls=tuple(src.data["endpoints"][key].get("calls", ())),
+        flashboot_priority=values.get("flashboot") == "priority",
+        health_path=str(values.get("health", {}).get("path", "/ping")),
+        gpu_exclude=tuple(values.get("gpu_exclude", ())) if gpu else (),
+        cuda=_cuda(values) if gpu else None,
     )
+
+
+_CUDA_TAG = re.compile(r"(?:^|/)cuda:(\d+)\.(\d+)(?:\.\d+)?(?:-|$)")
+
+
+def _cuda(values: dict[str, Any]) -> Cuda | None:
+    """The CUDA constraint written, else a floor read from a flash-built image's nvidia/cuda base tag."""
+    written = values.get("cuda")
+    if isinstance(written, str):
+        return Cuda(minimum=written.removeprefix(">="))
+    if isinstance(written, list):
+        return Cuda(allowed=tuple(written))
+    base = values.get("base_image")
+    match = _CUDA_TAG.search(base) if isinstance(base, str) and not values.get("image") else None
+    return Cuda(minimum=f"{match.group(1)}.{match.group(2)}", inferred_from=base) if match else None
 
 
 def _batch_warnings(endpoints: tuple[Endpoint, ...]) -> list[Diagnostic]:

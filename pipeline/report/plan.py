@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flash_pipeline.config.schema import show
@@ -11,7 +12,10 @@ from flash_pipeline.config.schema import show
 if TYPE_CHECKING:
     from flash_pipeline.targets.plan import Action, Change
 
+from flash_pipeline.report import cost
 from flash_pipeline.report.config import plural
+
+Insight = Mapping[str, Any]  # flash_pipeline.targets.runpod.insight: cost, stock, notes (RunPod plans only)
 
 _SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!", "adopt": "~", "replace": "±", "conflict": "x"}
 _PLAN_KINDS = ("create", "update", "replace", "adopt", "keep", "orphan", "conflict")
@@ -40,6 +44,20 @@ def change_text(change: Change) -> str:
     return f"{change.field}: {show(change.old)} -> {show(change.new)}"
 
 
+def split_change(change: Change) -> list[Change]:
+    """A changed gpu table one key per change (gpu.pools, gpu.excludedTypes, gpu.minCudaVersion…),
+    so a plan shows what moved; any other change as it is."""
+    old, new = change.old, change.new
+    if change.detail or not isinstance(old, Mapping) or not isinstance(new, Mapping) or change.field != "gpu":
+        return [change]
+    keys = [k for k in [*old, *(k for k in new if k not in old)] if old.get(k) != new.get(k)]
+    return [replace(change, field=f"{change.field}.{k}", old=old.get(k), new=new.get(k)) for k in keys]
+
+
+def change_lines(change: Change) -> list[str]:
+    return [change_text(part) for part in split_change(change)]
+
+
 def _change_json(change: Change) -> dict[str, Any]:
     if change.detail:
         return {"field": change.field, "detail": change.detail}
@@ -55,19 +73,24 @@ def _action_notes(action: Action) -> list[str]:
     return notes
 
 
-def plan_text(app: str, target: str, actions: Sequence[Action]) -> str:
-    """Terraform-style: one line per endpoint, the changed fields (old -> new) beneath."""
+def plan_text(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
+    """Terraform-style: one line per endpoint, the changed fields (old -> new) beneath; on RunPod
+    each endpoint's cost and stock, and the change to the app's idle floor."""
     lines = [f"plan for {app} on the {target} target:"]
+    items = (insight or {}).get("endpoints", {})
     for action in actions:
         after = f" (after {', '.join(action.after)})" if action.after else ""
         lines.append(f"  {_SYMBOLS[action.kind]} {action.key}: {action.kind}{after}")
-        lines.extend(f"      {change_text(c)}" for c in action.changes)
+        lines.extend(f"      {line}" for c in action.changes for line in change_lines(c))
         lines.extend(f"      ({note})" for note in _action_notes(action))
+        lines.extend(f"      {text}" for text in cost.endpoint_lines(items.get(action.key)))
+    if (line := cost.app_line(insight)) is not None:
+        lines.append(line)
     lines.append(f"flash: {_plan_summary(actions)}")
     return "\n".join(lines)
 
 
-def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
+def plan_json(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
     items = []
     for a in actions:
         item: dict[str, Any] = {"endpoint": a.key, "action": a.kind, "changes": [_change_json(c) for c in a.changes]}
@@ -77,24 +100,32 @@ def plan_json(app: str, target: str, actions: Sequence[Action]) -> str:
             item["duplicates"] = list(a.duplicates)
         if a.after:
             item["after"] = list(a.after)
+        if insight is not None and "floor_per_hour" in insight:
+            item |= cost.endpoint_json(insight["endpoints"].get(a.key))
         items.append(item)
-    return json.dumps(
-        {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}, indent=2
-    )
+    out = {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}
+    if insight is not None and "floor_per_hour" in insight:
+        out["cost"] = cost.app_json(insight)
+    return json.dumps(out, indent=2)
 
 
-def plan_markdown(app: str, target: str, actions: Sequence[Action]) -> str:
-    """For a pull-request comment."""
+def plan_markdown(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
+    """For a pull-request comment: the table, the app's idle floor, and the app as a Mermaid graph."""
     lines = [f"### flash plan: `{app}` on `{target}`", "", "| endpoint | action | changes |", "| --- | --- | --- |"]
+    items = (insight or {}).get("endpoints", {})
     for a in actions:
         changes = [
             f"`{c.field}`: {c.detail}" if c.detail else f"`{c.field}`: `{show(c.old)}` → `{show(c.new)}`"
-            for c in a.changes
+            for c in (part for whole in a.changes for part in split_change(whole))
         ]
         changes += [f"_{note}_" for note in _action_notes(a)]
+        changes += [f"_{text}_" for text in cost.endpoint_lines(items.get(a.key))]
         after = f" (after {', '.join(f'`{k}`' for k in a.after)})" if a.after else ""
         lines.append(f"| `{a.key}` | {a.kind}{after} | {'<br>'.join(changes)} |")
     lines += ["", f"**{_plan_summary(actions)}**"]
+    if (line := cost.app_line(insight)) is not None:
+        lines += ["", f"**{line.removeprefix('flash: ')}**"]
+    lines += ["", cost.mermaid(actions, insight)]
     return "\n".join(lines)
 
 

@@ -78,6 +78,10 @@ def runpod_status_text(rows: Sequence[dict[str, Any]], app: str | None = None) -
         lines.append(line)
         if row.get("warning"):
             lines.append(f"  warning: {row['warning']}")
+        if "workers_by_state" in row:
+            from flash_pipeline.targets.runpod.diagnose import diagnosis_lines
+
+            lines.extend(f"  {text}" for text in diagnosis_lines(row))
     return "\n".join(lines)
 
 

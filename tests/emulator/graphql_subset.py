@@ -21,13 +21,14 @@ type Template { id: String! name: String! imageName: String! containerDiskInGb: 
 type Endpoint { id: String! name: String! type: String templateId: String template: Template
   gpuIds: String gpuCount: Int instanceIds: [String!] workersMin: Int workersMax: Int idleTimeout: Int
   scalerType: String scalerValue: Int executionTimeoutMs: Int locations: String flashBootType: String
-  networkVolumeId: String networkVolumeIds: [String!] }
+  networkVolumeId: String networkVolumeIds: [String!] allowedCudaVersions: String minCudaVersion: String }
 input EnvironmentVariableInput { key: String! value: String! }
 input SaveTemplateInput { id: String name: String! imageName: String! containerDiskInGb: Int! dockerArgs: String!
   env: [EnvironmentVariableInput!]! volumeInGb: Int! isServerless: Boolean! ports: String }
 input EndpointInput { id: String name: String! type: String templateId: String gpuIds: String gpuCount: Int
   instanceIds: [String!] workersMin: Int workersMax: Int idleTimeout: Int scalerType: String scalerValue: Int
-  executionTimeoutMs: Int locations: String flashBootType: String networkVolumeId: String networkVolumeIds: [String!] }
+  executionTimeoutMs: Int locations: String flashBootType: String networkVolumeId: String networkVolumeIds: [String!]
+  allowedCudaVersions: String minCudaVersion: String }
 type Mutation { saveTemplate(input: SaveTemplateInput): Template
   saveEndpoint(input: EndpointInput!): Endpoint
   deleteEndpoint(id: String!): String
@@ -35,7 +36,8 @@ type Mutation { saveTemplate(input: SaveTemplateInput): Template
 """
 SCHEMA = build_schema(SDL)
 DEFAULTS = {"type": "QB", "gpuCount": 1, "workersMin": 0, "workersMax": 3, "idleTimeout": 5, "scalerType": "QUEUE_DELAY", "scalerValue": 4,
-            "executionTimeoutMs": 600000, "locations": None, "flashBootType": "OFF", "networkVolumeId": None, "networkVolumeIds": None, "gpuIds": None, "instanceIds": None}  # fmt: skip
+            "executionTimeoutMs": 600000, "locations": None, "flashBootType": "OFF", "networkVolumeId": None, "networkVolumeIds": None, "gpuIds": None, "instanceIds": None,
+            "allowedCudaVersions": None, "minCudaVersion": None}  # fmt: skip
 
 
 class Root:

@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import catalog
 import graphql_subset
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -104,6 +105,7 @@ class Emulator:
         self.gql_endpoints: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.logs = WorkerLogs()  # worker log streams (worker_logs.py)
+        self.market = catalog.Market()  # catalog, billing, volumes and worker states (tests/emulator/catalog.py)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -233,6 +235,8 @@ class Emulator:
         deployed = self.endpoints[endpoint_id]
         container_change = any(k in body and body[k] != deployed.body.get(k) for k in CONTAINER_FIELDS)
         merged = {**deployed.body, **body}
+        if "gpu" in body:
+            merged["gpu"] = catalog.merge_gpu(deployed.body.get("gpu") or {}, body["gpu"])
         if "env" in body:
             merged["env"] = {**body["env"], "PORT": "80", "PORT_HEALTH": "80"}
         if container_change:  # a new release: old workers keep answering until the rollout ends
@@ -381,6 +385,11 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if logs and method == "GET" and logs.group(1) in emulator.endpoints:  # streams: outside the lock
                 return emulator.logs.serve(self, logs.group(2), self.path.partition("?")[2])
             with emulator.lock:
+                served = catalog.serve(emulator, method, path, self.path.partition("?")[2])
+                if served is not None:
+                    return self._send(
+                        served[0], served[1], "application/json" if served[0] < 400 else "application/problem+json"
+                    )
                 if path == "/graphql" and method == "POST":
                     status, answer = graphql_subset.run(emulator, self._body())
                     return self._send(status, answer)
@@ -433,6 +442,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     "percentOnLatest": 0 if busy else 100,
                 }
                 return self._send(200, {"rollout": rollout, "releases": []})
+            if method == "GET" and sub == "workers" and catalog.workers_answer(emulator, endpoint_id) is not None:
+                return self._send(200, catalog.workers_answer(emulator, endpoint_id))
             if method == "GET" and sub == "workers":
                 status = emulator.ping_status(endpoint_id)
                 summary = {
@@ -453,6 +464,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 errors = [
                     f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in CREATE.iter_errors(body)
                 ]
+                if not errors and catalog.gpu_problem(emulator.market, body):
+                    return self._problem(400, "Bad Request", str(catalog.gpu_problem(emulator.market, body)))
                 if errors:
                     return self._problem(
                         422, "Unprocessable Entity", "request body does not match CreateEndpointRequest", errors
@@ -464,6 +477,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 errors = [
                     f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in UPDATE.iter_errors(body)
                 ]
+                if not errors and catalog.gpu_problem(emulator.market, body):
+                    return self._problem(400, "Bad Request", str(catalog.gpu_problem(emulator.market, body)))
                 if errors:
                     return self._problem(
                         422, "Unprocessable Entity", "request body does not match UpdateEndpointRequest", errors
@@ -497,7 +512,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if real is not None:  # a built endpoint: real workers answer, through the local balancer
                 return self._proxy(real, method, rest)
             status = emulator.ping_status(endpoint_id)
-            if rest == "/ping":
+            if rest in ("/ping", catalog.health_path(emulator, endpoint_id)):
                 return self._send(status, {"status": "ready"} if status == 200 else None)
             if status != 200:
                 return self._send(503, {"error": "no ready worker"})

@@ -313,7 +313,7 @@ def test_plan_shows_create_then_keep_then_the_changed_fields(example_dir: Path, 
         )
     )
     changed = flash("plan", "--target", "local", "--format", "markdown", cwd=example_dir)
-    assert changed.out.splitlines() == [
+    assert changed.out.splitlines()[:9] == [
         "### flash plan: `demo` on `local`",
         "",
         "| endpoint | action | changes |",
@@ -324,6 +324,7 @@ def test_plan_shows_create_then_keep_then_the_changed_fields(example_dir: Path, 
         "",
         "**1 to create, 1 to update, 1 unchanged, 0 orphaned**",
     ]
+    assert '    n_data_api["data-api<br/>update<br/>cpu3c-4-8"]' in changed.out.splitlines()  # the Mermaid graph
     report = json.loads(flash("plan", "--target", "local", "--format", "json", cwd=example_dir).out)
     assert report["changes"] is True
     assert [a["action"] for a in report["actions"]] == ["keep", "update", "create"]

@@ -70,6 +70,8 @@ def test_deploy_status_destroy_of_several_configs_name_each_app(tmp_path: Path, 
             "    Starting flash worker",
             "    Traceback (most recent call last):",
             "    RuntimeError: model weights missing",
+            "  availability now: HIGH (EU-RO-1)",  # the gate's diagnosis (diagnose.py)
+            "  spend, last 24 h: $0.00",
             f"  hint: svc-b: data-api: {left.strip()[1:-1]}",
         ]
     )
@@ -78,7 +80,8 @@ def test_deploy_status_destroy_of_several_configs_name_each_app(tmp_path: Path, 
     assert status.code == 0, status.err
     blocks = status.out.split("\n\n")
     assert [b.splitlines()[0] for b in blocks] == ["status of svc-a on RunPod:", "status of svc-b on RunPod:"]
-    assert blocks[1].splitlines()[2].startswith(f"data-api  {ids['svc-b-data-api']}  ")
+    rows = [line for line in blocks[1].splitlines() if line.startswith("data-api  ")]  # diagnosis lines follow rows
+    assert len(rows) == 1 and rows[0].startswith(f"data-api  {ids['svc-b-data-api']}  ")
 
     destroyed = flash("destroy", "-c", GLOB, "--yes", cwd=tmp_path)
     assert destroyed.code == 0, destroyed.err

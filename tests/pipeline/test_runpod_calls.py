@@ -33,10 +33,12 @@ def _bodies(emulator) -> dict[str, dict]:
 
 def test_callees_are_created_and_gated_before_their_callers(project: Path, flash, emulator) -> None:
     plan = flash("plan", cwd=project)
-    assert plan.out.splitlines()[:3] == [
+    assert plan.out.splitlines()[:5] == [
         "plan for demo on the runpod target:",
         "  + inference-api: create",
+        "      cost: $1.10/h floor (+ $1.10/h while idle), $5.50/h ceiling",
         "  + data-api: create (after inference-api)",
+        "      cost: $0.16/h floor (+ $0.16/h while idle), $0.48/h ceiling",
     ]
     deployed = flash("deploy", cwd=project)
     assert deployed.code == 0, deployed.err
@@ -171,4 +173,5 @@ def test_a_caller_reaches_its_callee_through_runpod_with_the_call_key(tmp_path: 
     ).json()
     assert {k: v["ping"] for k, v in app["endpoints"].items()} == {"api": 200, "inference": 200}
     status = flash("status", cwd=tmp_path)
-    assert [line.split()[0] for line in status.out.splitlines()[:3]] == ["inference", "api", "mothership"]
+    rows = [line.split()[0] for line in status.out.splitlines() if not line.startswith(" ")]
+    assert rows == ["inference", "api", "mothership"]

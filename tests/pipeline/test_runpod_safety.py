@@ -60,7 +60,12 @@ def test_an_app_never_touches_another_app_whose_name_shares_its_prefix(tmp_path:
     admin_id = by_name(emulator, "shop-admin-api")
 
     plan = flash("plan", cwd=tmp_path / "shop")
-    assert plan.out.splitlines()[1:] == ["    web: keep", "flash: 0 to create, 0 to update, 1 unchanged, 0 orphaned"]
+    assert plan.out.splitlines()[1:] == [
+        "    web: keep",
+        "      cost: $0.00/h floor, $0.24/h ceiling",
+        "flash: idle floor $0.00/h (unchanged)",
+        "flash: 0 to create, 0 to update, 1 unchanged, 0 orphaned",
+    ]
     pruned = flash("deploy", "--no-build", "--prune", cwd=tmp_path / "shop")
     assert pruned.code == 0, pruned.err
     gone = flash("destroy", "--yes", cwd=tmp_path / "shop")

@@ -41,10 +41,14 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
         again.out.splitlines()[-1]
         == "flash: deployed to RunPod: 0 created, 0 updated, 2 unchanged, 0 deleted, 0 orphaned"
     )
-    # One list call and a rollout check per endpoint; the only writes are the deploy lease's.
+    # A list call and the catalog (stock and prices, before any write), a list call under the
+    # lease and a rollout check per endpoint; the only writes are the deploy lease's.
     reads = sorted(c for c in emulator.calls if c[0] == "GET")
+    catalog = [("GET", "/v2/catalog/cpus"), ("GET", "/v2/catalog/gpus")]
     assert reads == sorted(
-        [("GET", "/v2/serverless")] + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints]
+        [("GET", "/v2/serverless")] * 2
+        + catalog
+        + [("GET", f"/v2/serverless/{i}/releases") for i in emulator.endpoints]
     )
     assert [m for m, _ in emulator.writes()] == ["POST", "DELETE"]
     assert all(path.startswith("/v2/templates") for _, path in emulator.writes())
@@ -212,7 +216,8 @@ def test_graphql_backend_lifecycle(project: Path, flash, emulator, monkeypatch: 
     assert again.out.splitlines()[-1].endswith(
         "0 created, 0 updated, 2 unchanged, 0 deleted, 0 orphaned"
     )  # PORT is no drift
-    assert len(emulator.calls) == 3  # take the lease, one listing, release the lease: no save
+    # a listing and the catalog before any write, then take the lease, one listing, release the lease: no save
+    assert len(emulator.calls) == 6
 
     edit(project, "workers = [1, 3]", "workers = [1, 4]")
     assert flash("deploy", cwd=project).code == 0

@@ -19,6 +19,13 @@ def runpod_plan(project: Project, provider: RunpodProvider) -> list[Action]:
     return provider.plan(project, provider.images(project, None))
 
 
+def runpod_plan_insight(project: Project, provider: RunpodProvider) -> tuple[list[Action], dict[str, Any]]:
+    """The plan with each endpoint's cost and stock (flash_pipeline.targets.runpod.insight)."""
+    from flash_pipeline.targets.runpod.insight import plan_with_insight
+
+    return plan_with_insight(project, provider, provider.images(project, None))
+
+
 def runpod_deploy(
     project: Project,
     provider: RunpodProvider,
@@ -35,6 +42,8 @@ def runpod_deploy(
     builder: str = "auto",
     insecure: bool = False,
     registry_check: bool = True,
+    allow_unavailable: bool = False,
+    max_floor: float | None = None,
 ) -> list[Outcome]:
     """Build (unless the images were pushed by CI), push if asked, check every flash-built tag is in
     its registry, then apply and gate."""
@@ -43,6 +52,11 @@ def runpod_deploy(
     problems = require_call_key(project, provider.environ)
     if problems:
         raise ConfigError(problems, "nothing was deployed")
+    from flash_pipeline.targets.runpod.insight import preflight
+
+    # Stock, volumes, CUDA and the budget are checked before the build (and before any write).
+    planned = provider.images(project, None)
+    preflight(project, provider, planned, allow_unavailable=allow_unavailable, max_floor=max_floor, echo=echo)
     result = None
     if build:
         from flash_pipeline.builder.output import build as build_project

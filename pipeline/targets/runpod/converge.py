@@ -56,6 +56,7 @@ class Context:
     owner: Callable[[str], dict[str, str]]  # endpoint key -> owner markers
     backoff: Backoff = field(default_factory=Backoff)
     writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
+    catalog: Any = None  # flash_pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
 
     def write(self, call: Callable[[], Any]) -> Any:
         """One control-plane write: never started once the run is cancelled."""
@@ -101,7 +102,7 @@ def converge(
             outcome.action = "unchanged"
         assert live is not None
         outcome.endpoint_id = str(live["id"])
-        outcome.url, health = health_url(live, ctx.lb_template)
+        outcome.url, health = health_url(live, ctx.lb_template, endpoint.health_path)
         # Every gate waits for a rollout in progress first, unchanged endpoints too (a re-run
         # after a cancelled deploy must not pass on the old release's workers).
         outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
@@ -184,7 +185,7 @@ def _replace(
     new = ctx.write(lambda: ctx.backend.create(body, lambda: known({old_id})))
     outcome.action = "replacing"
     outcome.endpoint_id = str(new["id"])
-    outcome.url, health = health_url(new, ctx.lb_template)
+    outcome.url, health = health_url(new, ctx.lb_template, endpoint.health_path)
     outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
     if outcome.gate.healthy:
         ctx.write(lambda: ctx.backend.delete(old_id, endpoint.name))
@@ -218,7 +219,18 @@ def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
         text += f"\n  last log lines of worker {summary['worker']}:" + "".join(
             f"\n    {line}" for line in summary["logs"]
         )
+    text += _why(ctx, endpoint, endpoint_id, summary)
     return text
+
+
+def _why(ctx: Context, endpoint: Endpoint, endpoint_id: str, summary: Mapping[str, Any]) -> str:
+    """The diagnosis `flash status` gives (old-release workers, stock now, spend), one line each."""
+    from flash_pipeline.targets.runpod.diagnose import diagnosis, diagnosis_lines
+    from flash_pipeline.targets.runpod.rest import desired_body
+
+    body = desired_body(endpoint, "", {}, {})  # what the endpoint asks for: pools, data centers, CUDA
+    found = diagnosis(ctx.backend.client, ctx.catalog, endpoint_id, endpoint.name, body, summary)
+    return "".join(f"\n  {line}" for line in diagnosis_lines(found))
 
 
 def build_in(body: Mapping[str, Any]) -> str | None:

@@ -26,6 +26,7 @@ from flash_pipeline.targets.runpod.rest import LEASE_IMAGE, PLATFORM_ENV
 ENDPOINT_FIELDS = (
     "id name type gpuIds gpuCount instanceIds workersMin workersMax idleTimeout scalerType scalerValue "
     "executionTimeoutMs locations flashBootType networkVolumeId networkVolumeIds templateId "
+    "allowedCudaVersions minCudaVersion "
     "template { id name imageName containerDiskInGb dockerArgs ports env { key value } }"
 )
 LIST = f"query Endpoints {{ myself {{ endpoints {{ {ENDPOINT_FIELDS} }} }} }}"
@@ -64,6 +65,10 @@ def to_rest(node: Mapping[str, Any]) -> dict[str, Any]:
     }
     if node.get("gpuIds"):
         body["gpu"] = {"pools": node["gpuIds"].split(","), "count": node.get("gpuCount") or 1}
+        if node.get("minCudaVersion"):
+            body["gpu"]["minCudaVersion"] = node["minCudaVersion"]
+        if node.get("allowedCudaVersions"):
+            body["gpu"]["allowedCudaVersions"] = node["allowedCudaVersions"].split(",")
     else:
         body["cpu"] = [_cpu(i) for i in node.get("instanceIds") or []]
     return body
@@ -118,12 +123,25 @@ def endpoint_input(body: Mapping[str, Any], template_id: str, endpoint_id: str |
     if len(body.get("networkVolumes") or []) > 1:  # the older single field keeps one-volume requests unchanged
         data["networkVolumeIds"] = list(body["networkVolumes"])
     if body.get("gpu"):
-        data.update(gpuIds=",".join(body["gpu"]["pools"]), gpuCount=body["gpu"]["count"])
+        gpu = body["gpu"]
+        data.update(gpuIds=",".join(gpu["pools"]), gpuCount=gpu["count"])
+        data.update(minCudaVersion=gpu.get("minCudaVersion") or "")  # "" states no floor: an update resets
+        data.update(allowedCudaVersions=",".join(gpu.get("allowedCudaVersions") or []))
     else:
         data["instanceIds"] = _instance_ids(body)
     if endpoint_id:
         data["id"] = endpoint_id
     return data
+
+
+def unsupported(body: Mapping[str, Any]) -> list[str]:
+    """What an endpoint asks for that GraphQL cannot express (deploy refuses it before any write)."""
+    found = []
+    if body.get("flashboot") == "PRIORITY_FLASHBOOT":
+        found.append('flashboot = "priority" (GraphQL knows only FLASHBOOT and OFF)')
+    if (body.get("gpu") or {}).get("excludedTypes"):
+        found.append("gpu_exclude (GraphQL has no excluded GPU types)")
+    return found
 
 
 def template_name(endpoint_name: str) -> str:

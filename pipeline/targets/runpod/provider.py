@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from flash_pipeline.builder.output import BuildResult, content_hashes
@@ -15,8 +16,10 @@ from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.plan import Action
 from flash_pipeline.targets.runpod.api import Client
 from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
+from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import Lease, acquire, holder_id, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
@@ -33,6 +36,7 @@ class RunpodProvider:
         self.environ = environ
         self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
+        self.catalog = Catalog(client)  # prices and stock, read at most once per run
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
@@ -90,7 +94,7 @@ class RunpodProvider:
     ) -> list[Outcome]:
         self.client.on_wait = echo
         self._refuse_key_in_env(desired_bodies(project, images, self.environ))
-        ctx = default_context(self.backend, project, self.environ, echo, cancel)
+        ctx = replace(default_context(self.backend, project, self.environ, echo, cancel), catalog=self.catalog)
         held = self.lease(project, cancel, echo, lease_wait)
         self.held.append(held)
         try:
@@ -114,7 +118,7 @@ class RunpodProvider:
             if found is None:
                 rows.append(row)
                 continue
-            base, health = health_url(found, template)
+            base, health = health_url(found, template, endpoint.health_path)
             try:
                 summary = self.backend.worker_summary(str(found["id"]), endpoint.name)
             except FlashError:
@@ -123,6 +127,8 @@ class RunpodProvider:
             row |= {"id": found["id"], "url": base, "workers": summary, "ping": self.client.probe(health)}
             row |= {"duplicates": extra, "adopt": endpoint.key not in claims.ours}
             live_max = (found.get("workers") or {}).get("max")
+            row |= diagnosis(self.client, self.catalog, str(found["id"]), endpoint.name, found, summary)
+            row["max_workers_zero"] = live_max == 0 and endpoint.workers.max > 0
             if live_max == 0 and endpoint.workers.max > 0:  # RunPod's doing after 7 days without requests
                 row["warning"] = (
                     f"RunPod lowered max workers to 0 (it does so after 7 days without requests), so no request "

@@ -16,6 +16,8 @@ LB_PORTS = ["80/http"]  # the worker listens on $PORT, 80 unless RunPod says oth
 LEASE_IMAGE = "flash-lease:none"  # a lease template is never run; an image is required all the same
 PLATFORM_ENV = frozenset({"PORT", "PORT_HEALTH"})  # injected by RunPod: never drift
 CREATE_ATTEMPTS = 4
+HEALTH_PATH_ENV = "HEALTH_CHECK_PATH"  # the path RunPod polls when not /ping
+GPU_OPTIONAL = ("excludedTypes", "minCudaVersion", "allowedCudaVersions")
 COMPARED = (
     "image",
     "env",
@@ -42,17 +44,40 @@ def desired_body(endpoint: Endpoint, image: str, env: Mapping[str, str], owner: 
         "ports": list(LB_PORTS),
         "disk": endpoint.disk,
         "timeout": endpoint.timeout * 1000,
-        "flashboot": "FLASHBOOT" if endpoint.flashboot else "OFF",
+        "flashboot": flashboot_mode(endpoint),
         "scaling": {"type": "REQUEST_COUNT", "requestCount": endpoint.scaler_value},
         "workers": {"min": endpoint.workers.min, "max": endpoint.workers.max, "idleTimeout": endpoint.idle_timeout},
         "dataCenterIds": list(endpoint.datacenters),
         "networkVolumes": list(endpoint.network_volumes),
     }
+    if endpoint.health_path != "/ping":  # RunPod polls it; so does the gate
+        body["env"][HEALTH_PATH_ENV] = endpoint.health_path
     if isinstance(endpoint.compute, Cpu):
         body["cpu"] = [{"id": endpoint.compute.flavor, "vcpuCount": endpoint.compute.vcpu}]
     else:
         body["gpu"] = {"pools": list(endpoint.compute.pools), "count": endpoint.compute.count}
+        if endpoint.gpu_exclude:  # sent with the pools every time: pools without them clear them
+            body["gpu"]["excludedTypes"] = list(endpoint.gpu_exclude)
+        if endpoint.cuda is not None and endpoint.cuda.minimum:
+            body["gpu"]["minCudaVersion"] = endpoint.cuda.minimum
+        elif endpoint.cuda is not None:
+            body["gpu"]["allowedCudaVersions"] = list(endpoint.cuda.allowed)
     return body
+
+
+def flashboot_mode(endpoint: Endpoint) -> str:
+    if not endpoint.flashboot:
+        return "OFF"
+    return "PRIORITY_FLASHBOOT" if endpoint.flashboot_priority else "FLASHBOOT"
+
+
+def _gpu_form(gpu: Mapping[str, Any]) -> dict[str, Any]:
+    """The GPU selection flash owns: pools, count, exclusions and the CUDA constraint (unset ones left out)."""
+    out: dict[str, Any] = {"pools": list(gpu.get("pools") or []), "count": gpu.get("count", 1)}
+    for name in GPU_OPTIONAL:
+        if gpu.get(name):
+            out[name] = list(gpu[name]) if isinstance(gpu[name], list) else gpu[name]
+    return out
 
 
 def api_form(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +89,7 @@ def api_form(body: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {name: body.get(name) for name in COMPARED}
     out["env"] = {k: str(v) for k, v in sorted((body.get("env") or {}).items()) if k not in PLATFORM_ENV}
     gpu = body.get("gpu")
-    out["gpu"] = {"pools": list(gpu.get("pools") or []), "count": gpu.get("count", 1)} if gpu else None
+    out["gpu"] = _gpu_form(gpu) if gpu else None
     cpu = body.get("cpu")
     out["cpu"] = [{"id": c.get("id"), "vcpuCount": c.get("vcpuCount")} for c in cpu] if cpu else None
     return out
@@ -86,8 +111,18 @@ def family(body: Mapping[str, Any]) -> str:
 
 
 def sparse_patch(desired: Mapping[str, Any], fields: list[str]) -> dict[str, Any]:
-    """Only the changed fields, with their full values (lists and maps replace wholesale)."""
-    return {name: desired[name] for name in fields if desired.get(name) is not None}  # null is never accepted
+    """Only the changed fields, with their full values (lists and maps replace wholesale).
+
+    A PATCH's `gpu` states the CUDA constraint explicitly ("" and [] clear one): RunPod leaves an
+    omitted constraint as it was, so a plan (or a rollback) that drops one must say so.
+    """
+    patch = {name: desired[name] for name in fields if desired.get(name) is not None}  # null is never accepted
+    if isinstance(patch.get("gpu"), Mapping):
+        gpu = dict(patch["gpu"])
+        gpu.setdefault("minCudaVersion", "")
+        gpu.setdefault("allowedCudaVersions", [])
+        patch["gpu"] = gpu
+    return patch
 
 
 class RestBackend:
@@ -170,6 +205,7 @@ class RestBackend:
         if not isinstance(answer, dict):
             return {}
         summary = dict(answer.get("summary") or {})
+        summary["stale"] = sum(1 for w in answer.get("workers") or [] if w.get("isStale"))
         failing = [w for w in answer.get("workers") or [] if w.get("status") in ("UNHEALTHY", "INITIALIZING")]
         if failing:  # the last log lines of one failing worker say more than any count
             worker = str(failing[0]["id"])
@@ -185,8 +221,11 @@ def _ambiguous(exc: ApiError) -> bool:
     return isinstance(exc, AmbiguousError) or (exc.status or 0) >= 500
 
 
-def health_url(live: Mapping[str, Any], lb_template: str) -> tuple[str, str]:
-    """(base, health) URLs: requestUrls when the API gives them, else RUNPOD_LB_URL_TEMPLATE."""
+def health_url(live: Mapping[str, Any], lb_template: str, path: str = "/ping") -> tuple[str, str]:
+    """(base, health) URLs: requestUrls when the API gives them, else RUNPOD_LB_URL_TEMPLATE; a
+    health path other than /ping (HEALTH_CHECK_PATH) is polled on the base URL."""
     urls = live.get("requestUrls") or {}
     base = urls.get("base") or lb_template.replace("{endpoint_id}", str(live["id"]))
+    if path != "/ping":
+        return base.rstrip("/"), base.rstrip("/") + path
     return base.rstrip("/"), urls.get("health") or base.rstrip("/") + "/ping"
