@@ -19,7 +19,7 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
-from sanic.response import HTTPResponse, empty
+from sanic.response import BaseHTTPResponse, HTTPResponse, empty
 from sanic.response import json as json_response
 
 from flash_runtime.answers import in_pool, respond
@@ -29,6 +29,7 @@ from flash_runtime.calls import close as close_calls_session
 from flash_runtime.calls import current_headers
 from flash_runtime.openapi import Route, document
 from flash_runtime.parts import Upload
+from flash_runtime.websocket import MAX_MESSAGE_BYTES, PING_INTERVAL, PING_TIMEOUT, Sockets
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -97,9 +98,15 @@ def create_app(
     lifecycle = Lifecycle()
     app.ctx.lifecycle = lifecycle
 
+    sockets = app.ctx.websockets = Sockets()  # open WebSockets: in-flight work /ping reports
+
     async def ping(request: Request) -> HTTPResponse:
         status = lifecycle.ping_status()
-        return empty(status=204) if status == 204 else json_response({"status": lifecycle.state}, status=status)
+        if status == 204:
+            return empty(status=204)
+        if status == 200:  # what a proxy in front counts (and never stops a worker holding any)
+            return json_response({"status": lifecycle.state, "websockets": sockets.count})
+        return json_response({"status": lifecycle.state}, status=status)
 
     app.add_route(ping, "/ping", methods=["GET", "HEAD"], name="flash_ping")
     described = _manifest(manifest or {}, routes)
@@ -110,6 +117,9 @@ def create_app(
     app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
     served: list[Route] = []
     for index, (method, path, ref, *options) in enumerate(routes):
+        if method == "WS":
+            served.append(_websocket_route(app, index, path, ref, lifecycle, sockets))
+            continue
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
         handler, func, binding = _route_handler(method, path, ref, lifecycle, options[0] if options else None)
         served.append((method, path, func, binding))
@@ -132,7 +142,54 @@ def create_app(
     async def close_calls(app: App) -> None:
         await close_calls_session()
 
+    if app.websocket_enabled:  # registered after sanic's own stop listener, so it runs before it
+
+        @app.before_server_stop
+        async def close_sockets(app: App) -> None:
+            await sockets.stop()
+
+    worker_id = os.environ.get("RUNPOD_POD_ID")  # RunPod's id of this worker (the local target sets one too)
+    if worker_id:
+
+        async def tell_worker_id(request: Request, response: BaseHTTPResponse) -> None:
+            response.headers["X-Runpod-Worker-Id"] = worker_id
+
+        app.register_middleware(tell_worker_id, "response")
+
     return app
+
+
+def _websocket_route(app: App, index: int, path: str, ref: str, lifecycle: Lifecycle, sockets: Sockets) -> Route:
+    """Serve "WS path" (flash_runtime.websocket); returns what the OpenAPI document lists."""
+    from flash_runtime import websocket
+
+    func = load_callable(ref)
+    websocket.check_handler(ref, func)
+    rest = websocket.without_socket(func)
+    path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
+    binding = plan(rest, "GET", path_params, Request)
+    if not app.websocket_enabled:
+        app.enable_websocket()
+        app.config.WEBSOCKET_MAX_SIZE = MAX_MESSAGE_BYTES
+        app.config.WEBSOCKET_PING_INTERVAL = PING_INTERVAL
+        app.config.WEBSOCKET_PING_TIMEOUT = PING_TIMEOUT
+
+    def bind_args(binding: Binding, path_args: dict[str, str], query: Any, request: Request) -> dict[str, Any]:
+        return bind(binding, path_args, query, MISSING, request, None)
+
+    handler = websocket.route(
+        path,
+        func,
+        binding,
+        sockets,
+        lambda: lifecycle.state,
+        _error,
+        bind_args,
+        _request_id,
+        lambda request: functools.partial(_forwarded, request),
+    )
+    app.add_route(handler, _sanic_path(path), methods=["GET"], name=f"route_{index}")
+    return ("WS", path, rest, binding)
 
 
 def _manifest(facts: Mapping[str, Any], routes: Sequence[RouteSpec]) -> dict[str, Any]:

@@ -1,0 +1,375 @@
+"""WebSocket routes: `"WS /path" = "module:function"` serves `async def f(ws, ...)` on a Sanic socket.
+
+The handler gets a `WebSocket`: `await ws.receive()` (a `str` or `bytes` message, None once closed),
+`async for message in ws`, `await ws.send(str | bytes)`, `await ws.send_json(obj)`,
+`await ws.close(code=1000)`; `ws.close_code` says how the other side closed. Path and query
+parameters bind as in HTTP routes (after `ws`). Before the upgrade a worker that is not ready
+answers 503, a request without `Upgrade: websocket` 426 and parameters that do not fit 422, all
+JSON like every other error. Once open:
+
+- messages above MAX_MESSAGE_BYTES close the socket with 1009; pings are answered (and the worker
+  pings every PING_INTERVAL seconds, closing a peer silent past PING_TIMEOUT);
+- the handler returning closes with 1000; the handler raising closes with 1011, logged once with
+  the request id; a `send` after the peer left raises `WebSocketClosed`, which ends the handler quietly;
+- every open socket is counted (`Sockets.count`: /ping reports it as `websockets`); when the worker
+  stops (SIGTERM) no new socket is accepted, then every open one is closed with 1001 and its
+  handler gets CLOSE_GRACE seconds to return before it is cancelled.
+
+Sending waits while the peer reads slowly (the transport's backpressure), and a peer that sends
+faster than the handler receives is paused at the transport: memory stays flat both ways.
+The client side (`endpoint(name).websocket(path)`) is `ClientWebSocket`, the same five calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flash_runtime.calls import CallError
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # one message, either way; larger ones close with 1009
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
+CLOSE_GRACE = 5.0  # seconds a handler has to return once its socket closed for a stop
+OPEN_TIMEOUT = 60.0  # one attempt at opening a socket (RunPod: ~60 s against a scaled-to-zero endpoint)
+log = logging.getLogger("flash.worker")
+
+
+class WebSocketClosed(ConnectionError):
+    """Sending on a socket the other side closed (or that closed for a stop)."""
+
+
+class _Connection:
+    """What both sides share: iteration and send_json on top of receive and send."""
+
+    async def receive(self) -> str | bytes | None:
+        raise NotImplementedError
+
+    async def send(self, message: str | bytes) -> None:
+        raise NotImplementedError
+
+    async def send_json(self, obj: Any) -> None:
+        await self.send(json.dumps(obj, separators=(",", ":")))
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[str | bytes]:
+        while (message := await self.receive()) is not None:
+            yield message
+
+
+class WebSocket(_Connection):
+    """The worker's side of one socket, as a handler sees it."""
+
+    def __init__(self, raw: Any, request_id: str, path: str) -> None:
+        self._raw = raw  # sanic's WebsocketImplProtocol
+        self.request_id, self.path = request_id, path
+
+    async def receive(self) -> str | bytes | None:
+        from sanic.exceptions import WebsocketClosed
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            message = await self._raw.recv()
+        except (ConnectionClosed, WebsocketClosed):
+            return None
+        return message  # type: ignore[no-any-return]
+
+    async def send(self, message: str | bytes) -> None:
+        from sanic.exceptions import RequestCancelled, WebsocketClosed
+        from websockets.exceptions import ConnectionClosed
+
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"ws.send takes str or bytes, not {type(message).__name__} (send_json sends objects)")
+        try:
+            await self._raw.send(message)
+        except (ConnectionClosed, WebsocketClosed, RequestCancelled, ConnectionError) as exc:
+            raise WebSocketClosed(f"the socket is closed ({self.close_code})") from exc
+        # sanic's send only suspends while the transport is paused: without this, a handler
+        # pushing to a fast reader would hold the loop (no pings, no /ping, no SIGTERM).
+        await asyncio.sleep(0)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._raw.close(code, reason)
+
+    @property
+    def closed(self) -> bool:
+        from websockets.protocol import State
+
+        return self._raw.ws_proto.state in (State.CLOSING, State.CLOSED)
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the other side closed with (or ours, if we closed first); None while open."""
+        proto = self._raw.ws_proto
+        frame = proto.close_rcvd or proto.close_sent
+        if frame is not None:
+            return int(frame.code)
+        return 1006 if self.closed else None
+
+    @property
+    def close_reason(self) -> str:
+        proto = self._raw.ws_proto
+        frame = proto.close_rcvd or proto.close_sent
+        return str(frame.reason) if frame is not None else ""
+
+
+class Sockets:
+    """This worker's open sockets: what /ping counts, and what a stop closes with 1001.
+
+    A proxy in front (the local balancer, the mothership) sees the same number on /ping as
+    `websockets`, and may keep a worker holding any from being stopped."""
+
+    def __init__(self) -> None:
+        self.open: dict[WebSocket, asyncio.Task[Any]] = {}
+        self.stopping = False
+
+    @property
+    def count(self) -> int:
+        return len(self.open)
+
+    async def stop(self, grace: float = CLOSE_GRACE) -> None:
+        """No new sockets; every open one closed with 1001; handlers cancelled after `grace` s."""
+        self.stopping = True
+        if not self.open:
+            return
+        log.info("closing %d open WebSocket(s) with 1001 (the worker is stopping)", len(self.open))
+        tasks = list(self.open.values())  # taken first: a socket leaves `open` as it closes
+        await asyncio.gather(*(ws.close(1001, "the worker is stopping") for ws in list(self.open)))
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1.0)
+
+
+def route(
+    path: str,
+    func: Callable[..., Any],
+    binding: Any,
+    sockets: Sockets,
+    ready: Callable[[], str],
+    error: Callable[..., Any],
+    bind_args: Callable[..., dict[str, Any]],
+    request_id: Callable[[Any], str],
+    forwarded: Callable[[Any], Any],
+) -> Callable[..., Any]:
+    """The Sanic handler of one WebSocket route (app.py passes its helpers in, so this module
+    imports nothing of it): checks before the upgrade, then the handler on the open socket."""
+    from flash_runtime.binding import BindError
+    from flash_runtime.calls import current_headers
+
+    def refuse(request: Any, status: int, message: str, problems: Any = None) -> Any:
+        """An answer instead of the upgrade (a JSON error; no handler ran), logged like a request."""
+        if log.isEnabledFor(logging.INFO):
+            line = {"method": "WS", "path": request.path, "status": status, "request_id": request_id(request)}
+            log.info(json.dumps(line))
+        return error(status, message, request, problems)
+
+    async def handle(request: Any, **path_args: str) -> Any:
+        state = ready()
+        if state != "ready":
+            return refuse(request, 503, f"worker is {state}")
+        if sockets.stopping:
+            return refuse(request, 503, "worker is stopping")
+        if request.headers.get("upgrade", "").lower() != "websocket":
+            return refuse(request, 426, f"{path} is a WebSocket route: connect with Upgrade: websocket")
+        try:
+            kwargs = bind_args(binding, path_args, request.args, request)
+        except BindError as exc:
+            return refuse(request, exc.status, str(exc), exc.problems)
+        rid = request_id(request)
+        raw = await request.transport.get_protocol().websocket_handshake(request, None)
+        ws = WebSocket(raw, rid, request.path)
+        current_headers.set(forwarded(request))  # calls the handler makes carry this socket's id
+        started = time.perf_counter()
+        task = asyncio.ensure_future(func(ws, **kwargs))
+        sockets.open[ws] = task
+        try:
+            await _run(ws, task, request)
+        finally:
+            sockets.open.pop(ws, None)
+            if log.isEnabledFor(logging.INFO):
+                ms = round((time.perf_counter() - started) * 1000, 2)
+                line = {"method": "WS", "path": request.path, "status": 101, "close": ws.close_code, "ms": ms}
+                log.info(json.dumps(line | {"request_id": rid}))
+        return None
+
+    handle.is_websocket = True  # type: ignore[attr-defined]  # sanic: this handler answers by upgrading
+    return handle
+
+
+async def _run(ws: WebSocket, task: asyncio.Task[Any], request: Any) -> None:
+    try:
+        await task
+    except WebSocketClosed:
+        pass  # the peer left while the handler was sending: nothing went wrong here
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise  # our own request task was cancelled: let it end
+        if not ws.closed:
+            await ws.close(1001, "the worker is stopping")
+        return
+    except Exception:
+        log.exception("unhandled error in WS %s [%s]", request.path, ws.request_id)
+        if not ws.closed:
+            await ws.close(1011, "internal error")
+        return
+    if not ws.closed:
+        await ws.close(1000)
+
+
+def check_handler(ref: str, func: Callable[..., Any]) -> None:
+    """A WebSocket handler is `async def f(ws, ...)`: refused at load (exit 3) otherwise."""
+    if not inspect.iscoroutinefunction(func):
+        raise TypeError(f"WebSocket handler {ref} must be `async def {ref.partition(':')[2]}(ws, ...)`")
+    if not inspect.signature(func).parameters:
+        raise TypeError(f"WebSocket handler {ref} takes no parameter: its first one receives the socket")
+
+
+def without_socket(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A stand-in with func's signature minus its first parameter (the socket), for binding the rest."""
+    signature = inspect.signature(func)
+    rest = list(signature.parameters.values())[1:]
+
+    def stand_in() -> None:  # never called: binding reads the signature and func's globals only
+        raise NotImplementedError
+
+    stand_in.__signature__ = signature.replace(parameters=rest)  # type: ignore[attr-defined]
+    stand_in.__wrapped__ = func  # type: ignore[attr-defined]
+    stand_in.__name__ = func.__name__
+    stand_in.__doc__ = func.__doc__
+    return stand_in
+
+
+class ClientWebSocket(_Connection):
+    """A socket opened to another endpoint (`endpoint(name).websocket(path)`), on aiohttp."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw  # aiohttp's ClientWebSocketResponse
+        headers = raw._response.headers if getattr(raw, "_response", None) is not None else {}
+        self.worker_id: str | None = headers.get("X-Runpod-Worker-Id")  # pin later calls with it
+        self.close_reason = ""
+
+    async def receive(self) -> str | bytes | None:
+        import aiohttp
+
+        message = await self._raw.receive()
+        if message.type is aiohttp.WSMsgType.TEXT:
+            return str(message.data)
+        if message.type is aiohttp.WSMsgType.BINARY:
+            return bytes(message.data)
+        if message.type is aiohttp.WSMsgType.CLOSE:
+            self.close_reason = str(message.extra or "")
+        return None  # CLOSE, CLOSING, CLOSED or ERROR: the socket is over
+
+    async def send(self, message: str | bytes) -> None:
+        if self._raw.closed:
+            raise WebSocketClosed(f"the socket is closed ({self.close_code})")
+        try:
+            if isinstance(message, str):
+                await self._raw.send_str(message)
+            elif isinstance(message, (bytes, bytearray, memoryview)):
+                await self._raw.send_bytes(bytes(message))
+            else:
+                raise TypeError(f"ws.send takes str or bytes, not {type(message).__name__} (send_json sends objects)")
+        except ConnectionError as exc:
+            raise WebSocketClosed(f"the socket is closed ({self.close_code})") from exc
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._raw.close(code=code, message=reason.encode())
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._raw.closed)
+
+    @property
+    def close_code(self) -> int | None:
+        code = self._raw.close_code
+        return int(code) if code is not None else None
+
+    async def __aenter__(self) -> ClientWebSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if not self._raw.closed:
+            await self.close(1000)
+
+
+class Opening:
+    """`endpoint(...).websocket(path)`: awaited, the open socket; or `async with` it, closed after."""
+
+    def __init__(self, open_socket: Callable[[], Any]) -> None:
+        self._open, self._socket = open_socket, None
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> ClientWebSocket:
+        self._socket = await self._open()
+        return self._socket  # type: ignore[return-value]
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._socket is not None:
+            await self._socket.__aexit__(*exc)
+
+
+async def connect(
+    session: Any,
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    params: Mapping[str, Any] | None,
+    policy: Any,
+    describe: Callable[[int | None, Any], CallError],
+    open_timeout: float = OPEN_TIMEOUT,
+    notice: Callable[[int | None], None] | None = None,
+) -> ClientWebSocket:
+    """Open a socket, riding out a cold start with the calls' retry policy (connection refused,
+    502/503/504 before the upgrade); a socket that may have reached a handler is never opened twice."""
+    import random
+
+    import aiohttp
+
+    from flash_runtime.calls import with_retries
+
+    failures = 0
+
+    async def attempt() -> tuple[int | None, Any]:
+        nonlocal failures
+        try:
+            raw = await asyncio.wait_for(
+                session.ws_connect(
+                    url, headers=dict(headers), params=params, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=PING_INTERVAL
+                ),
+                open_timeout,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            status: int | None = exc.status  # answered instead of upgrading: no handler ran
+        except aiohttp.ClientConnectorError:
+            status = None  # never reached the callee
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise describe(None, f"{type(exc).__name__}") from exc
+        else:
+            return 200, ClientWebSocket(raw)  # upgraded (101): with_retries takes any 2xx as done
+        if notice is not None and not failures:
+            notice(status)
+        failures += 1
+        return status, None
+
+    result = await with_retries(
+        attempt,
+        policy=policy,
+        clock=time.monotonic,
+        sleep=asyncio.sleep,
+        rng=random.Random(),
+        describe=describe,
+    )
+    return result  # type: ignore[no-any-return]
