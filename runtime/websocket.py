@@ -37,6 +37,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # one message, either way; larger ones clo
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 CLOSE_GRACE = 5.0  # seconds a handler has to return once its socket closed for a stop
+CLOSE_TIMEOUT = 5.0  # seconds the closing handshake may take before the connection is dropped
 OPEN_TIMEOUT = 60.0  # one attempt at opening a socket (RunPod: ~60 s against a scaled-to-zero endpoint)
 log = logging.getLogger("flash.worker")
 
@@ -207,6 +208,7 @@ def route(
 
 
 async def _run(ws: WebSocket, task: asyncio.Task[Any], request: Any) -> None:
+    code, reason = 1000, ""
     try:
         await task
     except WebSocketClosed:
@@ -214,16 +216,15 @@ async def _run(ws: WebSocket, task: asyncio.Task[Any], request: Any) -> None:
     except asyncio.CancelledError:
         if not task.cancelled():
             raise  # our own request task was cancelled: let it end
-        if not ws.closed:
-            await ws.close(1001, "the worker is stopping")
-        return
+        code, reason = 1001, "the worker is stopping"
     except Exception:
         log.exception("unhandled error in WS %s [%s]", request.path, ws.request_id)
-        if not ws.closed:
-            await ws.close(1011, "internal error")
-        return
+        code, reason = 1011, "internal error"
     if not ws.closed:
-        await ws.close(1000)
+        await ws.close(code, reason)
+    # Sanic drops the connection as soon as this request ends: wait for the peer's answer to the
+    # close first, or it would see 1006 (abnormal closure) instead of our code.
+    await ws._raw.wait_for_connection_lost(timeout=CLOSE_TIMEOUT)
 
 
 def check_handler(ref: str, func: Callable[..., Any]) -> None:

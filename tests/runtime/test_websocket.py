@@ -264,3 +264,41 @@ def test_endpoint_websocket_from_another_worker_rides_out_a_cold_start(
     assert pinned.json() == {
         "seen": {"authorization": "Bearer k-ws", "x-request-id": "r-pin", "x-runpod-worker-id": "strict rt-7"}
     }
+
+
+def test_flash_call_ws_round_trip_against_a_worker(ws_build: Path, start_worker, tmp_path: Path) -> None:
+    """`flash call ENDPOINT WS /path`'s session: lines out, messages printed until the endpoint closes."""
+    from flash_pipeline.cli.callws import lines_of, session, websocket_url
+
+    gate = tmp_path / "warm"
+    worker = start_worker(ws_build / "rt", {"WS_INIT_GATE": str(gate)}, ready=False)
+    url = websocket_url(worker.url) + "/echo"
+    progress: list[str] = []
+    printed: list[str] = []
+
+    def echo(line: str) -> None:
+        progress.append(line)
+        gate.touch()  # the session met the cold start: let the worker finish its init
+
+    (tmp_path / "lines.txt").write_text("one\ntwo\nbye\n")
+    closed = session(url, {}, lines_of("@" + str(tmp_path / "lines.txt")), deadline=30, echo=echo, out=printed.append)
+    assert (closed, printed) == ((1000, ""), ["one", "two"])
+    assert progress == [f"flash: {url} is starting (HTTP 503)"]
+    printed.clear()
+    closed = session(url, {}, lines_of("hi\nclose:4003"), deadline=30, echo=echo, out=printed.append)
+    assert (closed, printed) == ((4003, "asked to"), ["hi"])
+    printed.clear()
+    push = websocket_url(worker.url) + "/push/b?count=1&size=10"
+    assert session(push, {}, [], deadline=30, echo=echo, out=printed.append) == (1000, "")
+    assert printed == ["<binary message: 10 bytes>"]
+
+
+def test_flash_call_ws_exit_codes(tmp_path: Path, flash) -> None:
+    shutil.copytree(REPO / "tests" / "apps" / "ws", tmp_path, dirs_exist_ok=True)
+    missing = flash("call", "rt", "WS", "/echo", "-d", "@nope.txt", "--target", "local", cwd=tmp_path)
+    assert (missing.code, missing.err.splitlines()[0]) == (
+        2,
+        "flash: error: cannot read nope.txt: No such file or directory",
+    )
+    absent = flash("call", "rt", "WS", "/echo", "-d", "hi", "--target", "local", cwd=tmp_path)
+    assert (absent.code, absent.err.splitlines()[0]) == (2, "flash: error: rt is not running locally")
