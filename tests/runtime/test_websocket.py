@@ -244,7 +244,7 @@ def test_endpoint_websocket_from_another_worker_rides_out_a_cold_start(
     assert requests.get(callee.url + "/ping").status_code == 204
 
     async def talk() -> list[Any]:
-        async with connect(ws_url(caller, "/relay"), max_size=4 * MB) as ws:
+        async with connect(ws_url(caller, "/relay"), max_size=4 * MB) as ws:  # caller -> rt: a cold start
             await asyncio.to_thread(wait_for, lambda: '"path": "/echo", "status": 503' in callee.output(), "a 503")
             gate.touch()  # the caller met the cold start: init may now finish
             first = json.loads(await ws.recv())
@@ -302,3 +302,21 @@ def test_flash_call_ws_exit_codes(tmp_path: Path, flash) -> None:
     )
     absent = flash("call", "rt", "WS", "/echo", "-d", "hi", "--target", "local", cwd=tmp_path)
     assert (absent.code, absent.err.splitlines()[0]) == (2, "flash: error: rt is not running locally")
+
+
+def test_a_socket_the_callee_refuses_or_that_never_opens_is_a_call_error(rt: Any) -> None:
+    from flash_runtime import CallError, endpoint
+    from flash_runtime.calls import RetryPolicy, close
+
+    async def open_socket(url: str, path: str) -> str:
+        callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=RetryPolicy(deadline=1))
+        try:
+            async with callee.websocket(path):
+                return "opened"
+        except CallError as exc:
+            return f"{exc.status}: {exc}"
+        finally:
+            await close()
+
+    assert run(open_socket(rt.url, "/nowhere")) == "404: rt WS /nowhere: HTTP 404"  # final: never retried
+    assert run(open_socket("http://127.0.0.1:1", "/echo")) == "None: rt WS /echo: could not connect"

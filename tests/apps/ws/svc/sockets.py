@@ -6,10 +6,10 @@ import json
 
 from sanic import Request
 
-from flash_runtime import endpoint
+from flash_runtime import WebSocket, endpoint
 
 
-async def echo(ws) -> None:
+async def echo(ws: WebSocket) -> None:
     """Every message back as it came; "bye" ends with 1000, "close:<code>" with that code."""
     async for message in ws:
         if message == "bye":
