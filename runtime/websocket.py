@@ -98,7 +98,13 @@ class WebSocket(_Connection):
         await asyncio.sleep(0)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self._raw.close(code, reason)
+        """Close with code (idempotent; a connection already gone is closed already)."""
+        from sanic.exceptions import RequestCancelled, WebsocketClosed
+
+        try:
+            await self._raw.close(code, reason)
+        except (RequestCancelled, WebsocketClosed, ConnectionError):
+            pass
 
     @property
     def closed(self) -> bool:
@@ -195,6 +201,12 @@ def route(
         sockets.open[ws] = task
         try:
             await _run(ws, task, request)
+        except asyncio.CancelledError:
+            if not ws.closed:
+                raise
+            # Sanic cancels the request when the connection is lost (the handler's task with it):
+            # the peer left, which is no error of ours.
+            await asyncio.wait([task], timeout=CLOSE_GRACE)
         finally:
             sockets.open.pop(ws, None)
             if log.isEnabledFor(logging.INFO):

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -320,3 +322,36 @@ def test_a_socket_the_callee_refuses_or_that_never_opens_is_a_call_error(rt: Any
 
     assert run(open_socket(rt.url, "/nowhere")) == "404: rt WS /nowhere: HTTP 404"  # final: never retried
     assert run(open_socket("http://127.0.0.1:1", "/echo")) == "None: rt WS /echo: could not connect"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.text(max_size=200), st.binary(max_size=70_000)), max_size=12))
+def test_any_sequence_of_text_and_binary_messages_echoes_back_unchanged(rt: Any, messages: list[Any]) -> None:
+    async def talk() -> list[Any]:
+        async with connect(ws_url(rt, "/echo")) as ws:
+            echoed = []
+            for message in messages:
+                if message in ("bye",) or (isinstance(message, str) and message.startswith("close:")):
+                    continue  # the echo route's own commands
+                await ws.send(message)
+                echoed.append(await ws.recv())
+            return echoed
+
+    sent = [m for m in messages if m != "bye" and not (isinstance(m, str) and m.startswith("close:"))]
+    assert run(talk()) == sent
+
+
+def test_a_client_vanishing_mid_stream_ends_the_handler_quietly(ws_build: Path, start_worker) -> None:
+    worker = start_worker(ws_build / "rt")
+
+    async def vanish() -> None:
+        async with connect(
+            ws_url(worker, "/push/gone?count=-1&size=65536"), additional_headers={"X-Request-ID": "gone-1"}
+        ) as ws:
+            await ws.recv()
+            ws.transport.abort()  # no close frame: the TCP connection just ends
+
+    run(vanish())
+    wait_for(lambda: '"close": 1006' in worker.output(), "the socket's log line")
+    assert requests.get(worker.url + "/ping").json() == {"status": "ready", "websockets": 0}
+    assert "unhandled error" not in worker.output() and "Traceback" not in worker.output()
