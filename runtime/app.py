@@ -170,6 +170,7 @@ def _websocket_route(app: App, index: int, path: str, ref: str, lifecycle: Lifec
     binding = plan(rest, "GET", path_params, Request)
     if not app.websocket_enabled:
         app.enable_websocket()
+        app.ctx.protocol = websocket.flow_controlled()  # server.serve runs the app with it
         app.config.WEBSOCKET_MAX_SIZE = MAX_MESSAGE_BYTES
         app.config.WEBSOCKET_PING_INTERVAL = PING_INTERVAL
         app.config.WEBSOCKET_PING_TIMEOUT = PING_TIMEOUT

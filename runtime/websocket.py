@@ -73,14 +73,23 @@ class WebSocket(_Connection):
         self._raw = raw  # sanic's WebsocketImplProtocol
         self.request_id, self.path = request_id, path
 
+    def _release(self, force: bool = False) -> None:
+        release = getattr(self._raw.io_proto, "release", None)  # FlowControlled's (below)
+        if release is not None:
+            release(force)
+
     async def receive(self) -> str | bytes | None:
         from sanic.exceptions import WebsocketClosed
         from websockets.exceptions import ConnectionClosed
 
+        self._release()  # the handler wants more: read on
         try:
             message = await self._raw.recv()
         except (ConnectionClosed, WebsocketClosed):
             return None
+        consumed = getattr(self._raw.io_proto, "consumed", None)
+        if message is not None and consumed is not None:
+            consumed()
         return message  # type: ignore[no-any-return]
 
     async def send(self, message: str | bytes) -> None:
@@ -101,6 +110,7 @@ class WebSocket(_Connection):
         """Close with code (idempotent; a connection already gone is closed already)."""
         from sanic.exceptions import RequestCancelled, WebsocketClosed
 
+        self._release(force=True)  # the peer's answer to the close must be read
         try:
             await self._raw.close(code, reason)
         except (RequestCancelled, WebsocketClosed, ConnectionError):
@@ -126,6 +136,63 @@ class WebSocket(_Connection):
         proto = self._raw.ws_proto
         frame = proto.close_rcvd or proto.close_sent
         return str(frame.reason) if frame is not None else ""
+
+
+def flow_controlled() -> type:
+    """Sanic's WebSocket protocol, with reads held while messages wait for the handler.
+
+    Sanic pauses the transport only once a received message sits in its one-message chamber, and
+    resumes it whenever the handler fetches one; every read in between spawns a task that waits
+    its turn, so a client sending faster than the handler reads filled the worker's memory (100 MB
+    sent to a slow handler: +90 MB RSS). Here the protocol counts the complete messages parsed
+    and not yet handed to the handler, and holds the transport while any wait beyond the one the
+    handler is about to take (sanic's own pausing is off); `WebSocket.receive` (the handler asking
+    for more) releases it once at most that one waits, and `close` always does. Partial messages
+    never hold it, so a message split across reads always completes."""
+    from sanic.server.protocols.websocket_protocol import WebSocketProtocol
+    from websockets.frames import Opcode
+
+    data = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+    class FlowControlled(WebSocketProtocol):
+        __slots__ = ("held", "waiting")  # sanic's protocols have slots
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.held, self.waiting = False, 0
+
+        def data_received(self, raw: bytes) -> None:
+            ws: Any = self.websocket
+            if ws is None:
+                super().data_received(raw)  # type: ignore[no-untyped-call]
+                return
+            parser: Any = ws.ws_proto
+            if not hasattr(parser, "flash_counted"):  # count the complete data messages it parses
+                parse = parser.events_received
+
+                def counted() -> list[Any]:
+                    events: list[Any] = parse()
+                    self.waiting += sum(1 for e in events if getattr(e, "fin", False) and e.opcode in data)
+                    return events
+
+                parser.events_received, parser.flash_counted = counted, True
+                ws.can_pause = False  # sanic's own pause and resume would undo this one's
+            super().data_received(raw)  # type: ignore[no-untyped-call]
+            if self.waiting > (1 if ws.assembler.get_in_progress else 0) and self.transport is not None:
+                self.transport.pause_reading()
+                self.held = True
+
+        def consumed(self) -> None:
+            self.waiting = max(0, self.waiting - 1)
+
+        def release(self, force: bool = False) -> None:
+            """Read on once at most the message the handler is taking now waits (or to close)."""
+            if (force or self.waiting <= 1) and self.held and self.transport is not None:
+                self.held = False
+                if not self.transport.is_closing():
+                    self.transport.resume_reading()
+
+    return FlowControlled
 
 
 class Sockets:

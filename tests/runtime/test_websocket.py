@@ -183,7 +183,7 @@ def test_openapi_lists_websocket_routes_in_an_extension_and_manifest_lists_them(
     validate(document)
     assert set(document["paths"]) == {"/hello"}
     sockets = document["x-flash-websocket"]
-    assert set(sockets) == {"/echo", "/push/{topic}", "/boom", "/headers"}
+    assert set(sockets) == {"/echo", "/push/{topic}", "/boom", "/headers", "/sink"}
     assert sockets["/push/{topic}"]["parameters"] == [
         {"name": "topic", "in": "path", "required": True, "schema": {"type": "string"}},
         {"name": "count", "in": "query", "required": False, "schema": {"type": "integer", "default": 3}},
@@ -196,6 +196,7 @@ def test_openapi_lists_websocket_routes_in_an_extension_and_manifest_lists_them(
         "WS /push/{topic}",
         "WS /boom",
         "WS /headers",
+        "WS /sink",
         "GET /hello",
     ]
 

@@ -6,6 +6,7 @@ Run with `tox -e stress`. Bounds are generous "it held" limits, never speed clai
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 from collections.abc import Iterator
@@ -88,6 +89,26 @@ def test_a_slow_consumer_holds_the_sender_back_with_flat_memory(rt: Any) -> None
     received, samples = asyncio.run(read_slowly())
     assert received == 400 * size
     assert max(samples) - samples[0] < 40, samples  # a buffered stream would have grown by ~100 MB
+
+
+def test_a_fast_sender_to_a_slow_handler_is_held_back_with_flat_memory(rt: Any) -> None:
+    """100 MB sent to a handler that reads one 256 KB message every 10 ms: the worker pauses the
+    socket instead of buffering, so its memory stays flat and every byte arrives."""
+    size, count = 256 * 1024, 400
+
+    async def flood() -> tuple[Any, list[float]]:
+        samples = []
+        async with connect(url(rt, "/sink?pause=0.01"), max_size=2 * size) as ws:
+            for index in range(count):
+                await ws.send(b"y" * size)  # waits while the worker's socket is paused
+                if index % 40 == 0:
+                    samples.append(rss_mb(rt.proc.pid))
+            await ws.send("done")
+            return await ws.recv(), samples
+
+    answer, samples = asyncio.run(flood())
+    assert json.loads(answer) == {"count": count, "size": count * size}
+    assert max(samples) - samples[0] < 40, samples  # a buffered flood would have grown by ~100 MB
 
 
 def test_a_stop_mid_stream_closes_every_socket_with_1001(tmp_path: Path, worker_type: type) -> None:

@@ -32,6 +32,19 @@ async def push(ws, topic: str, count: int = 3, size: int = 0) -> None:
         index += 1
 
 
+async def sink(ws, pause: float = 0.0) -> None:
+    """A slow reader: `pause` seconds between messages; answers the count and total size at "done"."""
+    import asyncio
+
+    count = size = 0
+    async for message in ws:
+        if message == "done":
+            await ws.send_json({"count": count, "size": size})
+            continue
+        count, size = count + 1, size + len(message)
+        await asyncio.sleep(pause)  # the app's own pace: the client must wait for it
+
+
 async def boom(ws) -> None:
     await ws.receive()
     raise ValueError("secret internal detail")
