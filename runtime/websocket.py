@@ -58,6 +58,17 @@ class _Connection:
     async def send_json(self, obj: Any) -> None:
         await self.send(json.dumps(obj, separators=(",", ":")))
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def close_code(self) -> int | None:
+        raise NotImplementedError
+
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._messages()
 
@@ -83,14 +94,49 @@ class WebSocket(_Connection):
         from websockets.exceptions import ConnectionClosed
 
         self._release()  # the handler wants more: read on
+        raw = self._raw
         try:
-            message = await self._raw.recv()
-        except (ConnectionClosed, WebsocketClosed):
+            if getattr(raw.io_proto, "waiting", 0):  # parsed already (maybe before the end): take it
+                message = await asyncio.wait_for(raw.assembler.get(), CLOSE_TIMEOUT)
+            else:
+                message = await self._next(raw)
+        except (TimeoutError, ConnectionClosed, WebsocketClosed):
+            return None
+        except asyncio.CancelledError:
+            # sanic cancels a waiting receive when a close arrives: that is the end of the
+            # messages, unless this task itself is being cancelled
+            task = asyncio.current_task()
+            if not self.closed or (task is not None and getattr(task, "cancelling", lambda: 0)()):
+                raise
             return None
         consumed = getattr(self._raw.io_proto, "consumed", None)
         if message is not None and consumed is not None:
             consumed()
         return message  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _next(raw: Any) -> Any:
+        """The next message, or None once the connection is gone: sanic's receive alone would wait
+        forever when the close (or the end of the connection) came while nobody was receiving."""
+        lost = raw.connection_lost_waiter
+
+        def pending() -> int:  # messages parsed, not yet taken (FlowControlled counts them)
+            return int(getattr(raw.io_proto, "waiting", 0))
+
+        if lost is None or lost.done() or raw.ws_proto.state.name in ("CLOSING", "CLOSED"):
+            return None
+        receiving = asyncio.ensure_future(raw.recv())
+        try:
+            await asyncio.wait([receiving, lost], return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done() and pending():  # the end came after a message on its way
+                await asyncio.wait([receiving], timeout=CLOSE_TIMEOUT)
+        finally:
+            if not receiving.done():
+                receiving.cancel()
+                await asyncio.gather(receiving, return_exceptions=True)
+        if receiving.cancelled():
+            return None
+        return receiving.result()
 
     async def send(self, message: str | bytes) -> None:
         from sanic.exceptions import RequestCancelled, WebsocketClosed
@@ -122,19 +168,25 @@ class WebSocket(_Connection):
 
         return self._raw.ws_proto.state in (State.CLOSING, State.CLOSED)
 
+    def _close_frame(self) -> Any:
+        """The close that ended the socket: the peer's if it closed first, else ours."""
+        proto = self._raw.ws_proto
+        if proto.close_rcvd is not None and (proto.close_sent is None or proto.close_rcvd_then_sent):
+            return proto.close_rcvd
+        return proto.close_sent
+
     @property
     def close_code(self) -> int | None:
-        """The code the other side closed with (or ours, if we closed first); None while open."""
-        proto = self._raw.ws_proto
-        frame = proto.close_rcvd or proto.close_sent
+        """The code the socket closed with (whichever side closed first); 1006 if it just ended;
+        None while open."""
+        frame = self._close_frame()
         if frame is not None:
             return int(frame.code)
         return 1006 if self.closed else None
 
     @property
     def close_reason(self) -> str:
-        proto = self._raw.ws_proto
-        frame = proto.close_rcvd or proto.close_sent
+        frame = self._close_frame()
         return str(frame.reason) if frame is not None else ""
 
 
@@ -270,10 +322,14 @@ def route(
             await _run(ws, task, request)
         except asyncio.CancelledError:
             if not ws.closed:
+                task.cancel()
                 raise
-            # Sanic cancels the request when the connection is lost (the handler's task with it):
-            # the peer left, which is no error of ours.
-            await asyncio.wait([task], timeout=CLOSE_GRACE)
+            # Sanic cancels the request when the connection is lost: the peer left, which is no
+            # error of ours. The handler (shielded) sees the close and gets CLOSE_GRACE s to end,
+            # e.g. to pass the close code on to a socket it bridges to.
+            _, late = await asyncio.wait([task], timeout=CLOSE_GRACE)
+            for straggler in late:
+                straggler.cancel()
         finally:
             sockets.open.pop(ws, None)
             if log.isEnabledFor(logging.INFO):
@@ -289,7 +345,7 @@ def route(
 async def _run(ws: WebSocket, task: asyncio.Task[Any], request: Any) -> None:
     code, reason = 1000, ""
     try:
-        await task
+        await asyncio.shield(task)  # a lost connection cancels the request, not the handler (above)
     except WebSocketClosed:
         pass  # the peer left while the handler was sending: nothing went wrong here
     except asyncio.CancelledError:
@@ -381,6 +437,46 @@ class ClientWebSocket(_Connection):
     async def __aexit__(self, *exc: object) -> None:
         if not self._raw.closed:
             await self.close(1000)
+
+
+_UNSENDABLE = {1005: 1000, 1006: 1011, 1015: 1011}  # codes no close frame may carry, and what to send
+
+
+async def bridge(one: _Connection, other: _Connection) -> int | None:
+    """Relay messages both ways until either side closes, then close the other side with the same
+    code and reason (1005, "no code", as 1000; an abnormal end, 1006, as 1011). Each message is
+    sent before the next is read, so a slow side holds the other back (nothing is buffered).
+    Returns the code the first side closed with. Works on a handler's socket and on
+    `endpoint(...).websocket(...)`'s alike: `await bridge(ws, upstream)`."""
+
+    async def pump(source: _Connection, target: _Connection) -> _Connection:
+        try:
+            async for message in source:
+                await target.send(message)
+        except WebSocketClosed:
+            return target  # the target closed while we were sending to it
+        return source
+
+    forward = asyncio.ensure_future(pump(one, other))
+    backward = asyncio.ensure_future(pump(other, one))
+    try:
+        done, _ = await asyncio.wait([forward, backward], return_when=asyncio.FIRST_COMPLETED)
+        closer = done.pop().result()
+    finally:
+        forward.cancel()
+        backward.cancel()
+        # let the cancelled receive end first: aiohttp's close waits on a receive in progress
+        await asyncio.gather(forward, backward, return_exceptions=True)
+    peer = other if closer is one else one
+    code = closer.close_code
+    if not peer.closed:
+        sent = _UNSENDABLE.get(code or 1006, code or 1006)
+        await peer.close(sent, _reason(closer) if sent == code else "the other side closed abnormally")
+    return code
+
+
+def _reason(connection: _Connection) -> str:
+    return str(getattr(connection, "close_reason", "") or "")
 
 
 class Opening:

@@ -268,6 +268,26 @@ def test_endpoint_websocket_from_another_worker_rides_out_a_cold_start(
         "seen": {"authorization": "Bearer k-ws", "x-request-id": "r-pin", "x-runpod-worker-id": "strict rt-7"}
     }
 
+    async def callee_closes() -> tuple[int, str]:  # rt closes 4005: the bridge closes us with it
+        async with connect(ws_url(caller, "/relay")) as ws:
+            await ws.recv()
+            await ws.send("close:4005")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+
+    async def client_closes() -> None:  # we close 4006: the bridge closes rt's socket with it
+        async with connect(ws_url(caller, "/relay")) as ws:
+            await ws.recv()
+            await ws.close(4006, "client done")
+
+    assert run(callee_closes()) == (4005, "asked to")
+    run(client_closes())
+    wait_for(
+        lambda: '"path": "/echo", "status": 101, "close": 4006' in callee.output(),
+        "rt's log line of 4006\n" + callee.output() + caller.output(),
+    )
+
 
 def test_flash_call_ws_round_trip_against_a_worker(ws_build: Path, start_worker, tmp_path: Path) -> None:
     """`flash call ENDPOINT WS /path`'s session: lines out, messages printed until the endpoint closes."""
@@ -356,3 +376,14 @@ def test_a_client_vanishing_mid_stream_ends_the_handler_quietly(ws_build: Path, 
     wait_for(lambda: '"close": 1006' in worker.output(), "the socket's log line")
     assert requests.get(worker.url + "/ping").json() == {"status": "ready", "websockets": 0}
     assert "unhandled error" not in worker.output() and "Traceback" not in worker.output()
+
+
+def test_messages_sent_just_before_a_close_all_reach_the_handler(rt: Any) -> None:
+    async def send_and_close() -> None:
+        async with connect(ws_url(rt, "/sink")) as ws:
+            for n in range(3):
+                await ws.send(f"m{n}")
+            await ws.close(4010, "that was all")
+
+    run(send_and_close())
+    wait_for(lambda: "sink: 3 message(s), closed with 4010" in rt.output(), "the handler's count\n" + rt.output())

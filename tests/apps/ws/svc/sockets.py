@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from sanic import Request
 
 from flash_runtime import WebSocket, endpoint
+from flash_runtime.websocket import bridge
 
 
 async def echo(ws: WebSocket) -> None:
@@ -43,6 +45,7 @@ async def sink(ws, pause: float = 0.0) -> None:
             continue
         count, size = count + 1, size + len(message)
         await asyncio.sleep(pause)  # the app's own pace: the client must wait for it
+    print(f"sink: {count} message(s), closed with {ws.close_code}", file=sys.stderr, flush=True)
 
 
 async def boom(ws) -> None:
@@ -61,12 +64,10 @@ def hello() -> dict:
 
 
 async def relay(ws) -> None:
-    """Each message to rt's /echo and its answer back, on one socket to rt held for the session."""
+    """This socket bridged to rt's /echo (held for the session): messages and close codes both ways."""
     async with endpoint("rt").websocket("/echo") as upstream:
         await ws.send_json({"worker": upstream.worker_id})
-        async for message in ws:
-            await upstream.send(message)
-            await ws.send(await upstream.receive())
+        await bridge(ws, upstream)
 
 
 async def pinned(body: dict) -> dict:
