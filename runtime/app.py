@@ -29,7 +29,8 @@ from flash_runtime.calls import close as close_calls_session
 from flash_runtime.calls import current_headers
 from flash_runtime.openapi import Route, document
 from flash_runtime.parts import Upload
-from flash_runtime.websocket import MAX_MESSAGE_BYTES, PING_INTERVAL, PING_TIMEOUT, Sockets
+from flash_runtime.websocket import MAX_MESSAGE_BYTES, PING_INTERVAL, PING_TIMEOUT
+from flash_runtime.wsserver import Sockets
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -161,16 +162,16 @@ def create_app(
 
 def _websocket_route(app: App, index: int, path: str, ref: str, lifecycle: Lifecycle, sockets: Sockets) -> Route:
     """Serve "WS path" (flash_runtime.websocket); returns what the OpenAPI document lists."""
-    from flash_runtime import websocket
+    from flash_runtime import wsserver
 
     func = load_callable(ref)
-    websocket.check_handler(ref, func)
-    rest = websocket.without_socket(func)
+    wsserver.check_handler(ref, func)
+    rest = wsserver.without_socket(func)
     path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
     binding = plan(rest, "GET", path_params, Request)
     if not app.websocket_enabled:
         app.enable_websocket()
-        app.ctx.protocol = websocket.flow_controlled()  # server.serve runs the app with it
+        app.ctx.protocol = wsserver.flow_controlled()  # server.serve runs the app with it
         app.config.WEBSOCKET_MAX_SIZE = MAX_MESSAGE_BYTES
         app.config.WEBSOCKET_PING_INTERVAL = PING_INTERVAL
         app.config.WEBSOCKET_PING_TIMEOUT = PING_TIMEOUT
@@ -178,7 +179,7 @@ def _websocket_route(app: App, index: int, path: str, ref: str, lifecycle: Lifec
     def bind_args(binding: Binding, path_args: dict[str, str], query: Any, request: Request) -> dict[str, Any]:
         return bind(binding, path_args, query, MISSING, request, None)
 
-    handler = websocket.route(
+    handler = wsserver.route(
         path,
         func,
         binding,

@@ -163,7 +163,7 @@ class Endpoint:
         (or `ws = await ...`). It carries the key and the current request's id, rides out cold
         starts like the other calls, and sends `X-Runpod-Worker-Id: worker` when given (an id,
         `strict <id>` or `strict-resume <id>`); `ws.worker_id` is the worker that answered."""
-        from flash_runtime.websocket import Opening, connect
+        from flash_runtime.wsclient import Opening, connect
 
         forwarded = current_headers.get()
         sent = dict((forwarded() if callable(forwarded) else forwarded) or {})

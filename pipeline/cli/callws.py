@@ -63,7 +63,7 @@ async def _talk(
     import aiohttp
 
     from flash_runtime.calls import CallError, RetryPolicy
-    from flash_runtime.websocket import connect
+    from flash_runtime.wsclient import connect
 
     def describe(status: int | None, body: Any) -> CallError:
         why = f"HTTP {status}" if status is not None else (str(body) if body else "could not connect")
