@@ -19,7 +19,7 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
-from sanic.response import BaseHTTPResponse, HTTPResponse, empty
+from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
 from flash_runtime.answers import in_pool, respond
@@ -29,8 +29,7 @@ from flash_runtime.calls import close as close_calls_session
 from flash_runtime.calls import current_headers
 from flash_runtime.openapi import Route, document
 from flash_runtime.parts import Upload
-from flash_runtime.websocket import MAX_MESSAGE_BYTES, PING_INTERVAL, PING_TIMEOUT
-from flash_runtime.wsserver import Sockets
+from flash_runtime.wsserver import Sockets, add_websocket_route, install_websockets
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -118,8 +117,9 @@ def create_app(
     app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
     served: list[Route] = []
     for index, (method, path, ref, *options) in enumerate(routes):
-        if method == "WS":
-            served.append(_websocket_route(app, index, path, ref, lifecycle, sockets))
+        if method == "WS":  # flash_runtime.wsserver
+            ws_parts = (_sanic_path(path), load_callable(ref), lifecycle, sockets, _error, _request_id, _forwarded)
+            served.append(add_websocket_route(app, f"route_{index}", path, ref, *ws_parts))
             continue
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
         handler, func, binding = _route_handler(method, path, ref, lifecycle, options[0] if options else None)
@@ -143,55 +143,8 @@ def create_app(
     async def close_calls(app: App) -> None:
         await close_calls_session()
 
-    if app.websocket_enabled:  # registered after sanic's own stop listener, so it runs before it
-
-        @app.before_server_stop
-        async def close_sockets(app: App) -> None:
-            await sockets.stop()
-
-    worker_id = os.environ.get("RUNPOD_POD_ID")  # RunPod's id of this worker (the local target sets one too)
-    if worker_id:
-
-        async def tell_worker_id(request: Request, response: BaseHTTPResponse) -> None:
-            response.headers["X-Runpod-Worker-Id"] = worker_id
-
-        app.register_middleware(tell_worker_id, "response")
-
+    install_websockets(app, sockets)  # the stop closes open sockets; X-Runpod-Worker-Id on answers
     return app
-
-
-def _websocket_route(app: App, index: int, path: str, ref: str, lifecycle: Lifecycle, sockets: Sockets) -> Route:
-    """Serve "WS path" (flash_runtime.websocket); returns what the OpenAPI document lists."""
-    from flash_runtime import wsserver
-
-    func = load_callable(ref)
-    wsserver.check_handler(ref, func)
-    rest = wsserver.without_socket(func)
-    path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
-    binding = plan(rest, "GET", path_params, Request)
-    if not app.websocket_enabled:
-        app.enable_websocket()
-        app.ctx.protocol = wsserver.flow_controlled()  # server.serve runs the app with it
-        app.config.WEBSOCKET_MAX_SIZE = MAX_MESSAGE_BYTES
-        app.config.WEBSOCKET_PING_INTERVAL = PING_INTERVAL
-        app.config.WEBSOCKET_PING_TIMEOUT = PING_TIMEOUT
-
-    def bind_args(binding: Binding, path_args: dict[str, str], query: Any, request: Request) -> dict[str, Any]:
-        return bind(binding, path_args, query, MISSING, request, None)
-
-    handler = wsserver.route(
-        path,
-        func,
-        binding,
-        sockets,
-        lambda: lifecycle.state,
-        _error,
-        bind_args,
-        _request_id,
-        lambda request: functools.partial(_forwarded, request),
-    )
-    app.add_route(handler, _sanic_path(path), methods=["GET"], name=f"route_{index}")
-    return ("WS", path, rest, binding)
 
 
 def _manifest(facts: Mapping[str, Any], routes: Sequence[RouteSpec]) -> dict[str, Any]:

@@ -4,14 +4,24 @@ handler of a route, open-socket accounting and the stop, and flow-controlled rea
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from flash_runtime.websocket import CLOSE_GRACE, CLOSE_TIMEOUT, WebSocket, WebSocketClosed
+from flash_runtime.websocket import (
+    CLOSE_GRACE,
+    CLOSE_TIMEOUT,
+    MAX_MESSAGE_BYTES,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    WebSocket,
+    WebSocketClosed,
+)
 
 log = logging.getLogger("flash.worker")
 
@@ -209,3 +219,68 @@ def without_socket(func: Callable[..., Any]) -> Callable[..., Any]:
     stand_in.__name__ = func.__name__
     stand_in.__doc__ = func.__doc__
     return stand_in
+
+
+def add_websocket_route(
+    app: Any,
+    name: str,
+    path: str,
+    ref: str,
+    sanic_path: str,
+    func: Callable[..., Any],
+    lifecycle: Any,
+    sockets: Sockets,
+    error: Callable[..., Any],
+    request_id: Callable[[Any], str],
+    forwarded: Callable[[Any], dict[str, str]],
+) -> tuple[str, str, Callable[..., Any], Any]:
+    """Serve "WS path" on app (app.py's helpers passed in); returns what the OpenAPI document lists."""
+    from sanic import Request
+
+    from flash_runtime.binding import MISSING, bind, plan
+
+    check_handler(ref, func)
+    rest = without_socket(func)
+    binding = plan(rest, "GET", [seg[1:-1] for seg in path.split("/") if seg.startswith("{")], Request)
+    if not app.websocket_enabled:
+        app.enable_websocket()
+        app.ctx.protocol = flow_controlled()  # server.serve runs the app with it
+        app.config.WEBSOCKET_MAX_SIZE = MAX_MESSAGE_BYTES
+        app.config.WEBSOCKET_PING_INTERVAL = PING_INTERVAL
+        app.config.WEBSOCKET_PING_TIMEOUT = PING_TIMEOUT
+
+    def bind_args(binding: Any, path_args: dict[str, str], query: Any, request: Any) -> dict[str, Any]:
+        return bind(binding, path_args, query, MISSING, request, None)
+
+    handler = route(
+        path,
+        func,
+        binding,
+        sockets,
+        lambda: str(lifecycle.state),
+        error,
+        bind_args,
+        request_id,
+        lambda request: functools.partial(forwarded, request),
+    )
+    app.add_route(handler, sanic_path, methods=["GET"], name=name)
+    return ("WS", path, rest, binding)
+
+
+def install_websockets(app: Any, sockets: Sockets) -> None:
+    """The stop closes open sockets with 1001 (registered after sanic's own stop listener, so it
+    runs before it); with a worker id (RUNPOD_POD_ID: RunPod sets it, the local target too) every
+    HTTP answer carries X-Runpod-Worker-Id."""
+    if app.websocket_enabled:
+
+        async def close_sockets(app: Any) -> None:
+            await sockets.stop()
+
+        app.register_listener(close_sockets, "before_server_stop")
+    worker_id = os.environ.get("RUNPOD_POD_ID")
+    if worker_id:
+
+        async def tell_worker_id(request: Any, response: Any) -> None:
+            response.headers["X-Runpod-Worker-Id"] = worker_id
+
+        app.register_middleware(tell_worker_id, "response")
