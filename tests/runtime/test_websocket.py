@@ -224,16 +224,30 @@ def test_sigterm_closes_open_sockets_with_1001(ws_build: Path, start_worker) -> 
     assert "closing 2 open WebSocket(s) with 1001" in worker.output()
 
 
-def test_a_websocket_handler_must_be_async(tmp_path: Path, worker_type: type) -> None:
+def test_a_websocket_handler_must_be_async(tmp_path: Path, worker_type: type, flash) -> None:
     from flash_pipeline.builder.output import build
     from flash_pipeline.config.validate import validate_file
 
     shutil.copytree(REPO / "tests" / "apps" / "ws", tmp_path, dirs_exist_ok=True)
     config = tmp_path / "flash.toml"
-    config.write_text(config.read_text().replace('"svc.sockets:echo"', '"svc.sockets:hello"'))
-    worker = worker_type(build(validate_file(config)).out_dir / "rt")
+    original = config.read_text()
+    config.write_text(original.replace('"svc.sockets:echo"', '"svc.sockets:hello"'))
+    refused = flash("validate", cwd=tmp_path)
+    assert (refused.code, refused.out.splitlines()[:2]) == (
+        2,
+        [
+            'flash.toml:11:14: error: endpoints.rt.routes."WS /echo": WebSocket handler svc.sockets:hello is a plain `def`',
+            "  hint: make it `async def hello(ws, ...)`",
+        ],
+    )
+    # A worker whose shipped handler is not async (edited after the build) refuses to start.
+    config.write_text(original)
+    out = build(validate_file(config)).out_dir / "rt"
+    handlers = out / "src" / "svc" / "sockets.py"
+    handlers.write_text(handlers.read_text() + "\n\ndef echo(ws):  # replaces the async one\n    return None\n")
+    worker = worker_type(out)
     assert worker.proc.wait(timeout=30) == 3
-    assert "WebSocket handler svc.sockets:hello must be `async def hello(ws, ...)`" in worker.output()
+    assert "WebSocket handler svc.sockets:echo must be `async def echo(ws, ...)`" in worker.output()
 
 
 def test_endpoint_websocket_from_another_worker_rides_out_a_cold_start(
