@@ -3,5 +3,6 @@ handlers call the app's other endpoints (`from flash_runtime import endpoint, Ca
 
 from flash_runtime.calls import CallError, endpoint
 from flash_runtime.parts import Binary, Upload
+from flash_runtime.websocket import WebSocket, WebSocketClosed
 
-__all__ = ["Binary", "CallError", "Upload", "endpoint"]
+__all__ = ["Binary", "CallError", "Upload", "WebSocket", "WebSocketClosed", "endpoint"]

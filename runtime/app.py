@@ -30,6 +30,7 @@ from flash_runtime.calls import current_headers
 from flash_runtime.jsoncodec import BadJson, loads
 from flash_runtime.openapi import Route, document
 from flash_runtime.parts import FormError, read_form
+from flash_runtime.wsserver import Sockets, add_websocket_route, install_websockets
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -98,9 +99,15 @@ def create_app(
     lifecycle = Lifecycle()
     app.ctx.lifecycle = lifecycle
 
+    sockets = app.ctx.websockets = Sockets()  # open WebSockets: in-flight work /ping reports
+
     async def ping(request: Request) -> HTTPResponse:
         status = lifecycle.ping_status()
-        return empty(status=204) if status == 204 else json_response({"status": lifecycle.state}, status=status)
+        if status == 204:
+            return empty(status=204)
+        if status == 200:  # what a proxy in front counts (and never stops a worker holding any)
+            return json_response({"status": lifecycle.state, "websockets": sockets.count})
+        return json_response({"status": lifecycle.state}, status=status)
 
     app.add_route(ping, "/ping", methods=["GET", "HEAD"], name="flash_ping")
     described = _manifest(manifest or {}, routes)
@@ -111,6 +118,10 @@ def create_app(
     app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
     served: list[Route] = []
     for index, (method, path, ref, *options) in enumerate(routes):
+        if method == "WS":  # flash_runtime.wsserver
+            ws_parts = (_sanic_path(path), load_callable(ref), lifecycle, sockets, _error, _request_id, _forwarded)
+            served.append(add_websocket_route(app, f"route_{index}", path, ref, *ws_parts))
+            continue
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
         handler, func, binding = _route_handler(
             method, path, ref, lifecycle, options[0] if options else None, options[1] if len(options) > 1 else None
@@ -135,6 +146,7 @@ def create_app(
     async def close_calls(app: App) -> None:
         await close_calls_session()
 
+    install_websockets(app, sockets)  # the stop closes open sockets; X-Runpod-Worker-Id on answers
     return app
 
 

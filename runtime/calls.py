@@ -151,6 +151,38 @@ class Endpoint:
     async def delete(self, path: str, **kw: Any) -> Any:
         return await self.request("DELETE", path, **kw)
 
+    def websocket(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        worker: str | None = None,
+    ) -> Any:
+        """Open a WebSocket on the callee: `async with endpoint("rt").websocket("/echo") as ws:`
+        (or `ws = await ...`). It carries the key and the current request's id, rides out cold
+        starts like the other calls, and sends `X-Runpod-Worker-Id: worker` when given (an id,
+        `strict <id>` or `strict-resume <id>`); `ws.worker_id` is the worker that answered."""
+        from flash_runtime.wsclient import Opening, connect
+
+        forwarded = current_headers.get()
+        sent = dict((forwarded() if callable(forwarded) else forwarded) or {})
+        if self.key:
+            sent["Authorization"] = f"Bearer {self.key}"
+        if worker:
+            sent["X-Runpod-Worker-Id"] = worker
+        sent.update(headers or {})
+        url = "ws" + self.url.removeprefix("http") + path if self.url.startswith("http") else self.url + path
+
+        def describe(status: int | None, body: Any) -> CallError:
+            why = f"HTTP {status}" if status is not None else (f"{body}" if body else "could not connect")
+            return CallError(self.name, path, status, None, f"{self.name} WS {path}: {why}")
+
+        async def open_socket() -> Any:
+            return await connect(await _session(), url, sent, params=params, policy=self.policy, describe=describe)
+
+        return Opening(open_socket)
+
     @property
     def sync(self) -> SyncEndpoint:
         """The same calls for `def` handlers (they run in threads): blocking, on the pooled session."""

@@ -40,15 +40,37 @@ _ERROR = {
 def document(title: str, version: str, routes: Sequence[Route]) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, Any] = {}
+    sockets: dict[str, Any] = {}
     for index, (method, path, func, binding) in enumerate(routes):
+        if method == "WS":  # OpenAPI has no WebSocket operations: an extension lists them
+            sockets[path] = _websocket(func, binding, components, index)
+            continue
         operation = _operation(func, binding, components, index)
         paths.setdefault(path, {})[method.lower()] = operation
-    return {
+    found: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
         "components": {"schemas": components},
     }
+    if sockets:
+        found["x-flash-websocket"] = sockets
+    return found
+
+
+def _websocket(func: Callable[..., Any], binding: Binding, components: dict[str, Any], index: int) -> dict[str, Any]:
+    """One WebSocket route of `x-flash-websocket`: its parameters (bound as GET's) and limits."""
+    from flash_runtime.websocket import MAX_MESSAGE_BYTES
+
+    doc = inspect.getdoc(func) or ""
+    route: dict[str, Any] = {"operationId": f"{func.__name__}_{index}"}
+    if doc:
+        route["summary"] = doc.splitlines()[0]
+    parameters = [_parameter(p, components) for p in binding.params if p.source in ("path", "query")]
+    if parameters:
+        route["parameters"] = parameters
+    route["maxMessageBytes"] = MAX_MESSAGE_BYTES
+    return route
 
 
 def _operation(func: Callable[..., Any], binding: Binding, components: dict[str, Any], index: int) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def serve(
     if health_port != port:
         _serve_ping_on(app, _listen(host, health_port))
     log.info("serving %d route(s) on %s:%d (/ping on port %d)", len(routes), host, port, health_port)
-    app.run(sock=sock, single_process=True, access_log=False, motd=False)
+    protocol = getattr(app.ctx, "protocol", None)  # WebSocket routes: flow-controlled reads
+    app.run(sock=sock, single_process=True, access_log=False, motd=False, protocol=protocol)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -105,6 +105,17 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
             problem = _check(project, shipped, ref, cache)
             if problem:
                 found.append(_diag(loc, path, *problem))
+        for route in (r for r in endpoint.routes if r.method == "WS"):
+            if _plain_def(project, shipped, route.module, route.function):
+                where = f'endpoints.{endpoint.key}.routes."WS {route.path}"'
+                found.append(
+                    _diag(
+                        route.loc,
+                        where,
+                        f"WebSocket handler {route.handler} is a plain `def`",
+                        f"make it `async def {route.function}(ws, ...)`",
+                    )
+                )
     found.extend(_old_client_imports(project, shipped))
     return sorted(set(found))
 
@@ -153,6 +164,22 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
                     )
                 )
     return found
+
+
+def _plain_def(project: Project, shipped: set[str], module: str, function: str) -> bool:
+    """Whether module's top level defines function with a plain `def` (and no `async def` of it)."""
+    base = module.replace(".", "/")
+    rel = next((r for r in (f"{base}.py", f"{base}/__init__.py") if r in shipped), None)
+    if rel is None:
+        return False  # reported by the existence check
+    try:
+        with _PARSE:
+            tree = ast.parse((project.source_dir / rel).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False  # reported by the existence check
+    kinds = {type(n) for n in _top_level(tree.body) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and n.name == function}  # fmt: skip
+    return kinds == {ast.FunctionDef}
 
 
 def _diag(loc: Loc, path: str, message: str, hint: str) -> Diagnostic:

@@ -1,4 +1,5 @@
-"""`flash call`: one request to a deployed endpoint, found by its key, riding out a cold start.
+"""`flash call`: one request to a deployed endpoint, found by its key, riding out a cold start
+(`flash call ENDPOINT WS /path`: a WebSocket session, in callws.py).
 
 The URL comes from the local supervisor or from RunPod (exact name and owner markers). On RunPod
 the request carries the API key, which is never printed. Cold starts are retried with the policy
@@ -21,7 +22,7 @@ import click
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, UsageError
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "WS")
 
 
 def request_parts(words: tuple[str, ...], data: str | None) -> tuple[str, str]:
@@ -151,6 +152,10 @@ def show(answer: Any, include: bool) -> str:
 
 def call(project: Project, key: str, words: tuple[str, ...], options: Mapping[str, Any]) -> int:
     method, path = request_parts(words, options["data"])
+    if method == "WS":
+        from flash_pipeline.cli.callws import call_websocket
+
+        return call_websocket(project, key, path, options)
     body, headers = body_of(options["data"]), headers_of(options["header"])
     url, auth = endpoint_url(project, key, options["target"])
     echo = lambda line: click.echo(line, err=True)  # noqa: E731 - progress goes to stderr

@@ -31,16 +31,23 @@ def openapi(config: str, key: str | None) -> int:
 
 @cli.command()
 @click.argument("endpoint")
-@click.argument("request", nargs=-1, required=True, metavar="[METHOD] PATH")
+@click.argument("request", nargs=-1, required=True, metavar="[METHOD|WS] PATH")
 @CONFIG
 @ENVIRONMENT
 @click.option("--target", type=TARGETS, default="runpod", show_default=True)
-@click.option("-d", "--data", help="JSON body, or @FILE (sent as is). Makes the default method POST.")
+@click.option(
+    "-d",
+    "--data",
+    help="JSON body, or @FILE (sent as is). Makes the default method POST. With WS: the messages, one a line.",
+)
 @click.option("-H", "--header", multiple=True, help="'Name: value' (repeatable).")
 @click.option("-i", "--include", is_flag=True, help="Print the status line and headers too.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to ride out a cold start.")
 def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -> int:
-    """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise."""
+    """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise.
+
+    WS PATH opens a WebSocket: each line of stdin (or -d) is sent as a message and what arrives is
+    printed until the endpoint closes it (exit 0 for close code 1000, 4 otherwise) or Ctrl-C."""
     from flash_pipeline.cli.call import call as call_endpoint
 
     return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)

@@ -261,12 +261,16 @@ def _route_rules(problem: Any, key: str, routes: Any) -> Iterator[Diagnostic]:
                 key=True,
             )
         yield from _batch_rules(problem, where, method, params, routes[route_key])
-        shape = (method, re.sub(r"\{[^}]*\}", "{}", path))
+        # A WebSocket opens with a GET: the two cannot share a path.
+        shape = ("GET" if method == "WS" else method, re.sub(r"\{[^}]*\}", "{}", path))
         if shape in seen:
+            other = seen[shape]
+            mixed = (method == "WS") != other.startswith("WS ")  # a WebSocket and a GET route
             yield problem(
                 where,
-                f"{show(route_key)} matches the same requests as {show(seen[shape])}",
-                "remove one of the two routes",
+                f"{show(route_key)} matches the same requests as {show(other)}"
+                + (" (a WebSocket opens with a GET)" if mixed else ""),
+                "give the WebSocket its own path" if mixed else "remove one of the two routes",
                 key=True,
             )
         else:

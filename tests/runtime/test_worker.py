@@ -84,7 +84,7 @@ def test_ping_204_until_slow_init_returns_then_200(worker_build: Path, start_wor
     blocked = requests.get(worker.url + "/hello")
     assert (blocked.status_code, blocked.json()["error"]) == (503, "worker is initializing")
     worker.wait_ready()
-    assert requests.get(worker.url + "/ping").json() == {"status": "ready"}
+    assert requests.get(worker.url + "/ping").json() == {"status": "ready", "websockets": 0}
     assert requests.get(worker.url + "/hello").status_code == 200
 
 

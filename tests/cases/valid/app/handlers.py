@@ -11,3 +11,8 @@ def predict(body: dict) -> dict:
 
 def delete(item_id: int) -> None:
     return None
+
+
+async def chat(ws, room: str) -> None:
+    async for message in ws:
+        await ws.send(f"{room}: {message}")
