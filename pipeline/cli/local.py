@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from pipeline.cli.common import echo_err, load
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.config.model import Project
 
 
 def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
@@ -26,13 +31,33 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
     if detach:
         return 0
+    interrupted = True
     try:
         _wait_for_stop_signal()
+        interrupted = False
     finally:
-        click.echo("flash: stopping local endpoints ...", err=True)
-        provider.destroy(project)
-        click.echo("flash: stopped; no worker is left running", err=True)
+        finish(project, outcome.started_supervisor, outcome.supervisor_pid, interrupted=interrupted)
     return 0
+
+
+def finish(project: Project, started: bool, pid: int, *, interrupted: bool) -> None:
+    """The end of a foreground run: stop the supervisor it started (Ctrl-C: within about a second);
+    leave one it only attached to (a --detach deploy's) serving, and say so."""
+    from pipeline.targets.local import control
+    from pipeline.targets.local.deploy import STOP_GRACE
+
+    if not started:
+        click.echo(
+            f"flash: detached from the local deployment it attached to (supervisor pid {pid}); it keeps serving "
+            "(`flash destroy --target local` stops it)",
+            err=True,
+        )
+        return
+    click.echo("flash: stopping local endpoints ...", err=True)
+    where = control.paths(project)
+    state = control.read_state(where) or {"pid": pid, "pgid": pid}
+    control.stop(where, state, wait=STOP_GRACE if interrupted else 30.0)
+    click.echo("flash: stopped; no worker is left running", err=True)
 
 
 def _signals_interrupt() -> None:

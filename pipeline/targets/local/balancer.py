@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from pipeline.targets.local.workers import Worker, WorkerPool
+from pipeline.targets.local.workers import TICK, Worker, WorkerPool
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
 MAX_BODY = 30 * 1024 * 1024  # RunPod's LB limit for a request body
@@ -60,6 +60,11 @@ class EndpointSpec:
     def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
         return cls(**data)
 
+    def revision(self) -> str:
+        """Names the code and env a worker runs (no env value can be read back from it)."""
+        identity = json.dumps([self.digest, sorted(self.env.items()), self.build_dir])
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
     def same_code(self, other: EndpointSpec) -> bool:
         return (self.digest, self.env, self.build_dir) == (other.digest, other.env, other.build_dir)
 
@@ -73,6 +78,16 @@ class EndpointSpec:
             "scaler_value": self.scaler_value,
             "idle_timeout": self.idle_timeout,
         }
+
+
+@dataclass
+class Rollout:
+    """A new build's workers, starting beside the serving ones until one answers /ping 200."""
+
+    spec: EndpointSpec
+    pool: WorkerPool
+    task: asyncio.Task[None] | None = None
+    abandoned: str = ""
 
 
 def _error(code: int, message: str, **extra: Any) -> web.Response:
@@ -89,6 +104,8 @@ class Endpoint:
         self.session: aiohttp.ClientSession | None = None
         self.probes: aiohttp.ClientSession | None = None  # health checks never queue behind requests
         self.monitor: asyncio.Task[None] | None = None
+        self.rollout: Rollout | None = None  # a new build starting beside the serving workers
+        self.last_failure: dict[str, Any] | None = None  # the last build that could not start, kept for status
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -110,16 +127,74 @@ class Endpoint:
         self.monitor = asyncio.create_task(self.pool.monitor())
 
     async def replace_spec(self, spec: EndpointSpec) -> bool:
-        """Adopt a new spec; restart workers only when the code or env changed. The port stays."""
+        """Adopt a new spec. The port stays. Scaling settings apply at once; new code or env starts a
+        rollout: new workers beside the serving ones, switched to once one answers /ping 200 (the
+        old ones then stop); a build that cannot start is dropped and the old workers keep serving."""
         changed = not self.spec.same_code(spec)
         spec.port = self.spec.port
-        self.spec = self.pool.spec = spec
-        if changed:
+        if not changed:
+            self.spec = self.pool.spec = spec
+            await self.abandon("superseded by a newer deploy")
+            return False
+        await self.abandon("superseded by a newer deploy")
+        if not self.pool.ready():
+            # Nothing serves (scaled to zero, still starting, or failing): nothing to keep; restart in place.
+            self.spec = self.pool.spec = spec
             self.pool.failure, self.pool.start_failures, self.pool.next_start = None, 0, 0.0
+            self.last_failure = None
             await self.pool.stop_all("new build")
-        return changed
+            return True
+        self.rollout = Rollout(spec, WorkerPool(spec, self.pool.echo, self._ping_worker, **self._pool_options()))
+        self.rollout.task = asyncio.create_task(self._roll(self.rollout))
+        return True
+
+    def _pool_options(self) -> dict[str, Any]:
+        return {"numbers": self.pool.numbers, "crash_limit": 1}
+
+    async def _roll(self, rollout: Rollout) -> None:
+        staged = rollout.pool
+        staged.waiting += 1  # demand of one: even at workers.min 0 the new build is started and proved
+        monitor = asyncio.create_task(staged.monitor())
+        try:
+            while not staged.ready() and staged.failure is None:
+                await asyncio.sleep(TICK)
+        except asyncio.CancelledError:
+            monitor.cancel()
+            await staged.stop_all(rollout.abandoned or "cancelled")
+            raise
+        staged.waiting -= 1
+        if staged.failure is not None:
+            monitor.cancel()
+            await staged.stop_all("the new build cannot start")
+            self.last_failure = {**staged.failure, "revision": rollout.spec.revision(), "kept_previous": True}
+            self.rollout = None
+            staged.echo(
+                f"{self.spec.key} | the new build cannot start: {staged.failure['reason']}; the previous workers keep serving"
+            )
+            return
+        old, old_monitor = self.pool, self.monitor
+        self.pool, self.monitor, self.spec, self.rollout = staged, monitor, rollout.spec, None
+        self.last_failure = None
+        staged.echo(f"{self.spec.key} | switched to the new build")
+        if old_monitor:
+            old_monitor.cancel()
+        await old.stop_all("replaced by the new build")
+
+    async def abandon(self, why: str) -> bool:
+        """Stop a rollout in progress (its new workers); the serving workers stay. Whether there was one."""
+        rollout, self.rollout = self.rollout, None
+        if rollout is None or rollout.task is None:
+            return False
+        rollout.abandoned = why
+        rollout.task.cancel()
+        try:
+            await rollout.task
+        except asyncio.CancelledError:
+            pass
+        return True
 
     async def stop(self) -> None:
+        await self.abandon("shutting down")
         if self.monitor:
             self.monitor.cancel()
         if self.runner:
@@ -245,4 +320,11 @@ class Endpoint:
             "restarts": pool.restarts,
             "failure": pool.failure,
             "monitor_error": pool.monitor_error,
+            "revision": self.spec.revision(),
+            "rollout": (
+                None
+                if self.rollout is None
+                else {"revision": self.rollout.spec.revision(), "workers": [w.state for w in self.rollout.pool.workers]}
+            ),
+            "last_failure": self.last_failure,
         }

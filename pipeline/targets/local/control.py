@@ -225,6 +225,16 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
     )
     if output:
         output.close()
+    try:
+        _wait_started(proc, where)
+    except BaseException:  # Ctrl-C while it starts, or it never answered: it must not linger
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return proc
+
+
+def _wait_started(proc: subprocess.Popen[bytes], where: Paths) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() == ALREADY_RUNNING:
@@ -241,10 +251,9 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
             )
         try:
             send(where, {"cmd": "status"}, timeout=2)
-            return proc
+            return
         except ApiError:
             time.sleep(0.05)
-    proc.kill()
     raise ApiError("local supervisor", "the local supervisor did not start within 20s")
 
 
