@@ -16,7 +16,17 @@ import click
 
 from pipeline import __version__
 from pipeline.cli import tools
-from pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, confirm, environment, load, runpod_provider
+from pipeline.cli.common import (
+    CONFIG,
+    DEPLOY_TARGET,
+    ENVIRONMENT,
+    TARGET,
+    confirm,
+    environment,
+    load,
+    pick_target,
+    runpod_provider,
+)
 from pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
 
 EXIT_INTERRUPTED = 130
@@ -147,7 +157,7 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
 
 @cli.command()
 @CONFIGS
-@click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
+@DEPLOY_TARGET
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--detach", is_flag=True, help="local: return once healthy; keep serving in the background.")
 @click.option("--prune", is_flag=True, help="runpod: delete {app}-… endpoints the config no longer has.")
@@ -176,7 +186,7 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
 @ENVIRONMENT
 def deploy(
     configs: tuple[str, ...],
-    target: str,
+    target: str | None,
     dry_run: bool,
     detach: bool,
     prune: bool,
@@ -193,6 +203,7 @@ def deploy(
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from pipeline.cli.plan import plan as run_plan
 
+    target = pick_target(target, configs[0])
     if dry_run:
         return run_plan(list(configs), target, "text", False)
     if target == "local":
@@ -211,26 +222,28 @@ def deploy(
 
 @cli.command()
 @CONFIGS
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
 @ENVIRONMENT
-def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: bool) -> int:
+def plan(configs: tuple[str, ...], target: str | None, fmt: str, detailed_exitcode: bool) -> int:
     """What deploy would create, update, keep or orphan; changes nothing. Several -c (or globs): all, in parallel."""
     from pipeline.cli.plan import plan as run_plan
 
+    target = pick_target(target, configs[0])
     return run_plan(list(configs), target, fmt, detailed_exitcode)
 
 
 @cli.command()
 @CONFIG
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @ENVIRONMENT
-def status(config: str, target: str, fmt: str) -> int:
+def status(config: str, target: str | None, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping."""
     from pipeline import report
 
+    target = pick_target(target, config)
     if target == "runpod":
         provider = runpod_provider()
         rows = provider.status(load(config, ""))
@@ -250,11 +263,12 @@ def status(config: str, target: str, fmt: str) -> int:
 
 @cli.command()
 @CONFIG
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @ENVIRONMENT
-def destroy(config: str, target: str, yes: bool) -> int:
+def destroy(config: str, target: str | None, yes: bool) -> int:
     """Delete the app's endpoints, listing each one (stop them, on the local target)."""
+    target = pick_target(target, config)
     if target == "runpod":
         from pipeline.cli import runpod as runpod_cli
 

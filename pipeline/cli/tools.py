@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, load, runpod_provider
+from pipeline.cli.common import CONFIG, ENVIRONMENT, TARGET, load, pick_target, runpod_provider
 from pipeline.errors import UsageError
 
 
@@ -34,7 +34,7 @@ def openapi(config: str, key: str | None) -> int:
 @click.argument("request", nargs=-1, required=True, metavar="[METHOD] PATH")
 @CONFIG
 @ENVIRONMENT
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("-d", "--data", help="JSON body, or @FILE (sent as is). Makes the default method POST.")
 @click.option("-H", "--header", multiple=True, help="'Name: value' (repeatable).")
 @click.option("-i", "--include", is_flag=True, help="Print the status line and headers too.")
@@ -43,6 +43,7 @@ def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -
     """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise."""
     from pipeline.cli.call import call as call_endpoint
 
+    options["target"] = pick_target(options["target"], config)
     return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)
 
 
@@ -50,13 +51,14 @@ def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -
 @click.argument("endpoint", required=False)
 @CONFIG
 @ENVIRONMENT
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option("--since", help="Only lines newer than this: 30s, 10m, 2h, 1d.")
-def logs(config: str, endpoint: str | None, target: str, follow: bool, since: str | None) -> int:
+def logs(config: str, endpoint: str | None, target: str | None, follow: bool, since: str | None) -> int:
     """The workers' output, newest last, each line prefixed with its endpoint and worker."""
     from pipeline.cli.logs import local_logs, parse_since, runpod_logs
 
+    target = pick_target(target, config)
     project = load(config, "")
     if endpoint is not None and endpoint not in [e.key for e in project.endpoints]:
         raise UsageError(f"no endpoint {endpoint!r} in {project.name}", "flash status lists them")
