@@ -290,6 +290,16 @@ def destroy(config: str, target: str | None, yes: bool) -> int:
 @cli.command()
 @CONFIG
 @ENVIRONMENT
+def dev(config: str) -> int:
+    """Run the app locally in the foreground; reload an endpoint when its files, settings or env change."""
+    from pipeline.cli.dev import dev as run_dev
+
+    return run_dev(config)
+
+
+@cli.command()
+@CONFIG
+@ENVIRONMENT
 def unlock(config: str) -> int:
     """Break the deploy lease of this app (after a deploy that crashed or was killed)."""
     provider = runpod_provider()

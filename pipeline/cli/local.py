@@ -10,13 +10,14 @@ from pipeline.cli.common import echo_err, load
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pipeline.config.model import Project
+    from pipeline.targets.local.control import Paths
 
 
 def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     from pipeline import report
     from pipeline.build.output import build as build_project
     from pipeline.targets.local import LocalProvider
+    from pipeline.targets.local.control import paths
 
     provider = LocalProvider()
     project = load(config, "nothing was deployed")
@@ -36,11 +37,11 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
         _wait_for_stop_signal()
         interrupted = False
     finally:
-        finish(project, outcome.started_supervisor, outcome.supervisor_pid, interrupted=interrupted)
+        finish(paths(project), outcome.started_supervisor, outcome.supervisor_pid, interrupted=interrupted)
     return 0
 
 
-def finish(project: Project, started: bool, pid: int, *, interrupted: bool) -> None:
+def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
     """The end of a foreground run: stop the supervisor it started (Ctrl-C: within about a second);
     leave one it only attached to (a --detach deploy's) serving, and say so."""
     from pipeline.targets.local import control
@@ -54,7 +55,6 @@ def finish(project: Project, started: bool, pid: int, *, interrupted: bool) -> N
         )
         return
     click.echo("flash: stopping local endpoints ...", err=True)
-    where = control.paths(project)
     state = control.read_state(where) or {"pid": pid, "pgid": pid}
     control.stop(where, state, wait=STOP_GRACE if interrupted else 30.0)
     click.echo("flash: stopped; no worker is left running", err=True)

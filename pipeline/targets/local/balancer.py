@@ -55,6 +55,7 @@ class EndpointSpec:
     scaler_value: int
     idle_timeout: int
     port: int
+    source_dir: str = ""  # the user's source folder as they see it: tracebacks name it, not the build copy
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:

@@ -173,12 +173,19 @@ def specs(
                 "scaler_value": endpoint.scaler_value,
                 "idle_timeout": endpoint.idle_timeout,
                 "port": port,
+                "source_dir": _shown(project.source_dir),
             }
         )
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
     for spec, endpoint in zip(out, project.endpoints, strict=True):
         spec["env"] = {**spec["env"], **wiring(endpoint, urls)}
     return out
+
+
+def _shown(folder: Path) -> str:
+    """A folder as the user sees it: relative to where they run flash when below it, else absolute."""
+    relative = os.path.relpath(folder)
+    return folder.as_posix() if relative.startswith("..") else relative
 
 
 def wiring(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:

@@ -173,7 +173,8 @@ class WorkerPool:
         if final:
             self.failure = {"reason": f"worker {why}", "times": self.start_failures, "output": list(worker.tail)}
         elif self.start_failures >= self.crash_limit:
-            reason = f"worker {why} before it was ready ({self.start_failures} times in a row)"
+            times = f" ({self.start_failures} times in a row)" if self.start_failures > 1 else ""
+            reason = f"worker {why} before it was ready{times}"
             self.failure = {"reason": reason, "times": self.start_failures, "output": list(worker.tail)}
 
     def _back_off(self) -> float:
@@ -208,6 +209,8 @@ class WorkerPool:
         env.update(self.spec.env)
         env.update({"PORT": str(port), "PORT_HEALTH": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         env["FLASH_BUILD"] = self.spec.digest[:12]  # what /manifest reports: the hash in the image tag
+        if getattr(self.spec, "source_dir", ""):
+            env["FLASH_SOURCE_DIR"] = self.spec.source_dir  # tracebacks point at the user's files
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -1,0 +1,191 @@
+"""`flash dev`: the local target in the foreground, reloading endpoints as their files are saved.
+
+The loop: watch the source folder and the config (watchfiles: the OS's file events, batched,
+instead of polling), and on each batch of changes validate, build, and hand the supervisor the
+specs. The supervisor restarts only endpoints whose build or env changed, each beside its
+serving workers (switched once the new ones answer /ping 200), so a save that does not start
+(a syntax error, an import error, a failing init hook) leaves the previous workers serving; the
+error is printed once, and the next save tries again. Ctrl-C at any moment stops what this
+command started within about a second (exit 130); a deployment it only attached to keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.build.output import BuildResult
+from pipeline.cli.common import echo_err, environment
+from pipeline.config.model import Project
+from pipeline.errors import BuildError, ConfigError, FlashError
+from pipeline.targets.cancel import Cancel
+from pipeline.targets.local import control as local
+
+
+class Session:
+    """One `flash dev`: the supervisor it runs on, and what it last handed it."""
+
+    def __init__(self, config: str) -> None:
+        self.config = config
+        self.applied: dict[str, dict[str, Any]] = {}  # key -> the spec last sent
+        self.identity: dict[str, str] = {}  # key -> the fingerprint of its own files when last sent
+        self.cancel = Cancel()
+        self.where: local.Paths | None = None
+        self.pid = 0
+        self.started = False
+
+    def load(self) -> Project | None:
+        from pipeline import report
+        from pipeline.config.validate import validate_file
+
+        try:
+            return validate_file(Path(self.config), self.config, environment())
+        except ConfigError as exc:
+            echo_err(report.config_error_text(exc.diagnostics, "the previous workers keep serving"))
+            return None
+
+    def attach(self, project: Project) -> None:
+        self.where = local.paths(project)
+        state = local.read_state(self.where)
+        if state is None:
+            self.pid, self.started = local.start_supervisor(self.where, detach=False).pid, True
+            return
+        self.pid = int(state["pid"])
+        echo_err(f"flash: attached to the local deployment already running (supervisor pid {self.pid})")
+
+    def reload(self, project: Project, changed: Collection[Path] | None) -> None:
+        """Build and hand the supervisor the new specs; wait for the endpoints that restart."""
+        from pipeline import report
+        from pipeline.build.output import build
+        from pipeline.targets.local.deploy import gate_all
+
+        assert self.where is not None
+        started = time.monotonic()
+        try:
+            result = build(project)
+            local.check_dependencies(project)
+            state = local.read_state(self.where) or {"endpoints": {}}
+            specs = local.specs(project, result, os.environ, state["endpoints"])
+        except ConfigError as exc:
+            echo_err(report.config_error_text(exc.diagnostics, "the previous workers keep serving"))
+            return
+        except BuildError as exc:
+            echo_err(report.error_text(str(exc), exc.hint) + "\nflash: the previous workers keep serving")
+            return
+        specs = self._only_concerned(project, result, specs)
+        answer = local.send(self.where, {"cmd": "apply", "endpoints": specs})
+        self.applied = {spec["key"]: spec for spec in specs}
+        changes: dict[str, str] = answer["changes"]
+        moved = [key for key, change in changes.items() if change in ("created", "updated")]
+        if not moved:
+            if changed is not None:
+                echo_err("flash: no endpoint's build, settings or env changed")
+            return
+        wanted = {key: _wanted(info) for key, info in answer["endpoints"].items()}
+        gates = gate_all(project, self.where, wanted, None, lambda _: None, self.cancel, keys=moved)
+        took = time.monotonic() - started
+        for key in moved:
+            gate = gates[key]
+            if gate.healthy:
+                verb = "serves" if changes[key] == "created" else "serves the new build"
+                echo_err(f"flash: {key} {verb} at {answer['endpoints'][key]['url']} ({took:.1f}s)")
+            else:
+                # The workers' output above already shows the error once: only the verdict here.
+                reason = gate.reason.split("; its last output:")[0].removeprefix("cannot start: ")
+                reason = reason.removesuffix("; the previous workers keep serving") or f"/ping {gate.last_status}"
+                kept = "the previous workers keep serving" if "keep serving" in gate.reason else "fix it and save"
+                echo_err(f"flash: {key}: the new build cannot start ({reason}); {kept}")
+        if changed is None:
+            echo_err("flash: watching for changes (Ctrl-C stops)")
+
+    def _only_concerned(
+        self, project: Project, result: BuildResult, specs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Keep the last build of an endpoint whose own files and settings did not change (a saved
+        module only another endpoint imports changes every build hash, not this one's code)."""
+        from pipeline.targets.local.reload import identities
+
+        fresh = identities(project, result)
+        kept = []
+        for spec in specs:
+            key, before = spec["key"], self.applied.get(spec["key"])
+            if before is not None and self.identity.get(key) == fresh.get(key) and _same_settings(before, spec):
+                spec = {**spec, "digest": before["digest"]}
+            kept.append(spec)
+        self.identity = fresh
+        return kept
+
+    def stop(self, *, interrupted: bool) -> None:
+        from pipeline.cli.local import finish
+        from pipeline.targets.local.deploy import abandon
+
+        if self.where is None:
+            return
+        if not self.started:
+            try:
+                state = local.send(self.where, {"cmd": "status"}, timeout=2)
+                abandon(self.where, {"changes": {}, "endpoints": state["endpoints"]})
+            except FlashError:
+                pass
+        finish(self.where, self.started, self.pid, interrupted=interrupted)
+
+
+def _same_settings(before: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+    return {k: v for k, v in before.items() if k != "digest"} == {k: v for k, v in spec.items() if k != "digest"}
+
+
+def _wanted(info: Mapping[str, Any]) -> str:
+    rollout = info.get("rollout")
+    return str(rollout["revision"] if rollout else info["revision"])
+
+
+def dev(config: str) -> int:
+    from pipeline.cli.common import load
+    from pipeline.cli.local import _signals_interrupt
+
+    project = load(config, "nothing was started")
+    session = Session(config)
+    _signals_interrupt()  # SIGTERM and SIGHUP act as Ctrl-C: what this command started is stopped
+    interrupted = True
+    try:
+        session.attach(project)
+        session.reload(project, None)
+        for changed in _changes(project):
+            fresh = session.load()
+            if fresh is not None:
+                session.reload(fresh, changed)
+        interrupted = False
+    except BaseException:
+        session.cancel.set()
+        raise
+    finally:
+        session.stop(interrupted=interrupted)
+    return 0
+
+
+def _changes(project: Project) -> Iterator[set[Path]]:
+    """Batches of changed files under the source folder and the config; never the build output."""
+    from watchfiles import DefaultFilter, watch
+
+    ignored = (project.root / ".flash").resolve()
+    config = project.config_path.resolve()
+    source = project.source_dir
+
+    class Shipped(DefaultFilter):
+        def __call__(self, change: Any, path: str) -> bool:
+            where = Path(path).resolve()
+            if where == config:
+                return True
+            return where.is_relative_to(source) and not where.is_relative_to(ignored) and super().__call__(change, path)
+
+    roots = {source, config.parent}
+    for batch in watch(*sorted(roots), watch_filter=Shipped(), debounce=400, step=30, raise_interrupt=True):
+        changed = {Path(path) for _, path in batch}
+        shown = ", ".join(sorted(os.path.relpath(p) for p in changed)[:3])
+        click.echo(f"flash: changed: {shown}{' …' if len(changed) > 3 else ''}", err=True)
+        yield changed

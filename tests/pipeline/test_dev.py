@@ -1,0 +1,186 @@
+"""`flash dev` driven as a real subprocess: reload on save, errors at the user's file, only the
+endpoint that changed restarts, Ctrl-C leaves nothing behind (for dev and the local deploy too)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from devapp import CONFIG, HANDLERS, Dev, processes_of, save, write_app  # noqa: E402
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The dev app in a scratch folder; no RunPod key anywhere, so commands follow the local target."""
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
+    monkeypatch.delenv("FLASH_TARGET", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.runpod/config.toml
+    root = write_app(tmp_path / "app")
+    yield root
+    from pipeline.config.validate import validate_file
+    from pipeline.targets.local.deploy import local_destroy
+
+    local_destroy(validate_file(root / "flash.toml"))
+
+
+def _status(flash, root: Path) -> dict:
+    result = flash("status", "--format", "json", cwd=root)  # no --target: the local deployment runs
+    assert result.code == 0, result.err
+    return json.loads(result.out)["endpoints"]
+
+
+def _pids(info: dict) -> set[int]:
+    return {w["pid"] for w in info["workers"]}
+
+
+def test_dev_reloads_on_save_keeps_serving_through_errors_and_restarts_only_what_changed(app: Path, flash) -> None:
+    dev = Dev(app)
+    try:
+        dev.wait_for(r"^flash: watching for changes")
+        status = _status(flash, app)
+        api, other = status["api"]["url"], status["other"]["url"]
+        assert requests.get(api + "/hello").json() == {"version": 1}
+        other_pids = _pids(status["other"])
+
+        # A save of a module only api imports: api serves the new code, other keeps its workers.
+        save(app / "app" / "helper.py", "VERSION = 2\n")
+        dev.wait_for(r"^flash: api serves the new build at ")
+        assert requests.get(api + "/hello").json() == {"version": 2}
+        assert _pids(_status(flash, app)["other"]) == other_pids
+        assert dev.count(r"^flash: other serves") == 1  # only its first start
+
+        # A syntax error: printed once, at the user's file:line:col with Python's message; the old answer stays.
+        save(app / "app" / "handlers.py", HANDLERS.replace("def hello() -> dict:", "def hello( -> dict:"))
+        dev.wait_for(r"the previous workers keep serving$")
+        assert requests.get(api + "/hello").json() == {"version": 2}
+        assert dev.count(r"^app/handlers\.py:4:12: error: SyntaxError: invalid syntax$") == 1, dev.output
+        assert ".flash/build" not in dev.output
+
+        # A broken helper module (not a handler module, so only the worker finds it): the same.
+        save(app / "app" / "handlers.py", HANDLERS)  # back to what serves: nothing restarts
+        dev.wait_for(r"^flash: no endpoint's build, settings or env changed$")
+        save(app / "app" / "helper.py", "VERSION = (3\n")
+        dev.wait_for(r"^flash: api: the new build cannot start \(.*\); the previous workers keep serving$")
+        assert requests.get(api + "/hello").json() == {"version": 2}
+        assert dev.count(r"cannot load the handlers: app/helper\.py:1:11: SyntaxError: '\(' was never closed") == 1
+
+        # The fix after it reloads.
+        save(app / "app" / "helper.py", "VERSION = 3\n")
+        dev.wait_for(r"^flash: api serves the new build at ", count=2)
+        assert requests.get(api + "/hello").json() == {"version": 3}
+
+        # An env change in flash.toml restarts only that endpoint.
+        api_pids = _pids(_status(flash, app)["api"])
+        save(app / "flash.toml", CONFIG.replace('WORD = "one"', 'WORD = "two"'))
+        dev.wait_for(r"^flash: other serves the new build at ")
+        assert requests.get(other + "/word").json() == {"word": "two"}
+        after = _status(flash, app)
+        assert _pids(after["api"]) == api_pids
+        assert not _pids(after["other"]) & other_pids
+
+        assert dev.interrupt() == 130
+        assert "flash: stopped; no worker is left running" in dev.output
+        assert processes_of(app) == []
+    finally:
+        dev.kill()
+
+
+SLOW = CONFIG.replace("[endpoints.api.routes]", 'init = "app.lifecycle:slow"\n\n[endpoints.api.routes]')
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("dev",), ("deploy", "--target", "local"), ("deploy", "--target", "local", "--detach")],
+    ids=["dev", "deploy", "deploy-detach"],
+)
+def test_ctrl_c_during_a_slow_init_hook_stops_everything_before_the_hook_ends(
+    app: Path, command: tuple[str, ...]
+) -> None:
+    markers = app.parent / "markers"
+    markers.mkdir()
+    (app / "flash.toml").write_text(SLOW.replace("[endpoints.api]", f'[endpoints.api]\nenv = {{ MARKERS = "{markers}" }}'))
+    run = Dev(app, *command)
+    try:
+        deadline_lines = 60.0
+        run.wait_for(r"^api-1 \| started", timeout=deadline_lines)
+        import time
+
+        limit = time.monotonic() + 60  # bounded wait on the marker the hook writes as it starts
+        while not (markers / "init-started").exists():
+            assert time.monotonic() < limit and run.proc.poll() is None, run.output
+            time.sleep(0.05)
+        assert run.interrupt() == 130
+        assert "flash: interrupted" in run.output
+        assert processes_of(app) == []
+        assert not (markers / "init-finished").exists()  # it ended long before the 20 s hook would have
+    finally:
+        run.kill()
+
+
+def test_a_foreground_deploy_attached_to_a_detached_one_leaves_it_serving(app: Path, flash) -> None:
+    assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 0
+    api = _status(flash, app)["api"]["url"]
+    foreground = Dev(app, "deploy", "--target", "local")
+    try:
+        foreground.wait_for(r"healthy on the local target")
+        assert foreground.interrupt() == 130
+        assert "flash: detached from the local deployment it attached to" in foreground.output
+        assert requests.get(api + "/hello").json() == {"version": 1}
+    finally:
+        foreground.kill()
+
+
+def test_a_redeploy_with_a_broken_module_keeps_the_old_answer_and_status_keeps_why(app: Path, flash) -> None:
+    assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 0
+    api = _status(flash, app)["api"]["url"]
+    (app / "app" / "helper.py").write_text("raise ImportError('weights.bin is missing')\n")
+    again = flash("deploy", "--target", "local", "--detach", cwd=app)
+    assert again.code == 5
+    assert again.err.splitlines()[-3:-1] == [
+        "    ImportError: weights.bin is missing",
+        "    the previous workers keep serving",
+    ] or "the previous workers keep serving" in again.err, again.err
+    assert requests.get(api + "/hello").json() == {"version": 1}
+    kept = _status(flash, app)["api"]["last_failure"]
+    assert kept["reason"] == "worker exited with code 3 before it was ready"
+    assert kept["kept_previous"] is True
+    assert "    raise ImportError('weights.bin is missing')" in kept["output"]
+
+
+def test_call_fails_at_once_when_the_endpoint_cannot_start(app: Path, flash) -> None:
+    (app / "app" / "others.py").write_text("raise ImportError('weights.bin is missing')\n")
+    deployed = flash("deploy", "--target", "local", "--detach", cwd=app)
+    assert deployed.code == 5  # api is healthy: a detached deploy keeps it, and other's reason in status
+    assert requests.get(_status(flash, app)["api"]["url"] + "/hello").json() == {"version": 1}
+    called = flash("call", "other", "/word", "--timeout", "300", cwd=app)
+    assert called.code == 4
+    assert called.err.splitlines()[0] == (
+        "flash: error: other cannot start: worker exited with code 3 before it was ready (3 times in a row)"
+    )
+    assert "waited" not in called.err
+
+
+def test_status_and_call_follow_the_local_deployment_without_target(
+    app: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 0
+    monkeypatch.delenv("RUNPOD_API_KEY")  # no credentials: the running local deployment is the target
+    assert flash("call", "api", "/hello", cwd=app).out == '{"version":1}\n'
+    status = flash("status", cwd=app)
+    assert status.code == 0 and status.out.splitlines()[-1].startswith("flash: local supervisor pid ")
+    monkeypatch.setenv("RUNPOD_API_KEY", emulator.api_key)  # with credentials: RunPod, as in CI, plus a hint
+    on_runpod = flash("status", cwd=app)
+    assert on_runpod.code == 0
+    assert on_runpod.out.splitlines()[0].startswith("api  not deployed")
+    hint = "flash: a local deployment of this config is running; pass --target local (or set FLASH_TARGET=local) for it"
+    assert on_runpod.err.splitlines() == [hint]
+    called = flash("call", "api", "/hello", cwd=app)
+    assert called.code == 4 and called.err.splitlines()[0] == hint
+    monkeypatch.setenv("FLASH_TARGET", "local")
+    assert flash("call", "api", "/hello", cwd=app).out == '{"version":1}\n'
