@@ -98,6 +98,7 @@ class Session:
                 # The workers' output above already shows the error once: only the verdict here.
                 reason = gate.reason.split("; its last output:")[0].removeprefix("cannot start: ")
                 reason = reason.removesuffix("; the previous workers keep serving") or f"/ping {gate.last_status}"
+
                 kept = "the previous workers keep serving" if "keep serving" in gate.reason else "fix it and save"
                 echo_err(f"flash: {key}: the new build cannot start ({reason}); {kept}")
         if changed is None:

@@ -200,7 +200,7 @@ def gate_all(
             kept = info.get("last_failure")
             if info["revision"] != wanted[key]:
                 if kept and kept.get("revision") == wanted[key]:
-                    return _cannot_start(kept) + "; the previous workers keep serving"
+                    return _cannot_start(kept, kept=True)
                 if not info.get("rollout") or info["rollout"]["revision"] != wanted[key]:
                     return "cannot start: replaced by another deploy meanwhile"
                 return None
@@ -244,9 +244,10 @@ def gate_all(
     return results
 
 
-def _cannot_start(found: Mapping[str, Any]) -> str:
+def _cannot_start(found: Mapping[str, Any], *, kept: bool = False) -> str:
     output = "".join(f"\n    {line}" for line in found.get("output", [])[-8:])
-    return f"cannot start: {found['reason']}" + (f"; its last output:{output}" if output else "")
+    verdict = f"cannot start: {found['reason']}" + ("; the previous workers keep serving" if kept else "")
+    return verdict + (f"; its last output:{output}" if output else "")
 
 
 def _failure_hint(gate: GateResult, detach: bool, where: local.Paths) -> str:
