@@ -13,7 +13,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from devapp import CONFIG, HANDLERS, Dev, processes_of, save, write_app  # noqa: E402
+from devapp import CONFIG, HANDLERS, Dev, processes_of, save, write_app
 
 
 @pytest.fixture
