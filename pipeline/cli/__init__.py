@@ -92,6 +92,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, 
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
     results = [with_sources(check_file(Path(name), name, environment())) for name in names]
+    unfixed = diff and any(r.diagnostics for r in results)  # --diff writes nothing: the files still fail
     if fix or diff:
         from pipeline.cli.fix import fix_files
 
@@ -103,7 +104,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, 
     else:
         in_actions = fmt is None and os.environ.get("GITHUB_ACTIONS") == "true"
         click.echo(report.validation_text(results, annotations=in_actions))
-    return ConfigError.exit_code if any(r.diagnostics for r in results) else 0
+    return ConfigError.exit_code if unfixed or any(r.diagnostics for r in results) else 0
 
 
 @cli.command()

@@ -193,3 +193,18 @@ def test_status_and_call_follow_the_local_deployment_without_target(
     assert called.code == 4 and called.err.splitlines()[0] == hint
     monkeypatch.setenv("FLASH_TARGET", "local")
     assert flash("call", "api", "/hello", cwd=app).out == '{"version":1}\n'
+
+
+def test_a_handler_syntax_error_is_reported_once_per_file_at_its_position(tmp_path: Path, flash) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "h.py").write_text("def a():\n    return 1\n\ndef b(:\n    return 2\n")
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "syntax"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\ninit = "app.h:a"\n\n[endpoints.api.routes]\n'
+        '"GET /a" = "app.h:a"\n"GET /b" = "app.h:b"\n\n[endpoints.two]\ncpu = "cpu3c-2-4"\n\n'
+        '[endpoints.two.routes]\n"GET /a" = "app.h:a"\n'
+    )
+    result = flash("validate", cwd=tmp_path)
+    assert (result.code, result.out) == (
+        2,
+        "app/h.py:4:7: error: SyntaxError: invalid syntax\nflash: 1 error in flash.toml\n",
+    )
