@@ -254,11 +254,12 @@ def status(config: str, target: str | None, fmt: str) -> int:
         click.echo(report.runpod_status_text(rows))
         return 0
     from pipeline.targets.local import LocalProvider
+    from pipeline.targets.local.deploy import last_failures
 
     project = load(config, "")
     answer = LocalProvider().status(project)
     local_render = report.local_status_json if fmt == "json" else report.local_status_text
-    click.echo(local_render(project, answer))
+    click.echo(local_render(project, answer, last_failures(project)))
     return 0
 
 

@@ -56,10 +56,12 @@ def pick_target(target: str | None, config: str) -> str:
     naming --target local when a local deployment runs."""
     if target is not None:
         return target
-    running = _local_running(config)
+    running, credentials = _local_running(config), _runpod_credentials()
     if not running:
+        if not credentials:  # RunPod will refuse: say where the local target is
+            echo_err("flash: nothing of this config runs locally; for the local target pass --target local")
         return "runpod"
-    if not _runpod_credentials():
+    if not credentials:
         return "local"
     echo_err(
         "flash: a local deployment of this config is running; pass --target local (or set FLASH_TARGET=local) for it"

@@ -12,14 +12,15 @@ if TYPE_CHECKING:
     from pipeline.config.model import Project
 
 
-def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
+def local_status_text(project: Project, answer: dict[str, Any] | None, failures: dict[str, Any] | None = None) -> str:
     running = (answer or {}).get("endpoints", {})
     width = max(len(e.key) for e in project.endpoints)
     lines = []
     for e in project.endpoints:
         info = running.get(e.key)
         if info is None:
-            lines.append(f"{e.key.ljust(width)}  not running")
+            why = (failures or {}).get(e.key)
+            lines.append(f"{e.key.ljust(width)}  not running" + (f" (the last deploy: {why['reason']})" if why else ""))
             continue
         states = [w["state"] for w in info["workers"]]
         summary = (
@@ -30,6 +31,13 @@ def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
         lines.append(f"{e.key.ljust(width)}  {info['url']}  workers: {summary}  /ping: {ping}")
         if info.get("failure"):
             lines.append(f"{' ' * width}  cannot start: {info['failure']['reason']}")
+        if info.get("rollout"):
+            lines.append(f"{' ' * width}  a new build is starting beside the serving workers")
+        if info.get("last_failure"):
+            lines.append(
+                f"{' ' * width}  the last build could not start: {info['last_failure']['reason']}; "
+                "the previous workers keep serving"
+            )
         if info.get("monitor_error"):
             lines.append(f"{' ' * width}  supervisor error (retrying): {info['monitor_error']}")
     lines.append(
@@ -38,18 +46,21 @@ def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def _without_spec(info: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if info is None else {k: v for k, v in info.items() if k != "spec"}
+def _without_spec(info: dict[str, Any] | None, failure: dict[str, Any] | None) -> dict[str, Any] | None:
+    if info is None:  # not running: why the last deploy could not start it, when known
+        return None if failure is None else {"running": False, "last_failure": failure}
+    return {k: v for k, v in info.items() if k != "spec"}
 
 
-def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
+def local_status_json(project: Project, answer: dict[str, Any] | None, failures: dict[str, Any] | None = None) -> str:
     running = (answer or {}).get("endpoints", {})
+    failures = failures or {}
     return json.dumps(
         {
             "target": "local",
             "running": answer is not None,
             # "spec" holds an env digest for plans: never printed (a digest of a short secret is the secret)
-            "endpoints": {e.key: _without_spec(running.get(e.key)) for e in project.endpoints},
+            "endpoints": {e.key: _without_spec(running.get(e.key), failures.get(e.key)) for e in project.endpoints},
         },
         indent=2,
     )

@@ -173,6 +173,31 @@ def test_call_fails_at_once_when_the_endpoint_cannot_start(app: Path, flash) -> 
         "flash: error: other cannot start: worker exited with code 3 before it was ready (3 times in a row)"
     )
     assert "waited" not in called.err
+    assert _status(flash, app)["other"]["failure"]["reason"].startswith("worker exited with code 3 before it was ready")
+
+
+def test_a_failed_first_deploy_that_stops_everything_still_says_why_in_status(app: Path, flash) -> None:
+    helper = app / "app" / "helper.py"
+    helper.write_text("raise ImportError('weights.bin is missing')\n")
+    (app / "app" / "others.py").write_text("from app.helper import X\n" + (app / "app" / "others.py").read_text())
+    assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 5  # nothing healthy: nothing kept
+    guess = flash("status", cwd=app)  # nothing runs and no RunPod key: RunPod refuses, with a hint
+    assert guess.code == 4
+    assert guess.err.splitlines()[0] == (
+        "flash: nothing of this config runs locally; for the local target pass --target local"
+    )
+    status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=app).out)
+    assert status["running"] is False
+    for key in ("api", "other"):
+        kept = status["endpoints"][key]
+        assert kept["running"] is False
+        assert kept["last_failure"]["reason"] == "worker exited with code 3 before it was ready (3 times in a row)"
+        assert kept["last_failure"]["output"][-1] == "ImportError: weights.bin is missing"
+    text = flash("status", "--target", "local", cwd=app).out.splitlines()
+    assert (
+        text[0]
+        == "api    not running (the last deploy: worker exited with code 3 before it was ready (3 times in a row))"
+    )
 
 
 def test_status_and_call_follow_the_local_deployment_without_target(

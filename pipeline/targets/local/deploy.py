@@ -109,10 +109,13 @@ FAILURES = "last-failures.json"  # why endpoints could not start, kept for `flas
 def _remember_failures(where: local.Paths, failed: list[Deployed]) -> None:
     import json
 
+    def entry(gate: GateResult) -> dict[str, Any]:
+        verdict, _, output = (gate.reason or f"/ping {gate.last_status}").partition("; its last output:")
+        lines = [line.removeprefix("    ") for line in output.splitlines() if line]
+        return {"reason": verdict.removeprefix("cannot start: "), "output": lines}
+
     try:
-        (where.state_dir / FAILURES).write_text(
-            json.dumps({d.key: {"reason": d.gate.reason or f"/ping {d.gate.last_status}"} for d in failed})
-        )
+        (where.state_dir / FAILURES).write_text(json.dumps({d.key: entry(d.gate) for d in failed}))
     except OSError:
         pass
 
@@ -280,6 +283,7 @@ def local_destroy(project: Project) -> list[str]:
         return []
     keys = sorted(state.get("endpoints", {}))
     local.stop(where, state)
+    (where.state_dir / FAILURES).unlink(missing_ok=True)
     return keys
 
 
