@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ["startup", "validate_scale", "build", "worker", "local_lb", "deploy"]
+BENCHMARKS = ["startup", "validate_scale", "build", "worker", "local_lb", "deploy", "dev_reload"]
 
 
 def main(names: list[str]) -> None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
-
-import click
 
 from pipeline.build.output import BuildResult
 from pipeline.cli.common import echo_err, environment
@@ -101,8 +99,6 @@ class Session:
 
                 kept = "the previous workers keep serving" if "keep serving" in gate.reason else "fix it and save"
                 echo_err(f"flash: {key}: the new build cannot start ({reason}); {kept}")
-        if changed is None:
-            echo_err("flash: watching for changes (Ctrl-C stops)")
 
     def _only_concerned(
         self, project: Project, result: BuildResult, specs: list[dict[str, Any]]
@@ -152,41 +148,85 @@ def dev(config: str) -> int:
     project = load(config, "nothing was started")
     session = Session(config)
     _signals_interrupt()  # SIGTERM and SIGHUP act as Ctrl-C: what this command started is stopped
+    watcher = Watcher(project)  # from before the first build: a save meanwhile is not missed
     interrupted = True
     try:
         session.attach(project)
         session.reload(project, None)
-        for changed in _changes(project):
+        watcher.ready.wait()
+        echo_err("flash: watching for changes (Ctrl-C stops)")
+        while True:
+            changed = watcher.next()
             fresh = session.load()
             if fresh is not None:
                 session.reload(fresh, changed)
-        interrupted = False
     except BaseException:
         session.cancel.set()
         raise
     finally:
+        watcher.stop.set()
         session.stop(interrupted=interrupted)
-    return 0
 
 
-def _changes(project: Project) -> Iterator[set[Path]]:
-    """Batches of changed files under the source folder and the config; never the build output."""
-    from watchfiles import DefaultFilter, watch
+class Watcher:
+    """Batches of changed files under the source folder and the config, never the build output,
+    gathered by a watchfiles thread; `next()` waits for one in the calling thread (Ctrl-C reaches it)."""
 
-    ignored = (project.root / ".flash").resolve()
-    config = project.config_path.resolve()
-    source = project.source_dir
+    def __init__(self, project: Project) -> None:
+        import queue
+        import threading
 
-    class Shipped(DefaultFilter):
-        def __call__(self, change: Any, path: str) -> bool:
-            where = Path(path).resolve()
-            if where == config:
-                return True
-            return where.is_relative_to(source) and not where.is_relative_to(ignored) and super().__call__(change, path)
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.batches: queue.Queue[set[Path]] = queue.Queue()
+        self.project = project
+        threading.Thread(target=self._run, daemon=True, name="flash-dev-watch").start()
 
-    roots = {source, config.parent}
-    for batch in watch(*sorted(roots), watch_filter=Shipped(), debounce=400, step=30, raise_interrupt=True):
-        changed = {Path(path) for _, path in batch}
-        shown = ", ".join(sorted(os.path.relpath(p) for p in changed)[:3])
-        click.echo(f"flash: changed: {shown}{' …' if len(changed) > 3 else ''}", err=True)
-        yield changed
+    def _run(self) -> None:
+        from watchfiles import DefaultFilter, watch
+
+        project = self.project
+        ignored = (project.root / ".flash").resolve()
+        config = project.config_path.resolve()
+        source = project.source_dir
+
+        class Shipped(DefaultFilter):
+            def __call__(self, change: Any, path: str) -> bool:
+                where = Path(path).resolve()
+                if where == config:
+                    return True
+                return (
+                    where.is_relative_to(source)
+                    and not where.is_relative_to(ignored)
+                    and super().__call__(change, path)
+                )
+
+        roots = sorted({source, config.parent})
+        # yield_on_timeout: an empty batch after the first timeout says the watcher is in place.
+        for batch in watch(
+            *roots,
+            watch_filter=Shipped(),
+            debounce=400,
+            step=30,
+            stop_event=self.stop,
+            rust_timeout=200,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            self.ready.set()
+            if batch:
+                self.batches.put({Path(path) for _, path in batch})
+
+    def next(self) -> set[Path]:
+        import queue
+
+        while True:
+            try:
+                changed = self.batches.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            while not self.batches.empty():  # saves that came during the last reload: one more round
+                changed |= self.batches.get_nowait()
+            shown = ", ".join(sorted(os.path.relpath(p) for p in changed)[:3])
+            echo_err(f"flash: changed: {shown}{' …' if len(changed) > 3 else ''}")
+            return changed

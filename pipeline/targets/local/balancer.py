@@ -158,7 +158,10 @@ class Endpoint:
         monitor = asyncio.create_task(staged.monitor())
         try:
             while not staged.ready() and staged.failure is None:
-                await asyncio.sleep(TICK)
+                try:  # the monitor sets ready_event as soon as a worker answers /ping 200
+                    await asyncio.wait_for(staged.ready_event.wait(), timeout=TICK)
+                except TimeoutError:
+                    pass
         except asyncio.CancelledError:
             monitor.cancel()
             await staged.stop_all(rollout.abandoned or "cancelled")
