@@ -233,3 +233,20 @@ def test_a_handler_syntax_error_is_reported_once_per_file_at_its_position(tmp_pa
         2,
         "app/h.py:4:7: error: SyntaxError: invalid syntax\nflash: 1 error in flash.toml\n",
     )
+
+
+def test_a_500s_traceback_names_the_users_file_and_no_frame_of_flash_or_sanic(app: Path, flash) -> None:
+    (app / "app" / "handlers.py").write_text(HANDLERS.replace('return {"version": VERSION}', "return {}[VERSION]"))
+    assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 0
+    answer = requests.get(_status(flash, app)["api"]["url"] + "/hello", headers={"X-Request-ID": "r500"})
+    assert (answer.status_code, answer.json()) == (500, {"error": "internal error", "request_id": "r500"})
+    log = (app / ".flash" / "local" / "supervisor.log").read_text().splitlines()
+    start = next(i for i, line in enumerate(log) if "unhandled error in GET /hello [r500]" in line)
+    shown = [line.split(" | ", 1)[1] for line in log[start + 1 : start + 5]]
+    assert shown == [
+        "Traceback (most recent call last):",
+        '  File "app/handlers.py", line 5, in hello',
+        "    return {}[VERSION]",
+        "           ~~^^^^^^^^^",
+    ], log[start:]
+    assert log[start + 5].endswith("| KeyError: 1")
