@@ -76,6 +76,31 @@ def _redeploy(folder: Path, saves: int) -> list[float]:
     return times
 
 
+def _ctrl_c(folder: Path, command: tuple[str, ...]) -> float:
+    """Seconds from SIGINT (while a 20 s init hook runs) to the command's exit; RuntimeError if not 130."""
+    root = write_app(folder / "app")
+    markers = folder / "markers"
+    markers.mkdir()
+    config = (root / "flash.toml").read_text()
+    config = config.replace("[endpoints.api.routes]", 'init = "app.lifecycle:slow"\n\n[endpoints.api.routes]')
+    (root / "flash.toml").write_text(
+        config.replace("[endpoints.api]", f'[endpoints.api]\nenv = {{ MARKERS = "{markers}" }}')
+    )
+    run = Dev(root, *command)
+    try:
+        while not (markers / "init-started").exists():
+            time.sleep(0.01)
+        started = time.monotonic()
+        run.proc.send_signal(2)
+        code = run.proc.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        run.kill()
+    if code != 130:
+        raise RuntimeError(f"{command} exited {code}")
+    return took
+
+
 def main(saves: int = 9) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
@@ -95,6 +120,16 @@ def main(saves: int = 9) -> None:
     ]
     print(f"## save -> served, 2-endpoint app ({saves} saves each, medians)\n")
     print(table(["loop", "median ms", "min ms", "max ms", "vs flash dev"], rows))
+    commands = {"dev": ("dev",), "deploy --target local": ("deploy", "--target", "local")}
+    commands["deploy --target local --detach"] = (*commands["deploy --target local"], "--detach")
+    stops = {name: [] for name in commands}  # type: dict[str, list[float]]
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(3):
+            for name, command in commands.items():
+                stops[name].append(_ctrl_c(Path(tmp) / f"{round_}-{len(stops[name])}-{command[-1]}", command))
+    print("\n## Ctrl-C during a 20 s init hook -> exit 130 (3 runs each)\n")
+    rows = [(name, statistics.median(t) * 1000, max(t) * 1000) for name, t in stops.items()]
+    print(table(["command", "median ms", "max ms"], rows))
 
 
 if __name__ == "__main__":

@@ -54,15 +54,11 @@ def user_traceback(exc: BaseException) -> str:
 
 
 def position(exc: BaseException) -> str:
-    """file:line:col: Type: message, at the user's path: a syntax error's position, else the
-    innermost frame of the user's code (no column: a traceback has none)."""
+    """One line: a syntax error at file:line:col (the user's path) with Python's message; any
+    other error as `Type: message` (its traceback says where)."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{user_path(exc.filename)}:{exc.lineno or 1}:{exc.offset or 1}: {type(exc).__name__}: {exc.msg}"
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _hidden(f.filename)]
-    if not frames:
-        return f"{type(exc).__name__}: {exc}"
-    last = frames[-1]
-    return f"{user_path(last.filename)}:{last.lineno}: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _rewrite_syntax_file(text: str, exc: BaseException) -> str:

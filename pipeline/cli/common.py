@@ -56,12 +56,9 @@ def pick_target(target: str | None, config: str) -> str:
     naming --target local when a local deployment runs."""
     if target is not None:
         return target
-    running, credentials = _local_running(config), _runpod_credentials()
-    if not running:
-        if not credentials:  # RunPod will refuse: say where the local target is
-            echo_err("flash: nothing of this config runs locally; for the local target pass --target local")
+    if not _local_running(config):
         return "runpod"
-    if not credentials:
+    if not _runpod_credentials():
         return "local"
     echo_err(
         "flash: a local deployment of this config is running; pass --target local (or set FLASH_TARGET=local) for it"

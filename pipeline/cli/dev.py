@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.build.output import BuildResult
 from pipeline.cli.common import echo_err, environment
 from pipeline.config.model import Project
-from pipeline.errors import BuildError, ConfigError, FlashError
+from pipeline.errors import BuildError, ConfigError, FlashError, Interrupted
 from pipeline.targets.cancel import Cancel
 from pipeline.targets.local import control as local
 
@@ -32,7 +32,8 @@ class Session:
         self.config = config
         self.applied: dict[str, dict[str, Any]] = {}  # key -> the spec last sent
         self.identity: dict[str, str] = {}  # key -> the fingerprint of its own files when last sent
-        self.cancel = Cancel()
+        self.cancel = Cancel()  # Ctrl-C
+        self.newer = Cancel()  # set by the watcher when a save comes: a slow start is not waited out
         self.where: local.Paths | None = None
         self.pid = 0
         self.started = False
@@ -85,7 +86,13 @@ class Session:
                 echo_err("flash: no endpoint's build, settings or env changed")
             return
         wanted = {key: _wanted(info) for key, info in answer["endpoints"].items()}
-        gates = gate_all(project, self.where, wanted, None, lambda _: None, self.cancel, keys=moved)
+        try:
+            gates = gate_all(project, self.where, wanted, None, lambda _: None, self.newer, keys=moved)
+        except Interrupted:
+            if self.cancel.is_set():
+                raise
+            echo_err("flash: a newer save came while the new build was starting: building that one")
+            return
         took = time.monotonic() - started
         for key in moved:
             gate = gates[key]
@@ -149,19 +156,23 @@ def dev(config: str) -> int:
     session = Session(config)
     _signals_interrupt()  # SIGTERM and SIGHUP act as Ctrl-C: what this command started is stopped
     watcher = Watcher(project)  # from before the first build: a save meanwhile is not missed
+    watcher.newer = session.newer
     interrupted = True
     try:
         session.attach(project)
         session.reload(project, None)
-        watcher.ready.wait()
+        watcher.wait_ready()
         echo_err("flash: watching for changes (Ctrl-C stops)")
         while True:
+            session.newer = watcher.newer = Cancel()
             changed = watcher.next()
+            watcher.newer = session.newer = Cancel()  # this batch is handled now: only later saves cut it short
             fresh = session.load()
             if fresh is not None:
                 session.reload(fresh, changed)
     except BaseException:
         session.cancel.set()
+        session.newer.set()
         raise
     finally:
         watcher.stop.set()
@@ -178,11 +189,21 @@ class Watcher:
 
         self.stop = threading.Event()
         self.ready = threading.Event()
+        self.newer = Cancel()
+        self.error = ""
         self.batches: queue.Queue[set[Path]] = queue.Queue()
         self.project = project
         threading.Thread(target=self._run, daemon=True, name="flash-dev-watch").start()
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except Exception as exc:  # handed to the main thread: it stops with this reason
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ready.set()
+
+    def _watch(self) -> None:
         from watchfiles import DefaultFilter, watch
 
         project = self.project
@@ -216,6 +237,19 @@ class Watcher:
             self.ready.set()
             if batch:
                 self.batches.put({Path(path) for _, path in batch})
+                self.newer.set()
+
+    def wait_ready(self) -> None:
+        while not self.ready.wait(0.2):
+            pass
+        self.check()
+
+    def check(self) -> None:
+        if self.error:
+            raise BuildError(
+                f"cannot watch the source folder: {self.error}",
+                "on Linux, raise fs.inotify.max_user_watches; or deploy with `flash deploy --target local`",
+            )
 
     def next(self) -> set[Path]:
         import queue
@@ -224,6 +258,7 @@ class Watcher:
             try:
                 changed = self.batches.get(timeout=0.2)
             except queue.Empty:
+                self.check()
                 continue
             while not self.batches.empty():  # saves that came during the last reload: one more round
                 changed |= self.batches.get_nowait()

@@ -29,15 +29,17 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     # SIGTERM and SIGHUP (a closed terminal) during the deploy act as Ctrl-C: what it started is stopped.
     _signals_interrupt()
     outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=echo_err)
-    click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
-    if detach:
-        return 0
     interrupted = True
-    try:
-        _wait_for_stop_signal()
+    try:  # from here on, a foreground run ends in finish(), however it ends
+        click.echo(
+            report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach)
+        )
+        if not detach:
+            _wait_for_stop_signal()
         interrupted = False
     finally:
-        finish(paths(project), outcome.started_supervisor, outcome.supervisor_pid, interrupted=interrupted)
+        if not detach:
+            finish(paths(project), outcome.started_supervisor, outcome.supervisor_pid, interrupted=interrupted)
     return 0
 
 

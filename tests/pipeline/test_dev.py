@@ -181,11 +181,8 @@ def test_a_failed_first_deploy_that_stops_everything_still_says_why_in_status(ap
     helper.write_text("raise ImportError('weights.bin is missing')\n")
     (app / "app" / "others.py").write_text("from app.helper import X\n" + (app / "app" / "others.py").read_text())
     assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 5  # nothing healthy: nothing kept
-    guess = flash("status", cwd=app)  # nothing runs and no RunPod key: RunPod refuses, with a hint
-    assert guess.code == 4
-    assert guess.err.splitlines()[0] == (
-        "flash: nothing of this config runs locally; for the local target pass --target local"
-    )
+    guess = flash("status", cwd=app)  # nothing runs: RunPod, as before
+    assert guess.code == 4 and guess.err.startswith("flash: error: no RunPod API key")
     status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=app).out)
     assert status["running"] is False
     for key in ("api", "other"):

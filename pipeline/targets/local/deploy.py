@@ -91,6 +91,8 @@ def deploy_local(
     failed = [d for d in deployed if not d.gate.healthy]
     if failed:
         _remember_failures(where, failed)
+        # A new build still starting when its gate gave up (a hanging init hook): drop it, the old one serves.
+        abandon(where, {"changes": {}, "endpoints": {d.key: answer["endpoints"][d.key] for d in failed}})
         # Nothing was running before this deploy: leave nothing running after it, unless a detached
         # deploy has healthy endpoints to keep (status then shows why the others cannot start).
         if started and (not detach or len(failed) == len(deployed)):
