@@ -298,8 +298,35 @@ def stop(
     # Stragglers: while any member of the group lives, the kernel never hands its id to a new
     # process, so whatever this reaches is ours.
     _signal_group(pgid, signal.SIGKILL)
+    _wait_group_gone(pgid, sleep)
     where.state_file.unlink(missing_ok=True)
     where.socket.unlink(missing_ok=True)
+
+
+def _wait_group_gone(pgid: int, sleep: Callable[[float], None], limit: float = 2.0) -> None:
+    """Until no live process is left in the group (SIGKILL is delivered, not yet acted on, when
+    killpg returns): whoever runs next sees nothing of it. Linux: read from /proc; else no wait."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and _group_members(pgid):
+        sleep(0.02)
+
+
+def _group_members(pgid: int) -> bool:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:
