@@ -247,3 +247,24 @@ def test_a_500s_traceback_names_the_users_file_and_no_frame_of_flash_or_sanic(ap
         "           ~~^^^^^^^^^",
     ], log[start:]
     assert log[start + 5].endswith("| KeyError: 1")
+
+
+def test_an_import_closure_follows_absolute_and_relative_imports_inside_the_source_only(tmp_path: Path) -> None:
+    from pipeline.targets.local.reload import closure
+
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/api.py": "import os\nfrom . import util\nfrom .sub.deep import x\nimport numpy\n",
+        "pkg/util.py": "from pkg import shared\n",
+        "pkg/shared.py": "",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/deep.py": "from .. import other\nx = 1\n",
+        "pkg/other.py": "",
+        "pkg/unused.py": "",
+        "broken.py": "def (:\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found = {p.as_posix() for p in closure(tmp_path, ["pkg.api", "broken"])}
+    assert found == set(files) - {"pkg/unused.py"}
