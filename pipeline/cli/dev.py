@@ -61,7 +61,7 @@ class Session:
         """Build and hand the supervisor the new specs; wait for the endpoints that restart."""
         from pipeline import report
         from pipeline.build.output import build
-        from pipeline.targets.local.deploy import gate_all
+        from pipeline.targets.local.gates import gate_all
 
         assert self.where is not None
         started = time.monotonic()
@@ -126,7 +126,7 @@ class Session:
 
     def stop(self, *, interrupted: bool) -> None:
         from pipeline.cli.local import finish
-        from pipeline.targets.local.deploy import abandon
+        from pipeline.targets.local.gates import abandon
 
         if self.where is None:
             return

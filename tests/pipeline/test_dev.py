@@ -237,7 +237,11 @@ def test_a_500s_traceback_names_the_users_file_and_no_frame_of_flash_or_sanic(ap
     assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 0
     answer = requests.get(_status(flash, app)["api"]["url"] + "/hello", headers={"X-Request-ID": "r500"})
     assert (answer.status_code, answer.json()) == (500, {"error": "internal error", "request_id": "r500"})
-    log = (app / ".flash" / "local" / "supervisor.log").read_text().splitlines()
+    path, deadline = app / ".flash" / "local" / "supervisor.log", time.monotonic() + 30
+    while "| KeyError: 1" not in path.read_text():  # the worker logs it just after answering
+        assert time.monotonic() < deadline, path.read_text()
+        time.sleep(0.05)
+    log = path.read_text().splitlines()
     start = next(i for i, line in enumerate(log) if "unhandled error in GET /hello [r500]" in line)
     shown = [line.split(" | ", 1)[1] for line in log[start + 1 : start + 5]]
     assert shown == [

@@ -25,7 +25,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from pipeline.targets.local.workers import TICK, Worker, WorkerPool
+from pipeline.targets.local import rollout
+from pipeline.targets.local.workers import Worker, WorkerPool
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
 MAX_BODY = 30 * 1024 * 1024  # RunPod's LB limit for a request body
@@ -81,16 +82,6 @@ class EndpointSpec:
         }
 
 
-@dataclass
-class Rollout:
-    """A new build's workers, starting beside the serving ones until one answers /ping 200."""
-
-    spec: EndpointSpec
-    pool: WorkerPool
-    task: asyncio.Task[None] | None = None
-    abandoned: str = ""
-
-
 def _error(code: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=code)
 
@@ -105,7 +96,7 @@ class Endpoint:
         self.session: aiohttp.ClientSession | None = None
         self.probes: aiohttp.ClientSession | None = None  # health checks never queue behind requests
         self.monitor: asyncio.Task[None] | None = None
-        self.rollout: Rollout | None = None  # a new build starting beside the serving workers
+        self.rollout: rollout.Rollout | None = None  # a new build starting beside the serving workers
         self.last_failure: dict[str, Any] | None = None  # the last build that could not start, kept for status
 
     async def start(self) -> None:
@@ -145,57 +136,12 @@ class Endpoint:
             self.last_failure = None
             await self.pool.stop_all("new build")
             return True
-        self.rollout = Rollout(spec, WorkerPool(spec, self.pool.echo, self._ping_worker, **self._pool_options()))
-        self.rollout.task = asyncio.create_task(self._roll(self.rollout))
+        self.rollout = rollout.begin(self, spec, self._ping_worker)
         return True
-
-    def _pool_options(self) -> dict[str, Any]:
-        return {"numbers": self.pool.numbers, "crash_limit": 1}
-
-    async def _roll(self, rollout: Rollout) -> None:
-        staged = rollout.pool
-        staged.waiting += 1  # demand of one: even at workers.min 0 the new build is started and proved
-        monitor = asyncio.create_task(staged.monitor())
-        try:
-            while not staged.ready() and staged.failure is None:
-                try:  # the monitor sets ready_event as soon as a worker answers /ping 200
-                    await asyncio.wait_for(staged.ready_event.wait(), timeout=TICK)
-                except TimeoutError:
-                    pass
-        except asyncio.CancelledError:
-            monitor.cancel()
-            await staged.stop_all(rollout.abandoned or "cancelled")
-            raise
-        staged.waiting -= 1
-        if staged.failure is not None:
-            monitor.cancel()
-            await staged.stop_all("the new build cannot start")
-            self.last_failure = {**staged.failure, "revision": rollout.spec.revision(), "kept_previous": True}
-            self.rollout = None
-            staged.echo(
-                f"{self.spec.key} | the new build cannot start: {staged.failure['reason']}; the previous workers keep serving"
-            )
-            return
-        old, old_monitor = self.pool, self.monitor
-        self.pool, self.monitor, self.spec, self.rollout = staged, monitor, rollout.spec, None
-        self.last_failure = None
-        staged.echo(f"{self.spec.key} | switched to the new build")
-        if old_monitor:
-            old_monitor.cancel()
-        await old.stop_all("replaced by the new build")
 
     async def abandon(self, why: str) -> bool:
         """Stop a rollout in progress (its new workers); the serving workers stay. Whether there was one."""
-        rollout, self.rollout = self.rollout, None
-        if rollout is None or rollout.task is None:
-            return False
-        rollout.abandoned = why
-        rollout.task.cancel()
-        try:
-            await rollout.task
-        except asyncio.CancelledError:
-            pass
-        return True
+        return await rollout.abandon(self, why)
 
     async def stop(self) -> None:
         await self.abandon("shutting down")
