@@ -157,7 +157,7 @@ def dev(config: str) -> int:
     _signals_interrupt()  # SIGTERM and SIGHUP act as Ctrl-C: what this command started is stopped
     watcher = Watcher(project)  # from before the first build: a save meanwhile is not missed
     watcher.newer = session.newer
-    interrupted = True
+    interrupted, current = True, project
     try:
         session.attach(project)
         session.reload(project, None)
@@ -167,8 +167,13 @@ def dev(config: str) -> int:
             session.newer = watcher.newer = Cancel()
             changed = watcher.next()
             watcher.newer = session.newer = Cancel()  # this batch is handled now: only later saves cut it short
+            if not _ships(current, changed):
+                continue  # a file no image holds (ignored by .gitignore or .flashignore, a cache): nothing to do
+            shown = ", ".join(sorted(os.path.relpath(p) for p in changed)[:3])
+            echo_err(f"flash: changed: {shown}{' …' if len(changed) > 3 else ''}")
             fresh = session.load()
             if fresh is not None:
+                current = fresh
                 session.reload(fresh, changed)
     except BaseException:
         session.cancel.set()
@@ -177,6 +182,20 @@ def dev(config: str) -> int:
     finally:
         watcher.stop.set()
         session.stop(interrupted=interrupted)
+
+
+def _ships(project: Project, changed: Collection[Path]) -> bool:
+    """Whether a changed file is the config or one the build would ship (or was shipping: deleted)."""
+    from pipeline.build.handlers import source_files
+
+    config = project.config_path.resolve()
+    if any(path.resolve() == config or not path.exists() for path in changed):
+        return True
+    try:
+        shipped = {project.source_dir / rel for rel in source_files(project)}
+    except FlashError:
+        return True  # let the build say what is wrong
+    return any(path.resolve() in shipped for path in changed)
 
 
 class Watcher:
@@ -262,6 +281,4 @@ class Watcher:
                 continue
             while not self.batches.empty():  # saves that came during the last reload: one more round
                 changed |= self.batches.get_nowait()
-            shown = ", ".join(sorted(os.path.relpath(p) for p in changed)[:3])
-            echo_err(f"flash: changed: {shown}{' …' if len(changed) > 3 else ''}")
             return changed
