@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
 CASE = Path(__file__).resolve().parents[1] / "cases" / "fix"
 
 
@@ -79,3 +82,33 @@ def test_a_fix_that_does_not_show_in_the_result_is_never_reported() -> None:
     header = Diagnostic("f", 1, 1, "a.b", "unknown key", fix=("rename", ("a", "b"), "c"))
     fixed = apply('[a.b]\nx = 1\n\n[a.b."sub.table"]\ny = 2\n', [header])
     assert fixed.text == '[a.c]\nx = 1\n\n[a.c."sub.table"]\ny = 2\n' and fixed.applied == (header,)
+
+
+_SEGMENTS = st.from_regex(r"[a-z][a-z0-9_-]{0,6}|\"[a-z .#]{1,6}\"", fullmatch=True)
+
+
+@given(
+    parents=st.lists(_SEGMENTS, min_size=0, max_size=2),
+    old=_SEGMENTS,
+    new=st.from_regex(r"[a-z][a-z0-9_]{0,6}|[a-z]{1,3} [a-z]{1,3}", fullmatch=True),
+)
+def test_a_header_rename_moves_exactly_that_table_whatever_its_quoting(parents: list[str], old: str, new: str) -> None:
+    import tomllib
+
+    from pipeline.config.fix import apply
+    from pipeline.errors import Diagnostic
+
+    def bare(segment: str) -> str:
+        return segment.strip('"')
+
+    path = tuple(bare(p) for p in [*parents, old])
+    assume(bare(old) != new and len(set(path)) == len(path))
+    header = ".".join([*parents, old])
+    text = f"[{header}]\nx = 1\n\n[{header}.child]\ny = 2\n\n[other]\nz = 3\n"
+    fix = Diagnostic("f", 1, 1, ".".join(path), "unknown key", fix=("rename", path, new))
+    fixed = apply(text, [fix])
+    assert fixed.applied == (fix,), fixed.text
+    before, after = tomllib.loads(text), tomllib.loads(fixed.text)
+    for part in path[:-1]:
+        before, after = before[part], after[part]
+    assert after[new] == before[path[-1]] and path[-1] not in after
