@@ -161,8 +161,10 @@ async def _run_init(init: str | None, lifecycle: Lifecycle) -> None:
         hook = load_callable(init)
         if inspect.iscoroutinefunction(hook):
             await hook()
-        else:  # in a thread, so /ping keeps answering 204 meanwhile
-            await asyncio.to_thread(hook)
+        else:  # in a daemon thread, so /ping keeps answering 204 meanwhile and SIGTERM is not held up
+            from runtime.threads import in_daemon_thread
+
+            await in_daemon_thread(hook)
     except Exception as exc:
         from runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
 

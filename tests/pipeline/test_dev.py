@@ -272,3 +272,34 @@ def test_an_import_closure_follows_absolute_and_relative_imports_inside_the_sour
         (tmp_path / rel).write_text(text)
     found = {p.as_posix() for p in closure(tmp_path, ["pkg.api", "broken"])}
     assert found == set(files) - {"pkg/unused.py"}
+
+
+def test_ctrl_c_while_an_attached_deploy_starts_a_new_build_drops_only_that_build(app: Path, flash) -> None:
+    assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 0
+    before = _status(flash, app)["api"]
+    markers = app.parent / "markers"
+    markers.mkdir()
+    (app / "flash.toml").write_text(
+        SLOW.replace("[endpoints.api]", f'[endpoints.api]\nenv = {{ MARKERS = "{markers}" }}')
+    )
+    run = Dev(app, "deploy", "--target", "local")  # attaches to the detached deployment
+    try:
+        limit = time.monotonic() + 60
+        while not (markers / "init-started").exists():  # the new build's worker loads its "model"
+            assert time.monotonic() < limit and run.proc.poll() is None, run.output
+            time.sleep(0.05)
+        assert requests.get(before["url"] + "/hello").json() == {"version": 1}  # the old workers serve meanwhile
+        assert run.interrupt() == 130
+    finally:
+        run.kill()
+    after = _status(flash, app)["api"]
+    assert after["rollout"] is None and _pids(after) == _pids(before)
+    assert requests.get(before["url"] + "/hello").json() == {"version": 1}
+    supervisor = _status_pid(flash, app)
+    # The new build's worker is gone (it stopped on SIGTERM inside its init hook), the old ones serve.
+    assert set(processes_of(app)) == _pids(before) | {supervisor, *_pids(_status(flash, app)["other"])}
+    assert not (markers / "init-finished").exists()
+
+
+def _status_pid(flash, root: Path) -> int:
+    return int(flash("status", "--target", "local", cwd=root).out.splitlines()[-1].rsplit(" ", 1)[1])
