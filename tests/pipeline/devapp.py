@@ -60,6 +60,10 @@ def slow() -> None:
     Path(os.environ["MARKERS"], "init-started").touch()
     time.sleep(20)
     Path(os.environ["MARKERS"], "init-finished").touch()
+
+
+def failing() -> None:
+    raise RuntimeError("model weights missing")
 """
 
 

@@ -303,3 +303,26 @@ def test_ctrl_c_while_an_attached_deploy_starts_a_new_build_drops_only_that_buil
 
 def _status_pid(flash, root: Path) -> int:
     return int(flash("status", "--target", "local", cwd=root).out.splitlines()[-1].rsplit(" ", 1)[1])
+
+
+def test_dev_keeps_the_old_workers_when_the_new_init_hook_fails_and_says_it_once(app: Path, flash) -> None:
+    dev = Dev(app)
+    try:
+        dev.wait_for(r"^flash: watching for changes")
+        url = _status(flash, app)["api"]["url"]
+        save(
+            app / "flash.toml",
+            CONFIG.replace("[endpoints.api.routes]", 'init = "app.lifecycle:failing"\n\n[endpoints.api.routes]'),
+        )
+        dev.wait_for(
+            r"^flash: api: the new build cannot start \(worker init hook failed \(/ping answers 503\)\); "
+            r"the previous workers keep serving$"
+        )
+        assert requests.get(url + "/hello").json() == {"version": 1}
+        assert dev.count(r"\| RuntimeError: model weights missing$") == 1, dev.output
+        assert dev.count(r'\|   File "app/lifecycle\.py", line \d+, in failing$') == 1, dev.output
+        assert "sanic" not in dev.output.split("init hook app.lifecycle:failing failed")[1].split("RuntimeError")[0]
+        assert _status(flash, app)["api"]["last_failure"]["reason"] == "worker init hook failed (/ping answers 503)"
+        assert dev.interrupt() == 130
+    finally:
+        dev.kill()
