@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import hmac
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ HOP_BY_HOP = frozenset(
 )
 _NO_FORWARD = HOP_BY_HOP | {"content-length", "expect"}
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
+_REVISION_KEY = os.urandom(32)  # see EndpointSpec.revision
 
 
 @dataclass
@@ -63,9 +66,10 @@ class EndpointSpec:
         return cls(**data)
 
     def revision(self) -> str:
-        """Names the code and env a worker runs (no env value can be read back from it)."""
-        identity = json.dumps([self.digest, sorted(self.env.items()), self.build_dir])
-        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+        """Names the code and env a worker runs, for this supervisor's life. Keyed with a secret of
+        this process: `flash status` shows it, and a plain digest of a short env value is that value."""
+        identity = json.dumps([self.digest, sorted(self.env.items()), self.build_dir]).encode()
+        return hmac.new(_REVISION_KEY, identity, hashlib.sha256).hexdigest()[:16]
 
     def same_code(self, other: EndpointSpec) -> bool:
         return (self.digest, self.env, self.build_dir) == (other.digest, other.env, other.build_dir)
