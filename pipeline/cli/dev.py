@@ -81,7 +81,9 @@ class Session:
         self.applied = {spec["key"]: spec for spec in specs}
         changes: dict[str, str] = answer["changes"]
         moved = [key for key, change in changes.items() if change in ("created", "updated")]
-        if not moved:
+        for key in sorted(k for k, change in changes.items() if change == "removed"):
+            echo_err(f"flash: stopped {key}: it is no longer in {self.config}")
+        if not moved and "removed" not in changes.values():
             if changed is not None:
                 echo_err("flash: no endpoint's build, settings or env changed")
             return
