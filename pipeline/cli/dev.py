@@ -68,16 +68,17 @@ class Session:
         try:
             result = build(project)
             local.check_dependencies(project)
-            state = local.read_state(self.where) or {"endpoints": {}}
-            specs = local.specs(project, result, os.environ, state["endpoints"])
+            local.specs(project, result, os.environ, {})  # an endpoint the local target cannot run: said here
         except ConfigError as exc:
             echo_err(report.config_error_text(exc.diagnostics, "the previous workers keep serving"))
             return
         except BuildError as exc:
             echo_err(report.error_text(str(exc), exc.hint) + "\nflash: the previous workers keep serving")
             return
-        specs = self._only_concerned(project, result, specs)
-        answer = local.send(self.where, {"cmd": "apply", "endpoints": specs})
+        specs, answer = local.apply(
+            self.where,
+            lambda running: self._only_concerned(project, result, local.specs(project, result, os.environ, running)),
+        )
         self.applied = {spec["key"]: spec for spec in specs}
         changes: dict[str, str] = answer["changes"]
         moved = [key for key, change in changes.items() if change in ("created", "updated")]

@@ -127,6 +127,22 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
     return answer
 
 
+def apply(
+    where: Paths, make: Callable[[Mapping[str, Any]], list[dict[str, Any]]], attempts: int = 3
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Hand the running supervisor the specs make(what runs now) gives, and its answer. A port
+    another process took between choosing it here and binding it there is chosen again."""
+    for attempt in range(1, attempts + 1):
+        state = read_state(where)
+        specs = make(state["endpoints"] if state else {})
+        try:
+            return specs, send(where, {"cmd": "apply", "endpoints": specs})
+        except ApiError as exc:
+            if "address already in use" not in str(exc) or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def check_dependencies(project: Project) -> None:
     """Each endpoint's dependencies must be installed here: local workers use this Python."""
     for endpoint in project.endpoints:

@@ -59,14 +59,12 @@ def deploy_local(
     try:
         with local.deploy_lock(where):  # a concurrent deploy of this folder waits, then updates in place
             state = local.read_state(where)
-            specs = local.specs(
-                project, result, environ if environ is not None else os.environ, state["endpoints"] if state else {}
-            )
             if state is None:
                 pid, started = local.start_supervisor(where, detach=detach).pid, True
             else:
                 pid = int(state["pid"])
-            answer = local.send(where, {"cmd": "apply", "endpoints": specs})
+            env = environ if environ is not None else os.environ
+            _, answer = local.apply(where, lambda running: local.specs(project, result, env, running))
         wanted = {key: wanted_revision(info) for key, info in answer["endpoints"].items()}
         gates = gate_all(project, where, wanted, timeout, echo, cancel)
     except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: what this deploy started must not linger

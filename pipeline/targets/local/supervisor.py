@@ -146,7 +146,11 @@ class Supervisor:
                 changes[key] = "updated" if changed else "unchanged"
             else:
                 endpoint = Endpoint(spec, self.echo)
-                await endpoint.start()
+                try:
+                    await endpoint.start()
+                except BaseException:  # its port taken meanwhile: the CLI chooses another and applies again
+                    await endpoint.stop()
+                    raise
                 self.endpoints[key] = endpoint
                 changes[key] = "created"
         return changes
