@@ -22,13 +22,13 @@ from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
-from runtime.answers import in_pool, respond
-from runtime.batching import Batcher, BatchFailed, BatchOptions
-from runtime.binding import MISSING, BindError, Binding, bind, plan, plan_batch
-from runtime.calls import close as close_calls_session
-from runtime.calls import current_headers
-from runtime.openapi import Route, document
-from runtime.parts import Upload
+from flash_runtime.answers import in_pool, respond
+from flash_runtime.batching import Batcher, BatchFailed, BatchOptions
+from flash_runtime.binding import MISSING, BindError, Binding, bind, plan, plan_batch
+from flash_runtime.calls import close as close_calls_session
+from flash_runtime.calls import current_headers
+from flash_runtime.openapi import Route, document
+from flash_runtime.parts import Upload
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.
@@ -63,7 +63,7 @@ class JsonErrors(ErrorHandler):
         if isinstance(exception, SanicException):
             return _error(exception.status_code, _describe(exception, request), request)
         request_id = _request_id(request)
-        from runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
+        from flash_runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
 
         log.error(
             "unhandled error in %s %s [%s]\n%s", request.method, request.path, request_id, user_traceback(exception)
@@ -162,11 +162,11 @@ async def _run_init(init: str | None, lifecycle: Lifecycle) -> None:
         if inspect.iscoroutinefunction(hook):
             await hook()
         else:  # in a daemon thread, so /ping keeps answering 204 meanwhile and SIGTERM is not held up
-            from runtime.threads import in_daemon_thread
+            from flash_runtime.threads import in_daemon_thread
 
             await in_daemon_thread(hook)
     except Exception as exc:
-        from runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
+        from flash_runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
 
         lifecycle.state = "failed"
         log.error("init hook %s failed; /ping answers 503\n%s", init, user_traceback(exc))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runtime.app import App, Lifecycle, RouteSpec, create_app
+from flash_runtime.app import App, Lifecycle, RouteSpec, create_app
 
 log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}
@@ -37,7 +37,7 @@ def serve(
     try:
         app = create_app(_app_name(name), routes, init, timeout=timeout, manifest=manifest)
     except (ImportError, AttributeError, TypeError, SyntaxError) as exc:
-        from runtime.tracebacks import position, user_traceback
+        from flash_runtime.tracebacks import position, user_traceback
 
         log.error("cannot load the handlers: %s\n%s", position(exc), user_traceback(exc))
         raise SystemExit(3) from None

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.errors import ConfigError, UsageError
+from flash_pipeline.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from pipeline.config.model import Project
+    from flash_pipeline.config.model import Project
 
 
 TARGETS = click.Choice(["runpod", "local"])
@@ -67,11 +67,11 @@ def pick_target(target: str | None, config: str) -> str:
 
 
 def _local_running(config: str) -> bool:
-    from pipeline.errors import FlashError
+    from flash_pipeline.errors import FlashError
 
     try:
-        from pipeline.config.validate import validate_file
-        from pipeline.targets.local import control
+        from flash_pipeline.config.validate import validate_file
+        from flash_pipeline.targets.local import control
 
         project = validate_file(Path(config), config, environment())
         return control.read_state(control.paths(project)) is not None
@@ -82,8 +82,8 @@ def _local_running(config: str) -> bool:
 def _runpod_credentials() -> bool:
     import os
 
-    from pipeline.errors import ApiError
-    from pipeline.targets.runpod.api import api_key
+    from flash_pipeline.errors import ApiError
+    from flash_pipeline.targets.runpod.api import api_key
 
     try:
         api_key(os.environ, Path.home())
@@ -94,14 +94,14 @@ def _runpod_credentials() -> bool:
 
 def runpod_provider() -> Any:
     """The RunPod provider; credentials are checked here, before any build work."""
-    from pipeline.targets.runpod.provider import RunpodProvider
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
     return RunpodProvider.from_environment()
 
 
 def load(config: str, consequence: str) -> Project:
     """Validate the config, or raise ConfigError saying what did not happen."""
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.config.validate import validate_file
 
     try:
         return validate_file(Path(config), config, environment())
@@ -123,7 +123,7 @@ def write_atomically(path: Path, text: str) -> None:
     import os
     import tempfile
 
-    from pipeline.errors import BuildError
+    from flash_pipeline.errors import BuildError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

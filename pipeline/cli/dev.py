@@ -17,12 +17,12 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.build.output import BuildResult
-from pipeline.cli.common import echo_err, environment
-from pipeline.config.model import Project
-from pipeline.errors import BuildError, ConfigError, FlashError, Interrupted
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.local import control as local
+from flash_pipeline.builder.output import BuildResult
+from flash_pipeline.cli.common import echo_err, environment
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import BuildError, ConfigError, FlashError, Interrupted
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.local import control as local
 
 
 class Session:
@@ -39,8 +39,8 @@ class Session:
         self.started = False
 
     def load(self) -> Project | None:
-        from pipeline import report
-        from pipeline.config.validate import validate_file
+        from flash_pipeline import report
+        from flash_pipeline.config.validate import validate_file
 
         try:
             return validate_file(Path(self.config), self.config, environment())
@@ -59,9 +59,9 @@ class Session:
 
     def reload(self, project: Project, changed: Collection[Path] | None) -> None:
         """Build and hand the supervisor the new specs; wait for the endpoints that restart."""
-        from pipeline import report
-        from pipeline.build.output import build
-        from pipeline.targets.local.gates import gate_all
+        from flash_pipeline import report
+        from flash_pipeline.builder.output import build
+        from flash_pipeline.targets.local.gates import gate_all
 
         assert self.where is not None
         started = time.monotonic()
@@ -115,7 +115,7 @@ class Session:
     ) -> list[dict[str, Any]]:
         """Keep the last build of an endpoint whose own files and settings did not change (a saved
         module only another endpoint imports changes every build hash, not this one's code)."""
-        from pipeline.targets.local.reload import identities
+        from flash_pipeline.targets.local.reload import identities
 
         fresh = identities(project, result)
         kept = []
@@ -128,8 +128,8 @@ class Session:
         return kept
 
     def stop(self, *, interrupted: bool) -> None:
-        from pipeline.cli.local import finish
-        from pipeline.targets.local.gates import abandon
+        from flash_pipeline.cli.local import finish
+        from flash_pipeline.targets.local.gates import abandon
 
         if self.where is None:
             return
@@ -152,8 +152,8 @@ def _wanted(info: Mapping[str, Any]) -> str:
 
 
 def dev(config: str) -> int:
-    from pipeline.cli.common import load
-    from pipeline.cli.local import _signals_interrupt
+    from flash_pipeline.cli.common import load
+    from flash_pipeline.cli.local import _signals_interrupt
 
     project = load(config, "nothing was started")
     session = Session(config)
@@ -189,7 +189,7 @@ def dev(config: str) -> int:
 
 def _ships(project: Project, changed: Collection[Path]) -> bool:
     """Whether a changed file is the config or one the build would ship (or was shipping: deleted)."""
-    from pipeline.build.handlers import source_files
+    from flash_pipeline.builder.handlers import source_files
 
     config = project.config_path.resolve()
     if any(path.resolve() == config or not path.exists() for path in changed):

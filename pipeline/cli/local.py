@@ -6,18 +6,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.cli.common import echo_err, load
-from pipeline.errors import ConfigError
+from flash_pipeline.cli.common import echo_err, load
+from flash_pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pipeline.targets.local.control import Paths
+    from flash_pipeline.targets.local.control import Paths
 
 
 def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
-    from pipeline import report
-    from pipeline.build.output import build as build_project
-    from pipeline.targets.local import LocalProvider
-    from pipeline.targets.local.control import paths
+    from flash_pipeline import report
+    from flash_pipeline.builder.output import build as build_project
+    from flash_pipeline.targets.local import LocalProvider
+    from flash_pipeline.targets.local.control import paths
 
     provider = LocalProvider()
     project = load(config, "nothing was deployed")
@@ -46,8 +46,8 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
 def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
     """The end of a foreground run: stop the supervisor it started (Ctrl-C: within about a second);
     leave one it only attached to (a --detach deploy's) serving, and say so."""
-    from pipeline.targets.local import control
-    from pipeline.targets.local.deploy import STOP_GRACE
+    from flash_pipeline.targets.local import control
+    from flash_pipeline.targets.local.deploy import STOP_GRACE
 
     if not started:
         click.echo(

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-FLASH = [sys.executable, "-m", "pipeline"]
+FLASH = [sys.executable, "-m", "flash_pipeline"]
 
 CONFIG = """\
 [app]
@@ -158,7 +158,7 @@ def processes_of(app: Path) -> list[int]:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if (b"pipeline.targets.local.supervisor" in cmdline and str(app).encode() in cmdline) or (
+        if (b"flash_pipeline.targets.local.supervisor" in cmdline and str(app).encode() in cmdline) or (
             b"flash_worker.py" in cmdline and cwd.startswith(str(app))
         ):
             found.append(int(entry.name))

@@ -24,8 +24,8 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.runpod/config.toml
     root = write_app(tmp_path / "app")
     yield root
-    from pipeline.config.validate import validate_file
-    from pipeline.targets.local.deploy import local_destroy
+    from flash_pipeline.config.validate import validate_file
+    from flash_pipeline.targets.local.deploy import local_destroy
 
     local_destroy(validate_file(root / "flash.toml"))
 
@@ -254,7 +254,7 @@ def test_a_500s_traceback_names_the_users_file_and_no_frame_of_flash_or_sanic(ap
 
 
 def test_an_import_closure_follows_absolute_and_relative_imports_inside_the_source_only(tmp_path: Path) -> None:
-    from pipeline.targets.local.reload import closure
+    from flash_pipeline.targets.local.reload import closure
 
     files = {
         "pkg/__init__.py": "",

@@ -73,8 +73,8 @@ def test_a_table_header_typo_is_renamed_and_reported_only_once_applied(tmp_path:
 
 
 def test_a_fix_that_does_not_show_in_the_result_is_never_reported() -> None:
-    from pipeline.config.fix import apply
-    from pipeline.errors import Diagnostic
+    from flash_pipeline.config.fix import apply
+    from flash_pipeline.errors import Diagnostic
 
     taken = Diagnostic("f", 1, 1, "a.b", "unknown key", fix=("rename", ("a", "b"), "c"))
     fixed = apply("[a]\nb = 1\nc = 2\n", [taken])  # the new name is taken: renaming would lose a value
@@ -95,8 +95,8 @@ _SEGMENTS = st.from_regex(r"[a-z][a-z0-9_-]{0,6}|\"[a-z .#]{1,6}\"", fullmatch=T
 def test_a_header_rename_moves_exactly_that_table_whatever_its_quoting(parents: list[str], old: str, new: str) -> None:
     import tomllib
 
-    from pipeline.config.fix import apply
-    from pipeline.errors import Diagnostic
+    from flash_pipeline.config.fix import apply
+    from flash_pipeline.errors import Diagnostic
 
     def bare(segment: str) -> str:
         return segment.strip('"')

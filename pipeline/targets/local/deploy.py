@@ -7,14 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.build.output import BuildResult
-from pipeline.config.model import Project
-from pipeline.errors import HealthError
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.gate import GateResult
-from pipeline.targets.local import control as local
-from pipeline.targets.local.gates import abandon, gate_all, no_interrupts, wanted_revision
-from pipeline.targets.plan import Action, in_layers, plan_deploy
+from flash_pipeline.builder.output import BuildResult
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import HealthError
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.gate import GateResult
+from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local.gates import abandon, gate_all, no_interrupts, wanted_revision
+from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,9 @@ def local_destroy(project: Project) -> list[str]:
 
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
-    from pipeline.build.output import content_hashes
-    from pipeline.config.envvars import resolve_env
-    from pipeline.targets.local.balancer import EndpointSpec
+    from flash_pipeline.builder.output import content_hashes
+    from flash_pipeline.config.envvars import resolve_env
+    from flash_pipeline.targets.local.balancer import EndpointSpec
 
     hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ

@@ -17,8 +17,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.build.output import BuildResult
-from pipeline.config.model import Endpoint, Project
+from flash_pipeline.builder.output import BuildResult
+from flash_pipeline.config.model import Endpoint, Project
 
 
 def identities(project: Project, result: BuildResult) -> dict[str, str]:

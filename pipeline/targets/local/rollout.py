@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.targets.local.workers import TICK, WorkerPool
+from flash_pipeline.targets.local.workers import TICK, WorkerPool
 
 if TYPE_CHECKING:
-    from pipeline.targets.local.balancer import Endpoint, EndpointSpec
+    from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
 
 
 @dataclass
