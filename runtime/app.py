@@ -65,7 +65,11 @@ class JsonErrors(ErrorHandler):
         if isinstance(exception, SanicException):
             return _error(exception.status_code, _describe(exception, request), request)
         request_id = _request_id(request)
-        log.error("unhandled error in %s %s [%s]", request.method, request.path, request_id, exc_info=exception)
+        from flash_runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
+
+        log.error(
+            "unhandled error in %s %s [%s]\n%s", request.method, request.path, request_id, user_traceback(exception)
+        )
         return json_response({"error": "internal error", "request_id": request_id}, status=500)
 
 
@@ -172,11 +176,15 @@ async def _run_init(init: str | None, lifecycle: Lifecycle) -> None:
         hook = load_callable(init)
         if inspect.iscoroutinefunction(hook):
             await hook()
-        else:  # in a thread, so /ping keeps answering 204 meanwhile
-            await asyncio.to_thread(hook)
-    except Exception:
+        else:  # in a daemon thread, so /ping keeps answering 204 meanwhile and SIGTERM is not held up
+            from flash_runtime.threads import in_daemon_thread
+
+            await in_daemon_thread(hook)
+    except Exception as exc:
+        from flash_runtime.tracebacks import user_traceback  # the user's frames, at the user's paths
+
         lifecycle.state = "failed"
-        log.exception("init hook %s failed; /ping answers 503", init)
+        log.error("init hook %s failed; /ping answers 503\n%s", init, user_traceback(exc))
         return
     lifecycle.state = "ready"
     log.info("init hook %s finished in %.2fs; ready", init, time.perf_counter() - started)

@@ -37,7 +37,9 @@ def serve(
     try:
         app = create_app(_app_name(name), routes, init, timeout=timeout, manifest=manifest)
     except (ImportError, AttributeError, TypeError, SyntaxError) as exc:
-        log.error("cannot load the handlers: %s: %s", type(exc).__name__, exc)
+        from flash_runtime.tracebacks import position, user_traceback
+
+        log.error("cannot load the handlers: %s\n%s", position(exc), user_traceback(exc))
         raise SystemExit(3) from None
     if sys.argv[1:] == ["--openapi"]:  # `flash openapi`: the document, offline, from the build output
         print(json.dumps(app.ctx.openapi(), indent=2))

@@ -9,6 +9,7 @@ folder fails here rather than in the worker.
 from __future__ import annotations
 
 import ast
+import os
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -93,7 +94,7 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
     files: the source folder's files that ship (relative, posix), as ignore.included_files gives.
     """
     found: list[Diagnostic] = []
-    cache: dict[str, Names | tuple[str, str]] = {}
+    cache: dict[str, Names | tuple[str, str] | Diagnostic] = {}
     shipped = set(files)
     for endpoint in project.endpoints:
         if endpoint.image:
@@ -102,8 +103,10 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
         if endpoint.init:
             refs.append((endpoint.init, endpoint.loc_of("init"), f"endpoints.{endpoint.key}.init"))
         for ref, loc, path in refs:
-            problem = _check(project, shipped, ref, cache)
-            if problem:
+            problem = _check(project, shipped, ref, cache, loc.file)
+            if isinstance(problem, Diagnostic):
+                found.append(problem)  # in the user's module: one per file, however many routes name it
+            elif problem:
                 found.append(_diag(loc, path, *problem))
         for route in (r for r in endpoint.routes if r.method == "WS"):
             if _plain_def(project, shipped, route.module, route.function):
@@ -187,13 +190,13 @@ def _diag(loc: Loc, path: str, message: str, hint: str) -> Diagnostic:
 
 
 def _check(
-    project: Project, shipped: set[str], ref: str, cache: dict[str, Names | tuple[str, str]]
-) -> tuple[str, str] | None:
+    project: Project, shipped: set[str], ref: str, cache: dict[str, Names | tuple[str, str] | Diagnostic], shown: str
+) -> tuple[str, str] | Diagnostic | None:
     module, function = ref.split(":")
     if module not in cache:
-        cache[module] = _module_names(project, shipped, module)
+        cache[module] = _module_names(project, shipped, module, shown)
     names = cache[module]
-    if isinstance(names, tuple):
+    if isinstance(names, (tuple, Diagnostic)):
         return names
     if names is not ANY_NAME and function not in names:
         guess = did_you_mean(function, sorted(names))
@@ -204,8 +207,11 @@ def _check(
     return None
 
 
-def _module_names(project: Project, shipped: set[str], module: str) -> Names | tuple[str, str]:
-    """Top-level names a module defines, or (message, hint) saying why it cannot be read."""
+def _module_names(
+    project: Project, shipped: set[str], module: str, config_shown: str
+) -> Names | tuple[str, str] | Diagnostic:
+    """Top-level names a module defines, (message, hint) saying why it cannot be read, or its
+    syntax error at its own file:line:col with Python's message."""
     base = module.replace(".", "/")
     shown = project.source
     for rel in (f"{base}.py", f"{base}/__init__.py"):
@@ -219,12 +225,31 @@ def _module_names(project: Project, shipped: set[str], module: str) -> Names | t
                 tree = ast.parse(path.read_bytes(), filename=str(path))
         except OSError as exc:
             return f"{rel} cannot be read ({exc.strerror or exc})", "check the file's permissions"
-        except (SyntaxError, ValueError) as exc:
-            return f"{rel} has a syntax error (line {getattr(exc, 'lineno', None) or '?'})", f"run python {rel}"
+        except SyntaxError as exc:
+            return syntax_diagnostic(exc, _shown(config_shown, project.source, rel), module)
+        except ValueError as exc:  # a null byte in the source
+            return f"{rel} cannot be parsed ({exc})", f"run python {rel}"
         return _defined_names(tree.body)
     return (
         f"module {module} not found in {shown!r} (looked for {base}.py)",
         f"handlers are module:function with the module importable from the source folder {shown!r}",
+    )
+
+
+def _shown(config_shown: str, source: str, rel: str) -> str:
+    """A source file's path as the user knows it: next to the config as they named it."""
+    return os.path.normpath(os.path.join(os.path.dirname(config_shown), source, rel))
+
+
+def syntax_diagnostic(exc: SyntaxError, shown: str, module: str) -> Diagnostic:
+    """A module's syntax error at its file:line:col, with Python's own message."""
+    return Diagnostic(
+        shown,
+        exc.lineno or 1,
+        exc.offset or 1,
+        "",
+        f"{type(exc).__name__}: {exc.msg}",
+        "",
     )
 
 

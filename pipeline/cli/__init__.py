@@ -16,7 +16,17 @@ import click
 
 from flash_pipeline import __version__
 from flash_pipeline.cli import tools
-from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, confirm, environment, load, runpod_provider
+from flash_pipeline.cli.common import (
+    CONFIG,
+    DEPLOY_TARGET,
+    ENVIRONMENT,
+    TARGET,
+    confirm,
+    environment,
+    load,
+    pick_target,
+    runpod_provider,
+)
 from flash_pipeline.errors import ConfigError, Exit, FlashError, Interrupted, UsageError
 
 FORMATS = click.Choice(["text", "json", "github"])
@@ -92,6 +102,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, 
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
     results = [with_sources(check_file(Path(name), name, environment())) for name in names]
+    unfixed = diff and any(r.diagnostics for r in results)  # --diff writes nothing: the files still fail
     if fix or diff:
         from flash_pipeline.cli.fix import fix_files
 
@@ -103,7 +114,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, 
     else:
         in_actions = fmt is None and os.environ.get("GITHUB_ACTIONS") == "true"
         click.echo(report.validation_text(results, annotations=in_actions))
-    return Exit.INVALID if any(r.diagnostics for r in results) else Exit.OK
+    return Exit.INVALID if unfixed or any(r.diagnostics for r in results) else Exit.OK
 
 
 @cli.command()
@@ -157,7 +168,7 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
 
 @cli.command()
 @CONFIGS
-@click.option("--target", type=TARGETS, default="runpod", show_default=True, help="Where to deploy.")
+@DEPLOY_TARGET
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--detach", is_flag=True, help="local: return once healthy; keep serving in the background.")
 @click.option("--prune", is_flag=True, help="runpod: delete {app}-… endpoints the config no longer has.")
@@ -188,7 +199,7 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
 @ENVIRONMENT
 def deploy(
     configs: tuple[str, ...],
-    target: str,
+    target: str | None,
     dry_run: bool,
     detach: bool,
     prune: bool,
@@ -207,6 +218,7 @@ def deploy(
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from flash_pipeline.cli.plan import plan as run_plan
 
+    target = pick_target(target, configs[0])
     if dry_run:
         return run_plan(list(configs), target, "text", False, max_floor=max_floor, allow_unavailable=allow_unavailable)
     if target == "local":
@@ -226,7 +238,7 @@ def deploy(
 
 @cli.command()
 @CONFIGS
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
 @MAX_FLOOR
@@ -234,7 +246,7 @@ def deploy(
 @ENVIRONMENT
 def plan(
     configs: tuple[str, ...],
-    target: str,
+    target: str | None,
     fmt: str,
     detailed_exitcode: bool,
     max_floor: float | None,
@@ -243,6 +255,7 @@ def plan(
     """What deploy would create, update, keep or orphan, and what it costs; changes nothing. Several -c (or globs): all, in parallel."""
     from flash_pipeline.cli.plan import plan as run_plan
 
+    target = pick_target(target, configs[0])
     return run_plan(
         list(configs), target, fmt, detailed_exitcode, max_floor=max_floor, allow_unavailable=allow_unavailable
     )
@@ -250,10 +263,10 @@ def plan(
 
 @cli.command()
 @CONFIGS
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @ENVIRONMENT
-def status(configs: tuple[str, ...], target: str, fmt: str) -> int:
+def status(configs: tuple[str, ...], target: str | None, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping. Several -c (or globs): each app in turn."""
     from flash_pipeline import report
     from flash_pipeline.cli.many import run_each
@@ -262,17 +275,18 @@ def status(configs: tuple[str, ...], target: str, fmt: str) -> int:
 
     def one(config: str, app: str | None) -> int:
         project = load(config, "")
-        if target == "runpod":
+        if pick_target(target, config) == "runpod":
             rows = runpod_provider().status(project)
             render = report.runpod_status_json(rows) if fmt == "json" else report.runpod_status_text(rows, app)
         else:
             from flash_pipeline.targets.local import LocalProvider
+            from flash_pipeline.targets.local.deploy import last_failures
 
-            answer = LocalProvider().status(project)
+            answer, failures = LocalProvider().status(project), last_failures(project)
             if fmt == "json":
-                render = report.local_status_json(project, answer)
+                render = report.local_status_json(project, answer, failures)
             else:
-                render = report.local_status_text(project, answer, named=app is not None)
+                render = report.local_status_text(project, answer, failures, named=app is not None)
         shown.append((project.name, render))
         return 0
 
@@ -286,14 +300,16 @@ def status(configs: tuple[str, ...], target: str, fmt: str) -> int:
 
 @cli.command()
 @CONFIGS
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @ENVIRONMENT
-def destroy(configs: tuple[str, ...], target: str, yes: bool) -> int:
+def destroy(configs: tuple[str, ...], target: str | None, yes: bool) -> int:
     """Delete the app's endpoints, listing each one (stop them, on the local target). Several -c (or globs): each app in turn."""
     from flash_pipeline.cli.many import run_each
 
-    return run_each(configs, "nothing was destroyed", lambda config, app: _destroy(config, target, yes, app))
+    return run_each(
+        configs, "nothing was destroyed", lambda config, app: _destroy(config, pick_target(target, config), yes, app)
+    )
 
 
 def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
@@ -315,6 +331,16 @@ def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
         else "flash: nothing was running on the local target"
     )
     return 0
+
+
+@cli.command()
+@CONFIG
+@ENVIRONMENT
+def dev(config: str) -> int:
+    """Run the app locally in the foreground; reload an endpoint when its files, settings or env change."""
+    from flash_pipeline.cli.dev import dev as run_dev
+
+    return run_dev(config)
 
 
 @cli.command()

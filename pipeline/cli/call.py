@@ -115,6 +115,9 @@ def send(
             answer, status, detail = None, None, None
         except requests.Timeout:  # sent, maybe handled: never sent twice
             raise ApiError("call", f"no answer from {url} within {deadline:.0f}s") from None
+        reason = _cannot_start(status, detail)
+        if reason:  # the local balancer knows its workers cannot start: waiting would not help
+            raise ApiError("call", reason, hint="fix the error in the worker output (`flash logs`), then deploy again")
         wait = policy.delay(attempt, rng)
         if (answer is not None and not policy.retryable(status, detail)) or clock() - start + wait > deadline:
             if answer is None:
@@ -126,6 +129,14 @@ def send(
             echo(f"flash: {url} is starting (HTTP {status})" if status else f"flash: {url} is not reachable yet")
         sleep(wait)
         attempt += 1
+
+
+def _cannot_start(status: int | None, detail: Any) -> str | None:
+    """The reason in a 503 that says the endpoint cannot start (the local balancer's verdict)."""
+    if status != 503 or not isinstance(detail, dict):
+        return None
+    error = detail.get("error")
+    return error if isinstance(error, str) and " cannot start: " in error else None
 
 
 def _json(answer: Any) -> Any:

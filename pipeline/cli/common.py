@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 
 TARGETS = click.Choice(["runpod", "local"])
 CONFIG = click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+_TARGET_HELP = (
+    "Default: the local deployment of this config when one runs and no RunPod key is configured, "
+    "else runpod (or set FLASH_TARGET)."
+)
+# --target, or FLASH_TARGET; unset, pick_target() follows the user.
+TARGET = click.option("--target", type=TARGETS, envvar="FLASH_TARGET", default=None, help=_TARGET_HELP)
+DEPLOY_TARGET = click.option(
+    "--target", type=TARGETS, envvar="FLASH_TARGET", default=None, help="Where to deploy. " + _TARGET_HELP
+)
 
 
 def _remember_environment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -39,6 +48,48 @@ def environment() -> str | None:
 
 def echo_err(line: str) -> None:
     click.echo(line, err=True)
+
+
+def pick_target(target: str | None, config: str) -> str:
+    """The target a command without --target (and FLASH_TARGET) means: the local deployment of this
+    config when one runs and no RunPod key is configured; else RunPod, as before, with a hint
+    naming --target local when a local deployment runs."""
+    if target is not None:
+        return target
+    if not _local_running(config):
+        return "runpod"
+    if not _runpod_credentials():
+        return "local"
+    echo_err(
+        "flash: a local deployment of this config is running; pass --target local (or set FLASH_TARGET=local) for it"
+    )
+    return "runpod"
+
+
+def _local_running(config: str) -> bool:
+    from flash_pipeline.errors import FlashError
+
+    try:
+        from flash_pipeline.config.validate import validate_file
+        from flash_pipeline.targets.local import control
+
+        project = validate_file(Path(config), config, environment())
+        return control.read_state(control.paths(project)) is not None
+    except FlashError:
+        return False
+
+
+def _runpod_credentials() -> bool:
+    import os
+
+    from flash_pipeline.errors import ApiError
+    from flash_pipeline.targets.runpod.api import api_key
+
+    try:
+        api_key(os.environ, Path.home())
+    except ApiError:
+        return False
+    return True
 
 
 def runpod_provider() -> Any:

@@ -31,10 +31,24 @@ def fix_files(results: list[FileResult], *, write: bool) -> list[FileResult]:
                 before.splitlines(keepends=True), fixed.text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
             )
             click.echo("".join(lines), nl=False)
-            out.append(result)
+            click.echo(f"flash: --diff wrote nothing; what {path} would still have after these fixes:", err=True)
+            out.append(with_sources(_check_text(path, result.display, fixed.text)))  # what would remain
             continue
         write_atomically(path, fixed.text)
         for diag in fixed.applied:
             click.echo(f"fixed {describe(diag)}", err=True)
         out.append(with_sources(check_file(path, result.display, environment())))
     return out
+
+
+def _check_text(path: Path, display: str, text: str) -> FileResult:
+    """Validate text as if it were the file at path (nothing is written)."""
+    from flash_pipeline.cli.common import environment
+    from flash_pipeline.config.source import parse
+    from flash_pipeline.config.validate import validate_source
+    from flash_pipeline.errors import ConfigError
+
+    try:
+        return FileResult(display, validate_source(parse(text, path, display), environment()))
+    except ConfigError as exc:
+        return FileResult(display, None, tuple(exc.diagnostics))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from flash_pipeline.cli.common import echo_err, load
 from flash_pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.local.control import Paths
 
 
 def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     from flash_pipeline import report
     from flash_pipeline.builder.output import build as build_project
     from flash_pipeline.targets.local import LocalProvider
+    from flash_pipeline.targets.local.control import paths
 
     provider = LocalProvider()
     project = load(config, "nothing was deployed")
@@ -23,16 +29,37 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     # SIGTERM and SIGHUP (a closed terminal) during the deploy act as Ctrl-C: what it started is stopped.
     _signals_interrupt()
     outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=echo_err)
-    click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
-    if detach:
-        return 0
-    try:
-        _wait_for_stop_signal()
+    interrupted = True
+    try:  # from here on, a foreground run ends in finish(), however it ends
+        click.echo(
+            report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach)
+        )
+        if not detach:
+            _wait_for_stop_signal()
+        interrupted = False
     finally:
-        click.echo("flash: stopping local endpoints ...", err=True)
-        provider.destroy(project)
-        click.echo("flash: stopped; no worker is left running", err=True)
+        if not detach:
+            finish(paths(project), outcome.started_supervisor, outcome.supervisor_pid, interrupted=interrupted)
     return 0
+
+
+def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
+    """The end of a foreground run: stop the supervisor it started (Ctrl-C: within about a second);
+    leave one it only attached to (a --detach deploy's) serving, and say so."""
+    from flash_pipeline.targets.local import control
+    from flash_pipeline.targets.local.deploy import STOP_GRACE
+
+    if not started:
+        click.echo(
+            f"flash: detached from the local deployment it attached to (supervisor pid {pid}); it keeps serving "
+            "(`flash destroy --target local` stops it)",
+            err=True,
+        )
+        return
+    click.echo("flash: stopping local endpoints ...", err=True)
+    state = control.read_state(where) or {"pid": pid, "pgid": pid}
+    control.stop(where, state, wait=STOP_GRACE if interrupted else 30.0)
+    click.echo("flash: stopped; no worker is left running", err=True)
 
 
 def _signals_interrupt() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, echo_err, load, runpod_provider
+from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGET, echo_err, load, pick_target, runpod_provider
 from flash_pipeline.errors import UsageError
 
 
@@ -34,7 +34,7 @@ def openapi(config: str, key: str | None) -> int:
 @click.argument("request", nargs=-1, required=True, metavar="[METHOD|WS] PATH")
 @CONFIG
 @ENVIRONMENT
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option(
     "-d",
     "--data",
@@ -50,6 +50,7 @@ def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -
     printed until the endpoint closes it (exit 0 for close code 1000, 4 otherwise) or Ctrl-C."""
     from flash_pipeline.cli.call import call as call_endpoint
 
+    options["target"] = pick_target(options["target"], config)
     return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)
 
 
@@ -57,13 +58,14 @@ def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -
 @click.argument("endpoint", required=False)
 @CONFIG
 @ENVIRONMENT
-@click.option("--target", type=TARGETS, default="runpod", show_default=True)
+@TARGET
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option("--since", help="Only lines newer than this: 30s, 10m, 2h, 1d.")
-def logs(config: str, endpoint: str | None, target: str, follow: bool, since: str | None) -> int:
+def logs(config: str, endpoint: str | None, target: str | None, follow: bool, since: str | None) -> int:
     """The workers' output, newest last, each line prefixed with its endpoint and worker."""
     from flash_pipeline.cli.logs import local_logs, parse_since, runpod_logs
 
+    target = pick_target(target, config)
     project = load(config, "")
     if endpoint is not None and endpoint not in [e.key for e in project.endpoints]:
         raise UsageError(f"no endpoint {endpoint!r} in {project.name}", "flash status lists them")

@@ -12,15 +12,18 @@ if TYPE_CHECKING:
     from flash_pipeline.config.model import Project
 
 
-def local_status_text(project: Project, answer: dict[str, Any] | None, *, named: bool = False) -> str:
-    """One line per endpoint; `named` (several configs): under a line naming the app."""
+def local_status_text(
+    project: Project, answer: dict[str, Any] | None, failures: dict[str, Any] | None = None, *, named: bool = False
+) -> str:
+    """One line per endpoint (and a failed start's reason); `named` (several configs): under a line naming the app."""
     running = (answer or {}).get("endpoints", {})
     width = max(len(e.key) for e in project.endpoints)
     lines = [f"status of {project.name} on the local target:"] if named else []
     for e in project.endpoints:
         info = running.get(e.key)
         if info is None:
-            lines.append(f"{e.key.ljust(width)}  not running")
+            why = (failures or {}).get(e.key)
+            lines.append(f"{e.key.ljust(width)}  not running" + (f" (the last deploy: {why['reason']})" if why else ""))
             continue
         states = [w["state"] for w in info["workers"]]
         summary = (
@@ -31,6 +34,13 @@ def local_status_text(project: Project, answer: dict[str, Any] | None, *, named:
         lines.append(f"{e.key.ljust(width)}  {info['url']}  workers: {summary}  /ping: {ping}")
         if info.get("failure"):
             lines.append(f"{' ' * width}  cannot start: {info['failure']['reason']}")
+        if info.get("rollout"):
+            lines.append(f"{' ' * width}  a new build is starting beside the serving workers")
+        if info.get("last_failure"):
+            lines.append(
+                f"{' ' * width}  the last build could not start: {info['last_failure']['reason']}; "
+                "the previous workers keep serving"
+            )
         if info.get("monitor_error"):
             lines.append(f"{' ' * width}  supervisor error (retrying): {info['monitor_error']}")
     lines.append(
@@ -39,18 +49,21 @@ def local_status_text(project: Project, answer: dict[str, Any] | None, *, named:
     return "\n".join(lines)
 
 
-def _without_spec(info: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if info is None else {k: v for k, v in info.items() if k != "spec"}
+def _without_spec(info: dict[str, Any] | None, failure: dict[str, Any] | None) -> dict[str, Any] | None:
+    if info is None:  # not running: why the last deploy could not start it, when known
+        return None if failure is None else {"running": False, "last_failure": failure}
+    return {k: v for k, v in info.items() if k != "spec"}
 
 
-def local_status_json(project: Project, answer: dict[str, Any] | None) -> str:
+def local_status_json(project: Project, answer: dict[str, Any] | None, failures: dict[str, Any] | None = None) -> str:
     running = (answer or {}).get("endpoints", {})
+    failures = failures or {}
     return json.dumps(
         {
             "target": "local",
             "running": answer is not None,
             # "spec" holds an env digest for plans: never printed (a digest of a short secret is the secret)
-            "endpoints": {e.key: _without_spec(running.get(e.key)) for e in project.endpoints},
+            "endpoints": {e.key: _without_spec(running.get(e.key), failures.get(e.key)) for e in project.endpoints},
         },
         indent=2,
     )

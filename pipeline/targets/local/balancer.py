@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import hmac
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from flash_pipeline.targets.local import rollout
 from flash_pipeline.targets.local.workers import Worker, WorkerPool
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
@@ -39,6 +42,7 @@ HOP_BY_HOP = frozenset(
 )
 _NO_FORWARD = HOP_BY_HOP | {"content-length", "expect"}
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
+_REVISION_KEY = os.urandom(32)  # see EndpointSpec.revision
 
 
 @dataclass
@@ -55,10 +59,17 @@ class EndpointSpec:
     scaler_value: int
     idle_timeout: int
     port: int
+    source_dir: str = ""  # the user's source folder as they see it: tracebacks name it, not the build copy
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
         return cls(**data)
+
+    def revision(self) -> str:
+        """Names the code and env a worker runs, for this supervisor's life. Keyed with a secret of
+        this process: `flash status` shows it, and a plain digest of a short env value is that value."""
+        identity = json.dumps([self.digest, sorted(self.env.items()), self.build_dir]).encode()
+        return hmac.new(_REVISION_KEY, identity, hashlib.sha256).hexdigest()[:16]
 
     def same_code(self, other: EndpointSpec) -> bool:
         return (self.digest, self.env, self.build_dir) == (other.digest, other.env, other.build_dir)
@@ -89,6 +100,8 @@ class Endpoint:
         self.session: aiohttp.ClientSession | None = None
         self.probes: aiohttp.ClientSession | None = None  # health checks never queue behind requests
         self.monitor: asyncio.Task[None] | None = None
+        self.rollout: rollout.Rollout | None = None  # a new build starting beside the serving workers
+        self.last_failure: dict[str, Any] | None = None  # the last build that could not start, kept for status
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -110,16 +123,32 @@ class Endpoint:
         self.monitor = asyncio.create_task(self.pool.monitor())
 
     async def replace_spec(self, spec: EndpointSpec) -> bool:
-        """Adopt a new spec; restart workers only when the code or env changed. The port stays."""
+        """Adopt a new spec. The port stays. Scaling settings apply at once; new code or env starts a
+        rollout: new workers beside the serving ones, switched to once one answers /ping 200 (the
+        old ones then stop); a build that cannot start is dropped and the old workers keep serving."""
         changed = not self.spec.same_code(spec)
         spec.port = self.spec.port
-        self.spec = self.pool.spec = spec
-        if changed:
+        if not changed:
+            self.spec = self.pool.spec = spec
+            await self.abandon("superseded by a newer deploy")
+            return False
+        await self.abandon("superseded by a newer deploy")
+        if not self.pool.ready():
+            # Nothing serves (scaled to zero, still starting, or failing): nothing to keep; restart in place.
+            self.spec = self.pool.spec = spec
             self.pool.failure, self.pool.start_failures, self.pool.next_start = None, 0, 0.0
+            self.last_failure = None
             await self.pool.stop_all("new build")
-        return changed
+            return True
+        self.rollout = rollout.begin(self, spec, self._ping_worker)
+        return True
+
+    async def abandon(self, why: str) -> bool:
+        """Stop a rollout in progress (its new workers); the serving workers stay. Whether there was one."""
+        return await rollout.abandon(self, why)
 
     async def stop(self) -> None:
+        await self.abandon("shutting down")
         if self.monitor:
             self.monitor.cancel()
         if self.runner:
@@ -245,4 +274,11 @@ class Endpoint:
             "restarts": pool.restarts,
             "failure": pool.failure,
             "monitor_error": pool.monitor_error,
+            "revision": self.spec.revision(),
+            "rollout": (
+                None
+                if self.rollout is None
+                else {"revision": self.rollout.spec.revision(), "workers": [w.state for w in self.rollout.pool.workers]}
+            ),
+            "last_failure": self.last_failure,
         }

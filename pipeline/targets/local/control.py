@@ -127,6 +127,22 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
     return answer
 
 
+def apply(
+    where: Paths, make: Callable[[Mapping[str, Any]], list[dict[str, Any]]], attempts: int = 3
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Hand the running supervisor the specs make(what runs now) gives, and its answer. A port
+    another process took between choosing it here and binding it there is chosen again."""
+    for attempt in range(1, attempts + 1):
+        state = read_state(where)
+        specs = make(state["endpoints"] if state else {})
+        try:
+            return specs, send(where, {"cmd": "apply", "endpoints": specs})
+        except ApiError as exc:
+            if "address already in use" not in str(exc) or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def check_dependencies(project: Project) -> None:
     """Each endpoint's dependencies must be installed here: local workers use this Python."""
     for endpoint in project.endpoints:
@@ -173,12 +189,19 @@ def specs(
                 "scaler_value": endpoint.scaler_value,
                 "idle_timeout": endpoint.idle_timeout,
                 "port": port,
+                "source_dir": _shown(project.source_dir),
             }
         )
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
     for spec, endpoint in zip(out, project.endpoints, strict=True):
         spec["env"] = {**spec["env"], **wiring(endpoint, urls)}
     return out
+
+
+def _shown(folder: Path) -> str:
+    """A folder as the user sees it: relative to where they run flash when below it, else absolute."""
+    relative = os.path.relpath(folder)
+    return folder.as_posix() if relative.startswith("..") else relative
 
 
 def wiring(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:
@@ -235,6 +258,16 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
     )
     if output:
         output.close()
+    try:
+        _wait_started(proc, where)
+    except BaseException:  # Ctrl-C while it starts, or it never answered: it must not linger
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return proc
+
+
+def _wait_started(proc: subprocess.Popen[bytes], where: Paths) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() == ALREADY_RUNNING:
@@ -251,10 +284,9 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
             )
         try:
             send(where, {"cmd": "status"}, timeout=2)
-            return proc
+            return
         except ApiError:
             time.sleep(0.05)
-    proc.kill()
     raise ApiError("local supervisor", "the local supervisor did not start within 20s")
 
 
@@ -292,8 +324,35 @@ def stop(
     # Stragglers: while any member of the group lives, the kernel never hands its id to a new
     # process, so whatever this reaches is ours.
     _signal_group(pgid, signal.SIGKILL)
+    _wait_group_gone(pgid, sleep)
     where.state_file.unlink(missing_ok=True)
     where.socket.unlink(missing_ok=True)
+
+
+def _wait_group_gone(pgid: int, sleep: Callable[[float], None], limit: float = 2.0) -> None:
+    """Until no live process is left in the group (SIGKILL is delivered, not yet acted on, when
+    killpg returns): whoever runs next sees nothing of it. Linux: read from /proc; else no wait."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and _group_members(pgid):
+        sleep(0.02)
+
+
+def _group_members(pgid: int) -> bool:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:

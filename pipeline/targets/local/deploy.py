@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-import random
-import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from flash_pipeline.builder.output import BuildResult
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import ApiError, HealthError
-from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.errors import HealthError
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.gate import GateResult
 from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local.gates import abandon, gate_all, no_interrupts, wanted_revision
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
-
-# Local workers start in about a second: probe often, so the gate adds little to that.
-LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)
 
 
 @dataclass(frozen=True)
@@ -36,6 +32,9 @@ class LocalDeploy:
     started_supervisor: bool
 
 
+STOP_GRACE = 1.0  # seconds the supervisor gets to stop its workers after Ctrl-C; then its group is killed
+
+
 def deploy_local(
     project: Project,
     result: BuildResult,
@@ -44,83 +43,86 @@ def deploy_local(
     timeout: float | None,
     echo: Callable[[str], None],
     environ: Mapping[str, str] | None = None,
+    cancel: Cancel | None = None,
 ) -> LocalDeploy:
-    """Run every endpoint locally and wait until each answers /ping 200; HealthError if one does not."""
+    """Run every endpoint locally and wait until each answers /ping 200; HealthError if one does not.
+
+    An endpoint that already serves gets its new build beside the old workers (the supervisor
+    switches once the new ones answer /ping 200): a build that cannot start leaves the old ones
+    serving. Ctrl-C (KeyboardInterrupt) at any moment stops what this deploy started, within
+    about a second, and nothing else: a supervisor it only attached to keeps serving.
+    """
     where = local.paths(project)
     local.check_dependencies(project)
-    started, pid = False, 0
+    cancel = cancel if cancel is not None else Cancel()
+    started, pid, answer = False, 0, None
     try:
         with local.deploy_lock(where):  # a concurrent deploy of this folder waits, then updates in place
             state = local.read_state(where)
-            specs = local.specs(
-                project, result, environ if environ is not None else os.environ, state["endpoints"] if state else {}
-            )
             if state is None:
                 pid, started = local.start_supervisor(where, detach=detach).pid, True
             else:
                 pid = int(state["pid"])
-            answer = local.send(where, {"cmd": "apply", "endpoints": specs})
-        urls = {key: info["url"] for key, info in answer["endpoints"].items()}
-        gates = _gate_all(project, urls, timeout, echo, where)
-    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: a supervisor we started must not linger
-        if started:
-            local.stop(where, {"pid": pid, "pgid": pid})
+            env = environ if environ is not None else os.environ
+            _, answer = local.apply(where, lambda running: local.specs(project, result, env, running))
+        wanted = {key: wanted_revision(info) for key, info in answer["endpoints"].items()}
+        gates = gate_all(project, where, wanted, timeout, echo, cancel)
+    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: what this deploy started must not linger
+        cancel.set()
+        with no_interrupts():
+            if started:
+                local.stop(where, {"pid": pid, "pgid": pid}, wait=STOP_GRACE)
+            elif answer is not None:
+                abandon(where, answer)
         raise
+    urls = {key: info["url"] for key, info in answer["endpoints"].items()}
     changes: dict[str, str] = answer["changes"]
     deployed = tuple(
         Deployed(e.key, urls[e.key], changes.get(e.key, "created"), gates[e.key]) for e in project.endpoints
     )
     failed = [d for d in deployed if not d.gate.healthy]
     if failed:
-        if started:  # nothing was running before this deploy: leave nothing running after it
+        _remember_failures(where, failed)
+        # A new build still starting when its gate gave up (a hanging init hook): drop it, the old one serves.
+        abandon(where, {"changes": {}, "endpoints": {d.key: answer["endpoints"][d.key] for d in failed}})
+        # Nothing was running before this deploy: leave nothing running after it, unless a detached
+        # deploy has healthy endpoints to keep (status then shows why the others cannot start).
+        if started and (not detach or len(failed) == len(deployed)):
             local.stop(where, {"pid": pid, "pgid": pid})
         first = failed[0]
         hint = _failure_hint(first.gate, detach, where)
         detail = first.gate.reason if first.gate.reason.startswith("cannot start") else ""
         raise HealthError(first.key, first.gate.waited, first.gate.last_status, hint, detail)
+    (where.state_dir / FAILURES).unlink(missing_ok=True)
     return LocalDeploy(deployed, pid, started)
 
 
-def _gate_all(
-    project: Project, urls: Mapping[str, str], timeout: float | None, echo: Callable[[str], None], where: local.Paths
-) -> dict[str, GateResult]:
-    def failure(key: str) -> str | None:
-        """The supervisor's verdict that an endpoint cannot start (crash loop, failed init): stop waiting."""
-        try:
-            info = local.send(where, {"cmd": "status"}, timeout=5)["endpoints"].get(key, {})
-        except ApiError:
-            return None
-        found = info.get("failure")
-        if not found:
-            return None
-        output = "".join(f"\n    {line}" for line in found.get("output", [])[-8:])
-        return f"cannot start: {found['reason']}" + (f"; its last output:{output}" if output else "")
+FAILURES = "last-failures.json"  # why endpoints could not start, kept for `flash status` after the supervisor stopped
 
-    def gate(key: str, limit: float) -> GateResult:
-        last: list[Any] = [None]
 
-        def on_probe(status: int | str, waited: float) -> None:
-            if status != last[0]:
-                last[0] = status
-                echo(f"{key}: /ping {describe(status)} after {waited:.1f}s")
+def _remember_failures(where: local.Paths, failed: list[Deployed]) -> None:
+    import json
 
-        return wait_healthy(
-            lambda: local.ping(urls[key]),
-            timeout=limit,
-            clock=time.monotonic,
-            sleep=time.sleep,
-            backoff=LOCAL_BACKOFF,
-            rng=random.Random(),
-            on_probe=on_probe,
-            failed=lambda: failure(key),
-        )
+    def entry(gate: GateResult) -> dict[str, Any]:
+        verdict, _, output = (gate.reason or f"/ping {gate.last_status}").partition("; its last output:")
+        lines = [line.removeprefix("    ") for line in output.splitlines() if line]
+        return {"reason": verdict.removeprefix("cannot start: "), "output": lines}
 
-    with ThreadPoolExecutor(max_workers=max(1, len(project.endpoints))) as pool:
-        futures = {
-            e.key: pool.submit(gate, e.key, timeout if timeout is not None else e.health_timeout)
-            for e in project.endpoints
-        }
-        return {key: future.result() for key, future in futures.items()}
+    try:
+        (where.state_dir / FAILURES).write_text(json.dumps({d.key: entry(d.gate) for d in failed}))
+    except OSError:
+        pass
+
+
+def last_failures(project: Project) -> dict[str, Any]:
+    """The endpoints the last local deploy could not start, and why (kept after it stopped them)."""
+    import json
+
+    try:
+        found: dict[str, Any] = json.loads((local.paths(project).state_dir / FAILURES).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found
 
 
 def _failure_hint(gate: GateResult, detach: bool, where: local.Paths) -> str:
@@ -153,6 +155,7 @@ def local_destroy(project: Project) -> list[str]:
         return []
     keys = sorted(state.get("endpoints", {}))
     local.stop(where, state)
+    (where.state_dir / FAILURES).unlink(missing_ok=True)
     return keys
 
 

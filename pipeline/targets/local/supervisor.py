@@ -1,7 +1,8 @@
 """The local target's supervisor process: hosts every endpoint, obeys the CLI over a unix socket.
 
 Run as `python -m flash_pipeline.targets.local.supervisor STATE_DIR SOCKET [--attached]`. Commands are
-JSON lines: {"cmd": "apply", "endpoints": [...]}, {"cmd": "status"}, {"cmd": "stop"}. Resolved env
+JSON lines: {"cmd": "apply", "endpoints": [...]}, {"cmd": "status"}, {"cmd": "stop"}, and
+{"cmd": "abandon", "rollouts": [keys], "created": [keys]} (an interrupted deploy's new workers). Resolved env
 values arrive over the socket and live in memory only: nothing secret is written under .flash/.
 
 One supervisor per state folder (an exclusive lock it holds while it lives). SIGTERM, SIGINT and
@@ -122,6 +123,15 @@ class Supervisor:
         if command == "stop":
             self.done.set()
             return {"ok": True}
+        if command == "abandon":  # an interrupted deploy: drop what it started, keep what served before
+            for key in request.get("rollouts", []):
+                if key in self.endpoints:
+                    await self.endpoints[key].abandon("the deploy that started it was interrupted")
+            for key in request.get("created", []):
+                if key in self.endpoints:
+                    await self.endpoints.pop(key).stop()
+            self._write_state()
+            return {"ok": True, "endpoints": self._status()}
         return {"ok": False, "error": f"unknown command {command!r}"}
 
     async def _apply(self, specs: list[EndpointSpec]) -> dict[str, str]:
@@ -136,7 +146,11 @@ class Supervisor:
                 changes[key] = "updated" if changed else "unchanged"
             else:
                 endpoint = Endpoint(spec, self.echo)
-                await endpoint.start()
+                try:
+                    await endpoint.start()
+                except BaseException:  # its port taken meanwhile: the CLI chooses another and applies again
+                    await endpoint.stop()
+                    raise
                 self.endpoints[key] = endpoint
                 changes[key] = "created"
         return changes

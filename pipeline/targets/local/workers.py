@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import itertools
 import math
 import os
 import signal
@@ -22,7 +23,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,23 @@ def _free_port() -> int:
 class WorkerPool:
     """The workers of one endpoint and the loop that keeps them right."""
 
-    def __init__(self, spec: Any, echo: Callable[[str], None], ping: Callable[[Worker], Any]) -> None:
+    def __init__(
+        self,
+        spec: Any,
+        echo: Callable[[str], None],
+        ping: Callable[[Worker], Any],
+        *,
+        numbers: Iterator[int] | None = None,
+        crash_limit: int = CRASH_LIMIT,
+    ) -> None:
         self.spec = spec  # local_balancer.EndpointSpec
         self.echo = echo
         self._ping = ping  # async: (status, state from the body) or None when nothing answered
         self.workers: list[Worker] = []
-        self.next_number = 1
+        # Shared by the pools of one endpoint (a new build's pool starts beside the serving one):
+        # worker numbers stay unique in the output.
+        self.numbers = numbers if numbers is not None else itertools.count(1)
+        self.crash_limit = crash_limit  # a new build beside a serving one: its first failure is the verdict
         self.waiting = 0  # requests (and cold-start pings) waiting for a ready worker
         self.ready_event = asyncio.Event()
         self.start_failures = 0  # in a row, since the last worker that became ready
@@ -160,8 +172,9 @@ class WorkerPool:
         self.echo(f"{self.spec.key}-{worker.number} | {why} before it was ready; next start in {wait:.1f}s")
         if final:
             self.failure = {"reason": f"worker {why}", "times": self.start_failures, "output": list(worker.tail)}
-        elif self.start_failures >= CRASH_LIMIT:
-            reason = f"worker {why} before it was ready ({self.start_failures} times in a row)"
+        elif self.start_failures >= self.crash_limit:
+            times = f" ({self.start_failures} times in a row)" if self.start_failures > 1 else ""
+            reason = f"worker {why} before it was ready{times}"
             self.failure = {"reason": reason, "times": self.start_failures, "output": list(worker.tail)}
 
     def _back_off(self) -> float:
@@ -191,12 +204,13 @@ class WorkerPool:
 
     # -- processes ------------------------------------------------------------------------
     async def _start_worker(self) -> None:
-        number, port = self.next_number, _free_port()
-        self.next_number += 1
+        number, port = next(self.numbers), _free_port()
         env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}  # the deploy key never reaches a worker
         env.update(self.spec.env)
         env.update({"PORT": str(port), "PORT_HEALTH": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         env["FLASH_BUILD"] = self.spec.digest[:12]  # what /manifest reports: the hash in the image tag
+        if getattr(self.spec, "source_dir", ""):
+            env["FLASH_SOURCE_DIR"] = self.spec.source_dir  # tracebacks point at the user's files
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
