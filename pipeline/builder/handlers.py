@@ -111,6 +111,11 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
 
 # The client's import name before flash's packages got names a user's code cannot shadow.
 _OLD_CLIENT = "runtime"
+# Top-level names the worker's folder (/app in the image) holds ahead of the source folder: a
+# handler module of the app's with one of these names is never the one imported.
+RESERVED = {"flash_runtime": "package", "flash_worker": "start script"}
+# A `try:` whose handler catches one of these makes an import in it optional (a fallback runs).
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
 def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]:
@@ -133,7 +138,10 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
                 tree = ast.parse(data, filename=str(path))
         except (OSError, SyntaxError, ValueError):
             continue  # unreadable or broken files are reported where a handler needs them
+        optional = _guarded_imports(tree)
         for node in ast.walk(tree):
+            if id(node) in optional:
+                continue  # `try: from runtime import ... except ImportError:` has its fallback
             if isinstance(node, ast.ImportFrom):
                 old = node.level == 0 and (node.module or "").split(".")[0] == _OLD_CLIENT
             elif isinstance(node, ast.Import):
@@ -155,6 +163,30 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
     return found
 
 
+def _guarded_imports(tree: ast.AST) -> set[int]:
+    """ids of the import statements in the body of a `try:` that catches ImportError (or wider)."""
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Try, ast.TryStar)) and any(_catches_import_error(h) for h in node.handlers):
+            guarded.update(
+                id(inner)
+                for stmt in node.body
+                for inner in ast.walk(stmt)
+                if isinstance(inner, (ast.Import, ast.ImportFrom))
+            )
+    return guarded
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True  # a bare `except:`
+    caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(
+        (c.id if isinstance(c, ast.Name) else c.attr if isinstance(c, ast.Attribute) else "") in _IMPORT_ERRORS
+        for c in caught
+    )
+
+
 def _diag(loc: Loc, path: str, message: str, hint: str) -> Diagnostic:
     return Diagnostic(loc.file, loc.line, loc.col, path, message, hint)
 
@@ -163,6 +195,13 @@ def _check(
     project: Project, shipped: set[str], ref: str, cache: dict[str, Names | tuple[str, str]]
 ) -> tuple[str, str] | None:
     module, function = ref.split(":")
+    top = module.split(".")[0]
+    if top in RESERVED:
+        return (
+            f"module {module} cannot be imported in the worker: {top!r} is flash's own {RESERVED[top]} there, "
+            f"ahead of the source folder",
+            f"rename your {top} {'package' if '.' in module else 'module'} (and the handler reference)",
+        )
     if module not in cache:
         cache[module] = _module_names(project, shipped, module)
     names = cache[module]

@@ -89,3 +89,54 @@ def test_validate_points_an_old_client_import_at_its_new_name(tmp_path: Path, fl
         "  hint: write `from flash_runtime import endpoint, CallError`\n"
         "flash: 1 error in flash.toml\n"
     )
+
+
+def test_an_old_client_import_guarded_by_try_is_not_reported(tmp_path: Path, flash) -> None:
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "old"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "POST /x" = "handlers:x" }\n'
+    )
+    (tmp_path / "handlers.py").write_text(
+        "try:\n    from runtime import endpoint\nexcept (ModuleNotFoundError, KeyError):\n"
+        "    from flash_runtime import endpoint\n"
+        "try:\n    import runtime.calls\nexcept ImportError:\n    pass\n"
+        "try:\n    import runtime\nexcept KeyError:\n    pass\n\n\n"
+        "async def x(body: dict) -> dict:\n    return body\n"
+    )
+    result = flash("validate", cwd=tmp_path)
+    assert result.out == (
+        "handlers.py:10:5: error: imports: `import runtime`: flash's client is named flash_runtime now "
+        "(the app has no `runtime` module)\n"
+        "  hint: write `import flash_runtime`\n"
+        "flash: 1 error in flash.toml\n"
+    )
+    assert result.code == 2
+
+
+@pytest.mark.parametrize(
+    ("handler", "files", "what"),
+    [
+        ("flash_runtime.handlers:x", ["flash_runtime/__init__.py", "flash_runtime/handlers.py"], "package"),
+        ("flash_worker:x", ["flash_worker.py"], "module"),
+    ],
+)
+def test_a_handler_module_named_like_the_workers_own_files_is_refused(
+    tmp_path: Path, flash, handler: str, files: list[str], what: str
+) -> None:
+    """The worker's folder (flash_runtime/, flash_worker.py) is ahead of the source folder: such a
+    handler would validate, then every worker would die with "No module named ..."."""
+    (tmp_path / "flash.toml").write_text(
+        f'[app]\nname = "mine"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = {{ "POST /x" = "{handler}" }}\n'
+    )
+    for name in files:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("def x() -> dict:\n    return {}\n")
+    module, top = handler.split(":")[0], handler.split(".")[0].split(":")[0]
+    own = "package" if top == "flash_runtime" else "start script"
+    result = flash("validate", cwd=tmp_path)
+    assert result.out == (
+        f'flash.toml:6:24: error: endpoints.api.routes."POST /x": module {module} cannot be imported in the '
+        f"worker: '{top}' is flash's own {own} there, ahead of the source folder\n"
+        f"  hint: rename your {top} {what} (and the handler reference)\n"
+        "flash: 1 error in flash.toml\n"
+    )
+    assert result.code == 2
