@@ -295,8 +295,8 @@ def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
 @ENVIRONMENT
 def unlock(config: str) -> int:
     """Break the deploy lease of this app (after a deploy that crashed or was killed)."""
-    provider = runpod_provider()
     project = load(config, "")
+    provider = runpod_provider()
     holder = provider.unlock(project)
     click.echo(f"flash: removed the deploy lease held by {holder}" if holder else "flash: no deploy lease is held")
     return 0

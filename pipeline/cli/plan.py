@@ -14,8 +14,8 @@ def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> 
     from flash_pipeline.config.many import expand, in_parallel, load_all
     from flash_pipeline.targets.plan import Action, has_changes
 
-    provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
+    provider = runpod_provider() if target == "runpod" else None
 
     def plan_one(project: Project) -> list[Action] | FlashError:
         try:

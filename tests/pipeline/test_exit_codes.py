@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from flash_pipeline.cli import cli
 from flash_pipeline.errors import (
     ApiError,
@@ -43,12 +45,18 @@ def test_the_readme_table_is_the_enum() -> None:
         assert table[int(member)].replace("`", "") == comment.group(1).replace("`", ""), member
 
 
-def test_every_command_is_listed_with_codes_from_the_table() -> None:
+def _listed() -> dict[str, set[int]]:
+    """Each command's exit codes, as its row of the README's commands table lists them."""
     listed = {}
     for row in _rows(_section("Commands")):
         name = re.match(r"`flash (\w+)", row[0])
         assert name, row[0]
         listed[name.group(1)] = {int(code) for code in re.findall(r"(?<![\w.-])(\d{1,3})(?![\w.-])", row[-1])}
+    return listed
+
+
+def test_every_command_is_listed_with_codes_from_the_table() -> None:
+    listed = _listed()
     assert set(listed) == set(cli.commands)
     codes = {int(member) for member in Exit}
     for command, used in listed.items():
@@ -62,3 +70,51 @@ def test_each_error_leaf_carries_its_code_from_the_table() -> None:
     assert (ApiError.exit_code, ConflictError.exit_code) == (Exit.API, Exit.API)
     assert HealthError.exit_code == Exit.UNHEALTHY
     assert Interrupted.exit_code == Exit.INTERRUPTED
+
+
+# The arguments a command needs besides its options, to get as far as reading its config.
+_ARGUMENTS = {"call": ["api", "/x"]}
+_TAKES_A_CONFIG = sorted(
+    name for name, command in cli.commands.items() if any("--config" in p.opts for p in command.params)
+)
+
+
+@pytest.mark.parametrize("command", _TAKES_A_CONFIG)
+@pytest.mark.parametrize("target", ["runpod", "local"])
+def test_a_missing_config_exits_with_a_code_the_commands_row_lists(
+    command: str, target: str, flash, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config is read first, with or without an API key: a missing one is exit 2 everywhere."""
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.runpod/config.toml either
+    takes_target = any("--target" in p.opts for p in cli.commands[command].params)
+    args = [
+        command,
+        *_ARGUMENTS.get(command, []),
+        "-c",
+        "missing.toml",
+        *(["--target", target] if takes_target else []),
+    ]
+    result = flash(*args, cwd=tmp_path)
+    assert result.code == 2, (args, result.err)
+    assert "missing.toml: error: file not found" in result.out + result.err
+    assert result.code in _listed()[command]
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_a_refused_command_line_exits_2_as_the_readme_says_for_every_command(command: str, flash) -> None:
+    assert "Any command also exits 2 when its command line is refused" in _section("Exit codes")
+    result = flash(command, "--no-such-option")
+    assert result.code == Exit.INVALID
+    assert "Error: No such option '--no-such-option'" in result.err
+
+
+def test_a_write_that_fails_exits_3_in_init_as_in_build(flash, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where init needs a folder\n")
+    result = flash("init", str(tmp_path / "taken" / "app"))
+    assert result.err == (
+        f"flash: error: cannot write {tmp_path}/taken/app/app/__init__.py: Not a directory\n"
+        "  hint: check the folder's permissions\n"
+    )
+    assert result.code == Exit.BUILD
+    assert Exit.BUILD in _listed()["init"]
