@@ -140,3 +140,22 @@ def test_a_handler_module_named_like_the_workers_own_files_is_refused(
         "flash: 1 error in flash.toml\n"
     )
     assert result.code == 2
+
+
+def test_an_app_module_named_like_a_library_of_the_worker_does_not_replace_it(tmp_path: Path, flash) -> None:
+    """The worker imports flash_runtime (and sanic, which it serves with) before the source folder
+    goes on sys.path: an app's `sanic.py` or `flash_runtime.py` stays the app's business."""
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "libs"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "GET /x" = "handlers:x" }\n'
+    )
+    for name in ("sanic", "flash_runtime", "flash_pipeline"):
+        (tmp_path / f"{name}.py").write_text(f'raise RuntimeError("the app\'s {name}.py was imported")\n')
+    (tmp_path / "handlers.py").write_text("def x() -> dict:\n    return {'ok': True}\n")
+    assert flash("build", cwd=tmp_path).code == 0
+    worker = Worker(tmp_path / ".flash" / "build" / "api")
+    try:
+        worker.wait_listening()
+        worker.wait_ready()
+        assert requests.get(worker.url + "/x", timeout=10).json() == {"ok": True}
+    finally:
+        worker.stop()
