@@ -51,7 +51,7 @@ def cli(verbose: bool) -> None:
     """Build and deploy RunPod load-balanced endpoints from flash.toml.
 
     Start with `flash init`, check with `flash validate`. RunPod's deprecated
-    runpod-flash also installs a `flash` script: uninstall it or use `python -m flash_pipeline`.
+    runpod-flash also installs a `flash` script: uninstall it or use `python -P -m flash_pipeline`.
     """
     if verbose:  # logging costs start-up time; only load it when asked to talk
         import logging
