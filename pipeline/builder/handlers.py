@@ -9,6 +9,7 @@ folder fails here rather than in the worker.
 from __future__ import annotations
 
 import ast
+import re
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -111,6 +112,7 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
 
 # The client's import name before flash's packages got names a user's code cannot shadow.
 _OLD_CLIENT = "runtime"
+_OLD_NAME = re.compile(rf"(?<![\w.]){_OLD_CLIENT}\b")  # the module name in a statement, not `my_runtime` or `x.runtime`
 # Top-level names the worker's folder (/app in the image) holds ahead of the source folder: a
 # handler module of the app's with one of these names is never the one imported.
 RESERVED = {"flash_runtime": "package", "flash_worker": "start script"}
@@ -122,8 +124,10 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
     """Each `from runtime import ...` / `import runtime` in shipped code, where the app has no
     `runtime` module of its own: flash's client is `flash_runtime` now, and the old name would
     fail in the worker with "No module named 'runtime'"."""
-    if f"{_OLD_CLIENT}.py" in shipped or any(rel.startswith(f"{_OLD_CLIENT}/") for rel in shipped):
-        return []  # the app's own `runtime` module: its imports are the user's business
+    if f"{_OLD_CLIENT}.py" in shipped or any(
+        rel.startswith(f"{_OLD_CLIENT}/") and rel.endswith(".py") for rel in shipped
+    ):
+        return []  # the app's own `runtime` module: its imports are the user's business (a folder of data is none)
     import os.path
 
     config_shown = project.endpoints[0].loc.file if project.endpoints else ""
@@ -157,7 +161,7 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
                         node.col_offset + 1,
                         "imports",
                         f"`{stmt}`: flash's client is named flash_runtime now (the app has no `runtime` module)",
-                        f"write `{stmt.replace(_OLD_CLIENT, 'flash_runtime', 1)}`",
+                        f"write `{_OLD_NAME.sub('flash_runtime', stmt, count=1)}`",
                     )
                 )
     return found

@@ -159,3 +159,25 @@ def test_an_app_module_named_like_a_library_of_the_worker_does_not_replace_it(tm
         assert requests.get(worker.url + "/x", timeout=10).json() == {"ok": True}
     finally:
         worker.stop()
+
+
+def test_a_runtime_folder_of_data_is_not_the_apps_runtime_module(tmp_path: Path, flash) -> None:
+    """A `runtime/` folder without Python files is no module: the old import is still reported, and
+    the hint renames the module only (not a name that merely contains it)."""
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "old"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "POST /x" = "handlers:x" }\n'
+    )
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "settings.json").write_text("{}\n")
+    (tmp_path / "my_runtime.py").write_text("")
+    (tmp_path / "handlers.py").write_text(
+        "import my_runtime, runtime\n\n\nasync def x(body: dict) -> dict:\n    return body\n"
+    )
+    result = flash("validate", cwd=tmp_path)
+    assert result.out == (
+        "handlers.py:1:1: error: imports: `import my_runtime, runtime`: flash's client is named flash_runtime now "
+        "(the app has no `runtime` module)\n"
+        "  hint: write `import my_runtime, flash_runtime`\n"
+        "flash: 1 error in flash.toml\n"
+    )
+    assert result.code == 2
