@@ -326,6 +326,14 @@ for _command in tools.cli.commands.values():
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `flash` script: run the command, map the outcome to an exit code."""
+    import signal
+    import threading
+
+    # SIGTERM is Ctrl-C for every command (exit 130, as the table says), not only for those that
+    # install their own handler (deploy, destroy); the previous handler comes back at the end.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(args=argv, prog_name="flash", standalone_mode=False)
     except Interrupted:
@@ -347,4 +355,11 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
         click.echo("flash: internal error (a bug in flash); please report it with the traceback above", err=True)
         code = Exit.BUG
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(int(code) if isinstance(code, int) else Exit.OK)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

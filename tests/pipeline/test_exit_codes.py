@@ -118,3 +118,36 @@ def test_a_write_that_fails_exits_3_in_init_as_in_build(flash, tmp_path: Path) -
     )
     assert result.code == Exit.BUILD
     assert Exit.BUILD in _listed()["init"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_sigterm_is_ctrl_c_for_a_command_that_installs_no_handler_of_its_own(tmp_path: Path, sig: str) -> None:
+    """`flash logs -f` follows until stopped: SIGTERM (a CI runner's cancel, `timeout`, a service
+    manager) exits 130 as Ctrl-C does, not 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "term"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "GET /x" = "handlers:x" }\n'
+    )
+    (tmp_path / "handlers.py").write_text("def x() -> dict:\n    return {}\n")
+    log = tmp_path / ".flash" / "local" / "supervisor.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-02T03:04:05.000Z api-1 | ready\n")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "flash_pipeline", "logs", "--target", "local", "--follow"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "2026-01-02T03:04:05.000Z api-1 | ready\n"  # it follows now
+        follower.send_signal(getattr(signal, sig))
+        _, err = follower.communicate(timeout=30)
+        assert follower.returncode == Exit.INTERRUPTED
+        assert err == "\nflash: interrupted\n"
+        assert Exit.INTERRUPTED in _listed()["logs"]
+    finally:
+        if follower.poll() is None:
+            os.kill(follower.pid, signal.SIGKILL)
