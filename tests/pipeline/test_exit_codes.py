@@ -151,3 +151,27 @@ def test_sigterm_is_ctrl_c_for_a_command_that_installs_no_handler_of_its_own(tmp
     finally:
         if follower.poll() is None:
             os.kill(follower.pid, signal.SIGKILL)
+
+
+def test_a_fix_that_cannot_be_written_exits_3_as_validates_row_says(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    config = (
+        '[app]\nname = "fixme"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nwokers = [0, 1]\nroutes = { "GET /x" = "h:x" }\n'
+    )
+    (tmp_path / "flash.toml").write_text(config)
+    (tmp_path / "h.py").write_text("def x() -> dict:\n    return {}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "flash_pipeline", "validate", "--fix"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)),  # every file write fails
+    )  # fmt: skip
+    assert done.stderr.endswith(
+        "flash: error: cannot write flash.toml: File too large\n  hint: check the folder's permissions\n"
+    )
+    assert done.returncode == Exit.BUILD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flash.toml", "h.py"]
+    assert (tmp_path / "flash.toml").read_text() == config
+    assert Exit.BUILD in _listed()["validate"]
