@@ -5,6 +5,7 @@ validates, builds, deploys on the local target and answers; its worker starts as
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
 import subprocess
 import sys
@@ -181,3 +182,21 @@ def test_a_runtime_folder_of_data_is_not_the_apps_runtime_module(tmp_path: Path,
         "flash: 1 error in flash.toml\n"
     )
     assert result.code == 2
+
+
+def test_an_apps_aiohttp_py_does_not_replace_the_one_calls_use(tmp_path: Path, flash) -> None:
+    shutil.copytree(REPO / "examples" / "calls", tmp_path, dirs_exist_ok=True)
+    (tmp_path / "aiohttp.py").write_text('raise RuntimeError("the app\'s aiohttp.py was imported")\n')
+    assert flash("build", cwd=tmp_path).code == 0
+    build = tmp_path / ".flash" / "build"
+    callee = Worker(build / "inference")
+    caller = Worker(build / "api", env={"FLASH_ENDPOINTS": json.dumps({"inference": callee.url})})
+    try:
+        for worker in (callee, caller):
+            worker.wait_listening()
+            worker.wait_ready()
+        answer = requests.post(caller.url + "/classify", json={"text": "hello world"}, timeout=30)
+        assert (answer.status_code, answer.json()["label"]) == (200, "long"), caller.output()
+    finally:
+        caller.stop()
+        callee.stop()

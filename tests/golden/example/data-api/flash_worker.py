@@ -5,8 +5,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:1] = [HERE]
-# flash's runtime and the libraries it loads (sanic, ujson) are imported before the app's folder
-# goes on sys.path: an app's `sanic.py` or `flash_runtime.py` is its own, never the worker's.
+# flash's runtime and the libraries it loads (sanic, ujson; aiohttp for calls) are imported before
+# the app's folder goes on sys.path: an app's `sanic.py` or `flash_runtime.py` is its own, never the worker's.
 from flash_runtime.server import serve  # noqa: E402
 
 sys.path.insert(1, os.path.join(HERE, "src"))
