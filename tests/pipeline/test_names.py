@@ -200,3 +200,24 @@ def test_an_apps_aiohttp_py_does_not_replace_the_one_calls_use(tmp_path: Path, f
     finally:
         caller.stop()
         callee.stop()
+
+
+def test_a_handler_module_named_like_a_library_the_worker_loads_says_so(tmp_path: Path, flash) -> None:
+    """The worker's libraries are imported before the source folder: an app's `ujson.py` handler
+    module is never the one imported, and the worker's one line says which file was, and the fix."""
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "libs"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "GET /x" = "ujson:x" }\n'
+    )
+    (tmp_path / "ujson.py").write_text("def x() -> dict:\n    return {}\n")
+    assert flash("build", cwd=tmp_path).code == 0
+    worker = Worker(tmp_path / ".flash" / "build" / "api")
+    try:
+        assert worker.proc.wait(timeout=60) == 3
+        import ujson
+
+        assert (
+            "ERROR flash.worker: cannot load the handlers: AttributeError: module 'ujson' is "
+            f"{ujson.__file__}, a library the worker loads, not the app's ujson: rename the app's module\n"
+        ) in worker.output()
+    finally:
+        worker.stop()
