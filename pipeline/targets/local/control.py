@@ -93,8 +93,15 @@ def read_state(where: Paths) -> dict[str, Any] | None:
 @contextmanager
 def deploy_lock(where: Paths) -> Iterator[None]:
     """Serialise deploys of one folder: the second waits, then updates the first one's supervisor."""
-    where.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(where.state_dir / "deploy.lock", "a") as handle:
+    try:
+        where.state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(where.state_dir / "deploy.lock", "a")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write {exc.filename or where.state_dir}: {exc.strerror or exc}",
+            "flash keeps the local target's state there: move what is in the way",
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
