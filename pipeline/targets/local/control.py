@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +130,22 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
             hint="run `flash destroy --target local --yes`, then deploy again",
         ) from None
     if not answer.get("ok"):
+        if isinstance(answer.get("port_taken"), int):
+            raise PortTaken(answer["port_taken"])
         raise ApiError("local supervisor", str(answer.get("error")))
     return answer
+
+
+class PortTaken(ApiError):
+    """Another process took a new endpoint's port after it was found free: deploy takes the next one."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        super().__init__(
+            "local supervisor",
+            f"port {port} was taken by another process while the deploy started",
+            hint="deploy again: flash takes the next free port",
+        )
 
 
 def check_dependencies(project: Project) -> None:
@@ -151,10 +165,15 @@ def check_dependencies(project: Project) -> None:
 
 
 def specs(
-    project: Project, result: BuildResult, environ: Mapping[str, str], previous: Mapping[str, Any]
+    project: Project,
+    result: BuildResult,
+    environ: Mapping[str, str],
+    previous: Mapping[str, Any],
+    avoid: Collection[int] = (),
 ) -> list[dict[str, Any]]:
-    """What the supervisor should run; ports stay those of the previous deploy when there was one."""
-    taken: set[int] = set()
+    """What the supervisor should run; ports stay those of the previous deploy when there was one.
+    avoid: ports found taken since they were probed."""
+    taken: set[int] = set(avoid)
     out: list[dict[str, Any]] = []
     ports: dict[str, int] = {}
     built = {e.key: e for e in result.endpoints}

@@ -51,22 +51,27 @@ def deploy_local(
     started, pid = False, 0
     try:
         with local.deploy_lock(where):  # a concurrent deploy of this folder waits, then updates in place
+            env = environ if environ is not None else os.environ
             state = local.read_state(where)
-            specs = local.specs(
-                project, result, environ if environ is not None else os.environ, state["endpoints"] if state else {}
-            )
+            specs = local.specs(project, result, env, state["endpoints"] if state else {})
             if state is None:
                 pid, started = local.start_supervisor(where, detach=detach).pid, True
             else:
                 pid = int(state["pid"])
-            answer = local.send(where, {"cmd": "apply", "endpoints": specs})
+
+            def respec(avoid: set[int]) -> list[dict[str, Any]]:
+                now = local.read_state(where)  # the endpoints started meanwhile keep their ports
+                return local.specs(project, result, env, now["endpoints"] if now else {}, avoid)
+
+            answer = _apply(where, specs, respec)
         urls = {key: info["url"] for key, info in answer["endpoints"].items()}
         gates = _gate_all(project, urls, timeout, echo, where)
     except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: a supervisor we started must not linger
         if started:
             local.stop(where, {"pid": pid, "pgid": pid})
         raise
-    changes: dict[str, str] = answer["changes"]
+    before = set(state["endpoints"]) if state else set()  # a retried apply may see its own endpoints
+    changes: dict[str, str] = {k: v if k in before else "created" for k, v in answer["changes"].items()}
     deployed = tuple(
         Deployed(e.key, urls[e.key], changes.get(e.key, "created"), gates[e.key]) for e in project.endpoints
     )
@@ -79,6 +84,26 @@ def deploy_local(
         detail = first.gate.reason if first.gate.reason.startswith("cannot start") else ""
         raise HealthError(first.key, first.gate.waited, first.gate.last_status, hint, detail)
     return LocalDeploy(deployed, pid, started)
+
+
+# Another process (a second app's deploy, anything) may take a free port before the balancer binds it.
+PORT_TRIES = 5
+
+
+def _apply(
+    where: local.Paths, specs: list[dict[str, Any]], respec: Callable[[set[int]], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Send the endpoints to the supervisor; a new port taken since it was probed is replaced by the
+    next free one (endpoints started meanwhile keep theirs; their callers' URLs are rewired)."""
+    avoid: set[int] = set()
+    while True:
+        try:
+            return local.send(where, {"cmd": "apply", "endpoints": specs})
+        except local.PortTaken as exc:
+            avoid.add(exc.port)
+            if len(avoid) >= PORT_TRIES:
+                raise
+        specs = respec(avoid)
 
 
 def _gate_all(

@@ -14,6 +14,7 @@ folder, not under .flash/).
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import logging
@@ -52,6 +53,14 @@ class RateLimited(logging.Filter):
             self.last.clear()
         self.last[key] = now
         return True
+
+
+class _PortInUse(Exception):
+    """A new endpoint's port was taken between the CLI's probe and the balancer's bind."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        super().__init__(f"port {port} is taken")
 
 
 class Supervisor:
@@ -114,7 +123,10 @@ class Supervisor:
     async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("cmd")
         if command == "apply":
-            changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
+            try:
+                changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
+            except _PortInUse as exc:  # the CLI picks another free port and applies again
+                return {"ok": False, "error": f"port {exc.port} is taken", "port_taken": exc.port}
             self._write_state()
             return {"ok": True, "changes": changes, "endpoints": self._status()}
         if command == "status":
@@ -136,7 +148,12 @@ class Supervisor:
                 changes[key] = "updated" if changed else "unchanged"
             else:
                 endpoint = Endpoint(spec, self.echo)
-                await endpoint.start()
+                try:
+                    await endpoint.start()
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise _PortInUse(spec.port) from None
+                    raise
                 self.endpoints[key] = endpoint
                 changes[key] = "created"
         return changes
