@@ -23,10 +23,15 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     # SIGTERM and SIGHUP (a closed terminal) during the deploy act as Ctrl-C: what it started is stopped.
     _signals_interrupt()
     outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=echo_err)
-    click.echo(report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach))
     if detach:
+        click.echo(
+            report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=True)
+        )
         return 0
-    try:
+    try:  # a signal from the moment the report is out stops the workers and says so
+        click.echo(
+            report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=False)
+        )
         _wait_for_stop_signal()
     finally:
         click.echo("flash: stopping local endpoints ...", err=True)
@@ -46,7 +51,7 @@ def _signals_interrupt() -> None:
 
 
 def _wait_for_stop_signal() -> None:
-    """Block until Ctrl-C (KeyboardInterrupt, exit 130), SIGTERM or SIGHUP (a clean exit 0)."""
+    """Block until Ctrl-C, SIGTERM or SIGHUP; each ends in KeyboardInterrupt (exit 130, as the table says)."""
     import signal
     import threading
 
@@ -55,3 +60,4 @@ def _wait_for_stop_signal() -> None:
         signal.signal(sig, lambda *_: stopped.set())
     while not stopped.wait(0.5):
         pass
+    raise KeyboardInterrupt

@@ -175,3 +175,29 @@ def test_a_fix_that_cannot_be_written_exits_3_as_validates_row_says(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flash.toml", "h.py"]
     assert (tmp_path / "flash.toml").read_text() == config
     assert Exit.BUILD in _listed()["validate"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_foreground_local_deploy_stopped_by_a_signal_exits_130(tmp_path: Path, sig: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "flash_pipeline", "init", str(tmp_path)], check=True, capture_output=True)
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "flash_pipeline", "deploy", "--target", "local"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert deploy.stdout is not None
+        # worker output and then the report come on stdout: after the report, it serves
+        assert any(line.startswith("api  created ") for line in deploy.stdout), deploy.poll()
+        deploy.send_signal(getattr(signal, sig))
+        _, err = deploy.communicate(timeout=60)
+        assert err.endswith("flash: stopped; no worker is left running\n\nflash: interrupted\n"), err
+        assert deploy.returncode == Exit.INTERRUPTED
+        assert Exit.INTERRUPTED in _listed()["deploy"]
+    finally:
+        if deploy.poll() is None:
+            os.kill(deploy.pid, signal.SIGKILL)
