@@ -113,9 +113,9 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
 # The client's import name before flash's packages got names a user's code cannot shadow.
 _OLD_CLIENT = "runtime"
 _OLD_NAME = re.compile(rf"(?<![\w.]){_OLD_CLIENT}\b")  # the module name in a statement, not `my_runtime` or `x.runtime`
-# Top-level names the worker's folder (/app in the image) holds ahead of the source folder: a
-# handler module of the app's with one of these names is never the one imported.
-RESERVED = {"flash_runtime": "package", "flash_worker": "start script"}
+# Top-level names the worker has loaded before the source folder goes on sys.path: a handler
+# module of the app's with one of these names is never the one imported.
+RESERVED = {"flash_runtime": "package"}
 # A `try:` whose handler catches one of these makes an import in it optional (a fallback runs).
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 

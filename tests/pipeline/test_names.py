@@ -117,13 +117,13 @@ def test_an_old_client_import_guarded_by_try_is_not_reported(tmp_path: Path, fla
     ("handler", "files", "what"),
     [
         ("flash_runtime.handlers:x", ["flash_runtime/__init__.py", "flash_runtime/handlers.py"], "package"),
-        ("flash_worker:x", ["flash_worker.py"], "module"),
+        ("flash_runtime:x", ["flash_runtime.py"], "module"),
     ],
 )
 def test_a_handler_module_named_like_the_workers_own_files_is_refused(
     tmp_path: Path, flash, handler: str, files: list[str], what: str
 ) -> None:
-    """The worker's folder (flash_runtime/, flash_worker.py) is ahead of the source folder: such a
+    """The worker has loaded flash_runtime before the source folder goes on sys.path: such a
     handler would validate, then every worker would die with "No module named ..."."""
     (tmp_path / "flash.toml").write_text(
         f'[app]\nname = "mine"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = {{ "POST /x" = "{handler}" }}\n'
@@ -132,7 +132,7 @@ def test_a_handler_module_named_like_the_workers_own_files_is_refused(
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("def x() -> dict:\n    return {}\n")
     module, top = handler.split(":")[0], handler.split(".")[0].split(":")[0]
-    own = "package" if top == "flash_runtime" else "start script"
+    own = "package"
     result = flash("validate", cwd=tmp_path)
     assert result.out == (
         f'flash.toml:6:24: error: endpoints.api.routes."POST /x": module {module} cannot be imported in the '
@@ -219,5 +219,28 @@ def test_a_handler_module_named_like_a_library_the_worker_loads_says_so(tmp_path
             "ERROR flash.worker: cannot load the handlers: AttributeError: module 'ujson' is "
             f"{ujson.__file__}, a library the worker loads, not the app's ujson: rename the app's module\n"
         ) in worker.output()
+    finally:
+        worker.stop()
+
+
+def test_an_apps_src_package_and_flash_worker_module_are_the_apps_in_the_worker(tmp_path: Path, flash) -> None:
+    """The build's own folder (its `src/`, `flash_worker.py`) is off sys.path once flash_runtime is
+    loaded: `src.handlers` is the app's src/handlers.py (a namespace package), not its top-level
+    handlers.py found through the build's src/, and a `flash_worker.py` module is the app's."""
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "layout"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\n\n[endpoints.api.routes]\n'
+        '"GET /a" = "src.handlers:x"\n"GET /b" = "handlers:x"\n"GET /c" = "flash_worker:x"\n'
+    )
+    (tmp_path / "src").mkdir()
+    for name in ("src/handlers.py", "handlers.py", "flash_worker.py"):
+        (tmp_path / name).write_text(f"def x() -> dict:\n    return {{'file': {name!r}}}\n")
+    assert flash("validate", cwd=tmp_path).code == 0
+    assert flash("build", cwd=tmp_path).code == 0
+    worker = Worker(tmp_path / ".flash" / "build" / "api")
+    try:
+        worker.wait_listening()
+        worker.wait_ready()
+        answers = [requests.get(worker.url + path, timeout=10).json() for path in ("/a", "/b", "/c")]
+        assert answers == [{"file": "src/handlers.py"}, {"file": "handlers.py"}, {"file": "flash_worker.py"}]
     finally:
         worker.stop()
