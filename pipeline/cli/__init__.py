@@ -44,7 +44,20 @@ INSECURE = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OutputClosed(Exception):
+    """The reader of flash's output went away (`flash logs | head`); not an OSError, so click's own
+    handling (exit 1, the table's code for a bug) never sees it."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _OutputClosed() from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flash")
 @click.option("-v", "--verbose", is_flag=True, help="Log what flash does (to stderr).")
 def cli(verbose: bool) -> None:
@@ -351,6 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
+    except _OutputClosed:  # stopped from outside, as by SIGPIPE: quietly, and nothing more is written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = Exit.INTERRUPTED
     except Exception:  # a bug: show everything needed to report it
         traceback.print_exc()
         click.echo("flash: internal error (a bug in flash); please report it with the traceback above", err=True)

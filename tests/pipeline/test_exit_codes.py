@@ -201,3 +201,26 @@ def test_a_foreground_local_deploy_stopped_by_a_signal_exits_130(tmp_path: Path,
     finally:
         if deploy.poll() is None:
             os.kill(deploy.pid, signal.SIGKILL)
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly_with_130(tmp_path: Path) -> None:
+    """`flash logs | head`: click would exit 1 (the table's code for a bug, with no traceback)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "pipe"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\nroutes = { "GET /x" = "handlers:x" }\n'
+    )
+    (tmp_path / "handlers.py").write_text("def x() -> dict:\n    return {}\n")
+    log = tmp_path / ".flash" / "local" / "supervisor.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(f"2026-01-02T03:04:05.000Z api-1 | line {n}\n" for n in range(100_000)))  # > a pipe's buffer
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "flash_pipeline", "logs", "--target", "local"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline() == b"2026-01-02T03:04:05.000Z api-1 | line 0\n"
+    reader.stdout.close()  # as `head -1` does
+    assert reader.stderr.read() == b""
+    assert reader.wait(timeout=60) == Exit.INTERRUPTED
