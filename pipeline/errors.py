@@ -17,7 +17,7 @@ class Exit(IntEnum):
     API = 4  # a RunPod (or local supervisor) call failed, a conflict, or `flash call` got a non-2xx answer
     UNHEALTHY = 5  # an endpoint never answered /ping 200 (gate timed out or failed), or it cannot start
     CHANGES = 10  # `flash plan --detailed-exitcode` found changes
-    INTERRUPTED = 130  # Ctrl-C (SIGINT) or SIGTERM: what was done is reported
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) or SIGTERM: what was done is reported (a closed output pipe: quietly)
 
 
 @dataclass(frozen=True, order=True)

@@ -76,7 +76,20 @@ class JsonErrors(ErrorHandler):
 def load_callable(ref: str) -> Callable[..., Any]:
     """Import "module:function"."""
     module_name, _, attr = ref.partition(":")
-    func = getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    try:
+        func = getattr(module, attr)
+    except AttributeError:
+        # The worker loads its libraries (sanic, ujson, ...) before the source folder (its working
+        # directory) goes on sys.path: an app module of the same name is never the one imported.
+        mine = os.path.join(os.getcwd(), *module_name.split("."))
+        found = getattr(module, "__file__", None) or "built in"
+        if (os.path.isfile(mine + ".py") or os.path.isdir(mine)) and not found.startswith(os.getcwd() + os.sep):
+            raise AttributeError(
+                f"module {module_name!r} is {found}, a library the worker loads, not the app's "
+                f"{module_name.replace('.', '/')}: rename the app's module"
+            ) from None
+        raise
     if not callable(func):
         raise TypeError(f"{ref} is not callable")
     return func  # type: ignore[no-any-return]

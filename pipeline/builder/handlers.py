@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -125,14 +126,22 @@ def check_handlers(project: Project, files: Collection[str]) -> list[Diagnostic]
 
 # The client's import name before flash's packages got names a user's code cannot shadow.
 _OLD_CLIENT = "runtime"
+_OLD_NAME = re.compile(rf"(?<![\w.]){_OLD_CLIENT}\b")  # the module name in a statement, not `my_runtime` or `x.runtime`
+# Top-level names the worker has loaded before the source folder goes on sys.path: a handler
+# module of the app's with one of these names is never the one imported.
+RESERVED = {"flash_runtime": "package"}
+# A `try:` whose handler catches one of these makes an import in it optional (a fallback runs).
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
 def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]:
     """Each `from runtime import ...` / `import runtime` in shipped code, where the app has no
     `runtime` module of its own: flash's client is `flash_runtime` now, and the old name would
     fail in the worker with "No module named 'runtime'"."""
-    if f"{_OLD_CLIENT}.py" in shipped or any(rel.startswith(f"{_OLD_CLIENT}/") for rel in shipped):
-        return []  # the app's own `runtime` module: its imports are the user's business
+    if f"{_OLD_CLIENT}.py" in shipped or any(
+        rel.startswith(f"{_OLD_CLIENT}/") and rel.endswith(".py") for rel in shipped
+    ):
+        return []  # the app's own `runtime` module: its imports are the user's business (a folder of data is none)
     import os.path
 
     config_shown = project.endpoints[0].loc.file if project.endpoints else ""
@@ -147,7 +156,10 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
                 tree = ast.parse(data, filename=str(path))
         except (OSError, SyntaxError, ValueError):
             continue  # unreadable or broken files are reported where a handler needs them
+        optional = _guarded_imports(tree)
         for node in ast.walk(tree):
+            if id(node) in optional:
+                continue  # `try: from runtime import ... except ImportError:` has its fallback
             if isinstance(node, ast.ImportFrom):
                 old = node.level == 0 and (node.module or "").split(".")[0] == _OLD_CLIENT
             elif isinstance(node, ast.Import):
@@ -163,7 +175,7 @@ def _old_client_imports(project: Project, shipped: set[str]) -> list[Diagnostic]
                         node.col_offset + 1,
                         "imports",
                         f"`{stmt}`: flash's client is named flash_runtime now (the app has no `runtime` module)",
-                        f"write `{stmt.replace(_OLD_CLIENT, 'flash_runtime', 1)}`",
+                        f"write `{_OLD_NAME.sub('flash_runtime', stmt, count=1)}`",
                     )
                 )
     return found
@@ -185,6 +197,30 @@ def _plain_def(project: Project, shipped: set[str], module: str, function: str) 
     return kinds == {ast.FunctionDef}
 
 
+def _guarded_imports(tree: ast.AST) -> set[int]:
+    """ids of the import statements in the body of a `try:` that catches ImportError (or wider)."""
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Try, ast.TryStar)) and any(_catches_import_error(h) for h in node.handlers):
+            guarded.update(
+                id(inner)
+                for stmt in node.body
+                for inner in ast.walk(stmt)
+                if isinstance(inner, (ast.Import, ast.ImportFrom))
+            )
+    return guarded
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True  # a bare `except:`
+    caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(
+        (c.id if isinstance(c, ast.Name) else c.attr if isinstance(c, ast.Attribute) else "") in _IMPORT_ERRORS
+        for c in caught
+    )
+
+
 def _diag(loc: Loc, path: str, message: str, hint: str) -> Diagnostic:
     return Diagnostic(loc.file, loc.line, loc.col, path, message, hint)
 
@@ -193,6 +229,13 @@ def _check(
     project: Project, shipped: set[str], ref: str, cache: dict[str, Names | tuple[str, str] | Diagnostic], shown: str
 ) -> tuple[str, str] | Diagnostic | None:
     module, function = ref.split(":")
+    top = module.split(".")[0]
+    if top in RESERVED:
+        return (
+            f"module {module} cannot be imported in the worker: {top!r} is flash's own {RESERVED[top]} there, "
+            f"ahead of the source folder",
+            f"rename your {top} {'package' if '.' in module else 'module'} (and the handler reference)",
+        )
     if module not in cache:
         cache[module] = _module_names(project, shipped, module, shown)
     names = cache[module]

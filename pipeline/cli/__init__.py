@@ -65,14 +65,27 @@ INSECURE = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OutputClosed(Exception):
+    """The reader of flash's output went away (`flash logs | head`); not an OSError, so click's own
+    handling (exit 1, the table's code for a bug) never sees it."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _OutputClosed() from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flash")
 @click.option("-v", "--verbose", is_flag=True, help="Log what flash does (to stderr).")
 def cli(verbose: bool) -> None:
     """Build and deploy RunPod load-balanced endpoints from flash.toml.
 
     Start with `flash init`, check with `flash validate`. RunPod's deprecated
-    runpod-flash also installs a `flash` script: uninstall it or use `python -m flash_pipeline`.
+    runpod-flash also installs a `flash` script: uninstall it or use `python -P -m flash_pipeline`.
     """
     if verbose:  # logging costs start-up time; only load it when asked to talk
         import logging
@@ -348,8 +361,8 @@ def dev(config: str) -> int:
 @ENVIRONMENT
 def unlock(config: str) -> int:
     """Break the deploy lease of this app (after a deploy that crashed or was killed)."""
-    provider = runpod_provider()
     project = load(config, "")
+    provider = runpod_provider()
     holder = provider.unlock(project)
     click.echo(f"flash: removed the deploy lease held by {holder}" if holder else "flash: no deploy lease is held")
     return 0
@@ -379,6 +392,14 @@ for _command in tools.cli.commands.values():
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `flash` script: run the command, map the outcome to an exit code."""
+    import signal
+    import threading
+
+    # SIGTERM is Ctrl-C for every command (exit 130, as the table says), not only for those that
+    # install their own handler (deploy, destroy); the previous handler comes back at the end.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(args=argv, prog_name="flash", standalone_mode=False)
     except Interrupted:
@@ -396,8 +417,18 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
+    except _OutputClosed:  # stopped from outside, as by SIGPIPE: quietly, and nothing more is written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = Exit.INTERRUPTED
     except Exception:  # a bug: show everything needed to report it
         traceback.print_exc()
         click.echo("flash: internal error (a bug in flash); please report it with the traceback above", err=True)
         code = Exit.BUG
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(int(code) if isinstance(code, int) else Exit.OK)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

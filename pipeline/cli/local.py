@@ -73,7 +73,7 @@ def _signals_interrupt() -> None:
 
 
 def _wait_for_stop_signal() -> None:
-    """Block until Ctrl-C (KeyboardInterrupt, exit 130), SIGTERM or SIGHUP (a clean exit 0)."""
+    """Block until Ctrl-C, SIGTERM or SIGHUP; each ends in KeyboardInterrupt (exit 130, as the table says)."""
     import signal
     import threading
 
@@ -82,3 +82,4 @@ def _wait_for_stop_signal() -> None:
         signal.signal(sig, lambda *_: stopped.set())
     while not stopped.wait(0.5):
         pass
+    raise KeyboardInterrupt

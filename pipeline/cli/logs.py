@@ -62,11 +62,22 @@ def local_logs(
             f"no local log for {project.name}",
             "deploy with --target local --detach (an attached deploy prints its output in its own terminal)",
         )
-    for path in [log.with_name(f"{log.name}.{n}") for n in (2, 1)]:
-        if path.exists():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                _local_line(line, key, since, echo)
-    with log.open(encoding="utf-8", errors="replace") as handle:  # read on from where the backfill ends
+    try:
+        rotated = [
+            p.read_text(encoding="utf-8", errors="replace")
+            for p in (log.with_name(f"{log.name}.{n}") for n in (2, 1))
+            if p.exists()
+        ]
+        handle = log.open(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read {exc.filename or log}: {exc.strerror or exc}",
+            "move it away: the next `flash deploy --target local --detach` writes the log again",
+        ) from None
+    for text in rotated:
+        for line in text.splitlines():
+            _local_line(line, key, since, echo)
+    with handle:  # read on from where the backfill ends
         for line in handle:
             _local_line(line.rstrip("\n"), key, since, echo)
         if follow:

@@ -25,8 +25,8 @@ def plan(
     from flash_pipeline.targets.plan import Action, has_changes
     from flash_pipeline.targets.runpod.insight import compute_text, refusals
 
-    provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
+    provider = runpod_provider() if target == "runpod" else None
 
     def plan_one(project: Project) -> tuple[list[Action], dict[str, Any] | None] | FlashError:
         try:

@@ -18,8 +18,8 @@ def destroy(config: str, yes: bool, app: str | None = None) -> int:
     from flash_pipeline import report
     from flash_pipeline.targets.cancel import Cancel, run_interruptible
 
+    project = load(config, "nothing was destroyed")  # the config first: it needs no key to be wrong
     provider = runpod_provider()
-    project = load(config, "nothing was destroyed")
     doomed, spared = provider.destroy_targets(project)
     for name, endpoint_id in spared:
         click.echo(
@@ -50,8 +50,8 @@ def deploy(configs: tuple[str, ...], options: dict[str, Any], lock_timeout: floa
     from flash_pipeline.targets.cancel import Cancel, run_interruptible
     from flash_pipeline.targets.runpod.apply import deploy_configs
 
+    projects = load_all(expand(configs), environment(), "nothing was deployed")  # then the key, before any build
     provider = runpod_provider()
-    projects = load_all(expand(configs), environment(), "nothing was deployed")
     progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
     options = {**options, "lease_wait": lock_timeout}
     cancel, journal = Cancel(), []  # type: ignore[var-annotated]

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from flash_pipeline.errors import UsageError
+from flash_pipeline.files import write_atomically
 from flash_pipeline.resources import resource_path
 
 _PLACEHOLDER = "__APP_NAME__"
@@ -36,10 +37,6 @@ def scaffold(directory: Path, *, force: bool) -> list[Path]:
             f"{', '.join(existing)} already exist(s)", "pass --force to overwrite, or choose another folder"
         )
     name = app_name_for(directory)
-    for src, dst in targets:
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_text(src.read_text(encoding="utf-8").replace(_PLACEHOLDER, name), encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {dst}: {exc.strerror or exc}", "check the folder's permissions") from None
+    for src, dst in targets:  # a write that fails is a BuildError (exit 3), as in every command
+        write_atomically(dst, src.read_text(encoding="utf-8").replace(_PLACEHOLDER, name))
     return [dst for _, dst in targets]

@@ -193,7 +193,7 @@ def test_hostile_values_are_carried_inert(text: str, tmp_path: Path) -> None:
     }
     assert assigned == {"ROUTES": [("GET", "/" + text, f"mod{text}:fn{text}")], "INIT": "m:" + text}
     calls = [n for n in ast.walk(module) if isinstance(n, ast.Call)]
-    assert [ast.unparse(c.func) for c in calls] == ["os.path.dirname", "os.path.abspath", "os.path.join", "serve"]
+    assert [ast.unparse(c.func) for c in calls] == ["os.path.dirname", "os.path.join", "os.path.abspath", "serve"]
     benign = render_endpoint(project, _hostile_endpoint("plain"), {}, {})
     instructions = [line for line in tree["Dockerfile"].decode().splitlines() if not line.startswith("#")]
     assert instructions == [line for line in benign["Dockerfile"].decode().splitlines() if not line.startswith("#")]

@@ -298,3 +298,33 @@ def test_the_never_ship_prefilter_never_hides_a_match() -> None:
         path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) + rng.choice(["", "/"])
         if _always().match_file(path):
             assert _suspect().search(path), path
+
+
+def test_a_file_where_the_local_state_folder_goes_is_a_clear_error(app: Path, flash) -> None:
+    (app / "flash.toml").write_text(CONFIG + '"GET /x" = "app.handlers:x"\n')
+    (app / "app" / "handlers.py").write_text("def x() -> dict:\n    return {}\n")
+    (app / ".flash").mkdir()
+    (app / ".flash" / "local").write_text("not a folder\n")
+    result = flash("deploy", "--target", "local", "--detach", cwd=app)
+    assert result.err.endswith(
+        f"flash: error: cannot write {app}/.flash/local: File exists\n"
+        "  hint: flash keeps the local target's state there: move what is in the way\n"
+    )
+    assert result.code == 3
+    assert (app / ".flash" / "local").read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("name", ["supervisor.log", "supervisor.log.1"])
+def test_a_local_log_that_cannot_be_read_is_a_clear_error(app: Path, flash, name: str) -> None:
+    (app / "flash.toml").write_text(CONFIG + '"GET /x" = "app.handlers:x"\n')
+    (app / "app" / "handlers.py").write_text("def x() -> dict:\n    return {}\n")
+    (app / ".flash" / "local").mkdir(parents=True)
+    (app / ".flash" / "local" / "supervisor.log").write_text("")
+    (app / ".flash" / "local" / name).unlink(missing_ok=True)
+    (app / ".flash" / "local" / name).mkdir()
+    result = flash("logs", "--target", "local", cwd=app)
+    assert result.err == (
+        f"flash: error: cannot read {app}/.flash/local/{name}: Is a directory\n"
+        "  hint: move it away: the next `flash deploy --target local --detach` writes the log again\n"
+    )
+    assert result.code == 2

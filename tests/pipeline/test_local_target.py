@@ -428,3 +428,35 @@ def _kill_callees_under_load(flash, cwd: Path, api: str) -> None:
     assert sorted(body["doubled"][0] for _, body in results) == [2 * n for n in range(48)]  # type: ignore[index]
     replaced = {w["pid"] for w in _status(flash, "flash.toml", cwd)["endpoints"]["inference"]["workers"]}
     assert replaced and not replaced & victims
+
+
+def test_two_apps_deployed_at_the_same_moment_both_run(tmp_path: Path) -> None:
+    """Both deploys find 8080 free, then only one balancer can bind it: the other takes the next
+    free port (its callers rewired), instead of failing with "address already in use"."""
+    import subprocess
+    import sys
+
+    calls, hello = tmp_path / "calls", tmp_path / "hello"
+    shutil.copytree(REPO / "examples" / "calls", calls)
+    hello.mkdir()
+    subprocess.run([sys.executable, "-m", "flash_pipeline", "init", str(hello)], check=True, capture_output=True)
+    command = [sys.executable, "-m", "flash_pipeline", "deploy", "--target", "local", "--detach", "--format", "json"]
+    runs = [
+        subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for folder in (calls, hello)
+    ]
+    try:
+        outputs = [run.communicate(timeout=120) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        first, second = ({k: v for k, v in json.loads(out)["endpoints"].items()} for out, _ in outputs)
+        ports = [item["url"] for item in [*first.values(), *second.values()]]
+        assert len(set(ports)) == len(ports) == 4, ports  # calls-demo's api, inference, mothership; hello's api
+        assert {item["action"] for item in [*first.values(), *second.values()]} == {"created"}
+        answer = requests.post(first["api"]["url"] + "/classify", json={"text": "hello world"}, timeout=30)
+        assert (answer.status_code, answer.json()["label"]) == (200, "long")  # api reaches inference, wherever it is
+        assert requests.get(second["api"]["url"] + "/hello", timeout=30).json() == {"message": "hello, world"}
+    finally:
+        for folder in (calls, hello):
+            subprocess.run(
+                [sys.executable, "-m", "flash_pipeline", "destroy", "--target", "local", "--yes"], cwd=folder
+            )

@@ -118,7 +118,11 @@ class Endpoint:
         await self.runner.setup()
         # reuse_address: a destroy and a redeploy get the same port even with connections in TIME_WAIT.
         site = web.TCPSite(self.runner, "127.0.0.1", self.spec.port, backlog=1024, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:  # the port was taken (by another process since the CLI probed it): leave nothing open
+            await self.stop()
+            raise
         self.spec.port = site.port
         self.monitor = asyncio.create_task(self.pool.monitor())
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +93,15 @@ def read_state(where: Paths) -> dict[str, Any] | None:
 @contextmanager
 def deploy_lock(where: Paths) -> Iterator[None]:
     """Serialise deploys of one folder: the second waits, then updates the first one's supervisor."""
-    where.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(where.state_dir / "deploy.lock", "a") as handle:
+    try:
+        where.state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(where.state_dir / "deploy.lock", "a")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write {exc.filename or where.state_dir}: {exc.strerror or exc}",
+            "flash keeps the local target's state there: move what is in the way",
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -160,10 +167,15 @@ def check_dependencies(project: Project) -> None:
 
 
 def specs(
-    project: Project, result: BuildResult, environ: Mapping[str, str], previous: Mapping[str, Any]
+    project: Project,
+    result: BuildResult,
+    environ: Mapping[str, str],
+    previous: Mapping[str, Any],
+    avoid: Collection[int] = (),
 ) -> list[dict[str, Any]]:
-    """What the supervisor should run; ports stay those of the previous deploy when there was one."""
-    taken: set[int] = set()
+    """What the supervisor should run; ports stay those of the previous deploy when there was one.
+    avoid: ports found taken since they were probed."""
+    taken: set[int] = set(avoid)
     out: list[dict[str, Any]] = []
     ports: dict[str, int] = {}
     built = {e.key: e for e in result.endpoints}

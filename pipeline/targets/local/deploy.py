@@ -58,6 +58,7 @@ def deploy_local(
     started, pid, answer = False, 0, None
     try:
         with local.deploy_lock(where):  # a concurrent deploy of this folder waits, then updates in place
+            env = environ if environ is not None else os.environ
             state = local.read_state(where)
             if state is None:
                 pid, started = local.start_supervisor(where, detach=detach).pid, True

@@ -55,6 +55,14 @@ class RateLimited(logging.Filter):
         return True
 
 
+class _PortInUse(Exception):
+    """A new endpoint's port was taken between the CLI's probe and the balancer's bind."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        super().__init__(f"port {port} is taken")
+
+
 class Supervisor:
     def __init__(self, state_dir: Path, socket_path: Path, *, attached: bool = False) -> None:
         self.state_dir = state_dir
@@ -115,7 +123,10 @@ class Supervisor:
     async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("cmd")
         if command == "apply":
-            changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
+            try:
+                changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
+            except _PortInUse as exc:  # the CLI picks another free port and applies again
+                return {"ok": False, "error": f"port {exc.port} is taken", "port_taken": exc.port}
             self._write_state()
             return {"ok": True, "changes": changes, "endpoints": self._status()}
         if command == "status":

@@ -4,9 +4,14 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:1] = [HERE, os.path.join(HERE, "src")]
-
+sys.path[:1] = [HERE]
+# flash's runtime and the libraries it loads (sanic, ujson; aiohttp for calls) are imported before
+# the app's folder goes on sys.path: an app's `sanic.py` or `flash_runtime.py` is its own, never the worker's.
 from flash_runtime.server import serve  # noqa: E402
+
+# Then the source folder takes the place of flash's own (flash_runtime is loaded): the app's modules
+# resolve as for `python` run in it, and neither this folder's `src/` nor this file can shadow them.
+sys.path[0] = os.path.join(HERE, "src")
 
 ROUTES = [
     ('POST', '/process', 'app.data:process'),
