@@ -73,7 +73,8 @@ class Market:
     volumes: dict[str, str] = field(default_factory=dict)  # network volume id -> its data center
     worker_states: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint name -> workers
     reads: int = 0  # catalog GETs answered
-    broken: bool = False  # the catalog answers 503
+    # the catalog answers 403 (a key without its scope): unreadable, and not retried, so tests stay fast
+    broken: bool = False
 
     def __post_init__(self) -> None:
         for pool, (type_id, name, memory, price) in POOLS.items():
@@ -192,7 +193,7 @@ def serve(emulator: Any, method: str, path: str, raw_query: str) -> tuple[int, A
     if path in ("/v2/catalog/gpus", "/v2/catalog/cpus") and method == "GET":
         market.reads += 1
         if market.broken:
-            return 503, {"title": "Service Unavailable", "status": 503, "detail": "catalog unavailable"}
+            return 403, {"title": "Forbidden", "status": 403, "detail": "this API key may not read the catalog"}
         include = (query.get("include") or [""])[0]
         product = (query.get("product") or [""])[0]
         if bool(include) != bool(product):
