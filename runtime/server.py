@@ -1,4 +1,10 @@
-"""Run the worker: listen on $PORT, answer /ping on $PORT_HEALTH too when it differs."""
+"""Run the worker: listen on $PORT, answer /ping on $PORT_HEALTH too when it differs.
+
+SIGTERM (or SIGINT) drains: the worker stops accepting connections, /ping answers 503
+`{"status": "draining"}` so no new traffic comes, and requests and streams in flight get up to
+the endpoint's `timeout` to finish (Sanic's GRACEFUL_SHUTDOWN_TIMEOUT, 15 s by default, is set
+from it). Further signals during the drain are ignored: only SIGKILL cuts it short.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -42,6 +49,7 @@ def serve(
     if sys.argv[1:] == ["--openapi"]:  # `flash openapi`: the document, offline, from the build output
         print(json.dumps(app.ctx.openapi(), indent=2))
         return
+    _drain_on_stop(app, timeout)
     # Bind here, not inside Sanic: a port that cannot be had is one clear line and exit 3, never a traceback.
     sock = _listen(host, port)
     if health_port != port:
@@ -68,6 +76,23 @@ def _listen(host: str, port: int) -> socket.socket:
         raise SystemExit(3) from None
     sock.set_inheritable(True)
     return sock
+
+
+def _drain_on_stop(app: App, timeout: float) -> None:
+    """Stopping lets requests in flight finish within `timeout`, with /ping answering 503 meanwhile."""
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = timeout
+    lifecycle: Lifecycle = app.ctx.lifecycle
+
+    @app.before_server_stop
+    async def drain(app: App) -> None:
+        # Sanic removed its signal handlers (a second SIGTERM would now kill the process at once, or
+        # stop the loop the drain runs on): the supervisor, a terminal's Ctrl-C and a process group
+        # signal may all send one. Ignore them; the drain is bounded by `timeout` anyway.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if lifecycle.state != "failed":
+            lifecycle.state = "draining"
+        log.info("draining: no new connections; requests in flight have up to %.0fs", timeout)
 
 
 def _app_name(name: str) -> str:
@@ -99,6 +124,6 @@ def _serve_ping_on(app: App, sock: socket.socket) -> None:
     async def start_health_server(app: App) -> None:
         app.ctx.health_server = await asyncio.start_server(answer, sock=sock)
 
-    @app.before_server_stop
+    @app.after_server_stop  # not before: during the drain /ping answers 503 here
     async def stop_health_server(app: App) -> None:
         app.ctx.health_server.close()

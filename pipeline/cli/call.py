@@ -102,7 +102,7 @@ def send(
     """The response, after riding out a cold start; ApiError when none came within the deadline."""
     import requests
 
-    from runtime.calls import RetryPolicy
+    from runtime.backoff import RetryPolicy
 
     policy, rng, start, attempt = RetryPolicy(deadline=deadline), random.Random(), clock(), 0
     sent = {"Content-Type": "application/json", **headers} if body is not None else dict(headers)
@@ -115,7 +115,9 @@ def send(
         except requests.Timeout:  # sent, maybe handled: never sent twice
             raise ApiError("call", f"no answer from {url} within {deadline:.0f}s") from None
         wait = policy.delay(attempt, rng)
-        if (answer is not None and not policy.retryable(status, detail)) or clock() - start + wait > deadline:
+        if (
+            answer is not None and not policy.retryable(status, detail, answer.headers)
+        ) or clock() - start + wait > deadline:
             if answer is None:
                 raise ApiError("call", f"could not connect to {url} within {deadline:.0f}s")
             if attempt:

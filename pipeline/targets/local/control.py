@@ -173,6 +173,7 @@ def specs(
                 "scaler_value": endpoint.scaler_value,
                 "idle_timeout": endpoint.idle_timeout,
                 "port": port,
+                "timeout": min(endpoint.timeout, 330),  # the relay's and the drain's bound, as the worker's
             }
         )
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
