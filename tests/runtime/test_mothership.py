@@ -125,7 +125,11 @@ async def test_unknown_endpoint_is_a_404_naming_the_known_ones(mothership) -> No
             }
         async with client.get(url + "/", headers={"X-Request-ID": "r-2"}) as answer:  # JSON, not plain text
             assert answer.status == 404
-            assert await answer.json() == {"error": "app 'shop'", "request_id": "r-2", "endpoints": ["api", "inference"]}
+            assert await answer.json() == {
+                "error": "app 'shop'",
+                "request_id": "r-2",
+                "endpoints": ["api", "inference"],
+            }
         async with client.options(url + "/manifest", headers={"X-Request-ID": "r-3"}) as answer:
             assert (answer.status, answer.headers["Allow"]) == (405, "GET, HEAD")
             assert await answer.json() == {"error": "OPTIONS is not allowed on /manifest", "request_id": "r-3"}

@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -251,7 +250,7 @@ def _id() -> str:
 # -- never run twice, never hang ------------------------------------------------------------------
 def test_an_upstream_dead_before_the_request_is_written_gets_it_once_it_is_back(proxy: Proxied) -> None:
     proxy.kill_upstream()
-    status, headers, body = request(proxy, "POST", f"/echo?id={_id()}", b'{"n": 1}')
+    status, _, body = request(proxy, "POST", f"/echo?id={_id()}", b'{"n": 1}')
     assert status == 200  # connection refused: it never reached a handler, so it was sent again
     assert json.loads(body)["sha256"] == hashlib.sha256(b'{"n": 1}').hexdigest()
 
@@ -291,14 +290,14 @@ def test_an_upstream_dying_mid_stream_ends_the_clients_answer(proxy: Proxied) ->
 
 def test_an_aiohttp_client_sees_a_broken_stream_end(proxy: Proxied) -> None:
     async def read() -> tuple[bytes, BaseException | None]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=BOUND)) as client:
-            async with client.get(proxy.base + f"/stream-die?id={_id()}") as answer:
-                first = await answer.content.readline()
-                try:
-                    await answer.content.read()
-                except aiohttp.ClientPayloadError as exc:
-                    return first, exc
-                return first, None
+        limit = aiohttp.ClientTimeout(total=BOUND)
+        async with aiohttp.ClientSession(timeout=limit) as client, client.get(proxy.base + "/stream-die") as answer:
+            first = await answer.content.readline()
+            try:
+                await answer.content.read()
+            except aiohttp.ClientPayloadError as exc:
+                return first, exc
+            return first, None
 
     first, failure = asyncio.run(read())
     assert first == b"data: first\n" and isinstance(failure, aiohttp.ClientPayloadError)
@@ -307,7 +306,7 @@ def test_an_aiohttp_client_sees_a_broken_stream_end(proxy: Proxied) -> None:
 
 def test_the_apps_own_503_is_answered_as_it_is_and_never_retried(proxy: Proxied) -> None:
     path = f"/app-503?id={_id()}"
-    status, headers, body = request(proxy, "POST", path, b"{}")
+    status, _, body = request(proxy, "POST", path, b"{}")
     assert (status, json.loads(body)) == (503, {"error": "the app is busy"})
     assert proxy.count(f"ran {path}") == 1
 
@@ -335,9 +334,10 @@ def test_repeated_headers_pass_both_ways_and_hop_by_hop_ones_do_not(proxy: Proxi
         ("X-Request-ID", "rep-1"),
     ]
     status, headers, body = request(proxy, "POST", "/echo", b"x", sent)
+    assert status == 200
     seen = json.loads(body)["headers"]
     assert [v for k, v in seen if k == "X-Rep"] == ["1", "2"]
-    assert not {k.lower() for k, _ in seen} & {"x-hop", "keep-alive", "connection"} - {"connection"}
+    assert not {k.lower() for k, _ in seen} & {"x-hop", "keep-alive"}
     assert ["X-Request-ID", "rep-1"] in seen and any(k == "Via" for k, _ in seen)
     assert [v for k, v in headers if k == "X-Out"] == ["a", "b"]
     assert [v for k, v in headers if k == "Set-Cookie"] == ["one=1", "two=2"]
@@ -412,7 +412,16 @@ _VALUES = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_siz
 _QUERY = st.lists(
     st.tuples(st.text("abcxyz_", min_size=1, max_size=4), st.text("ab c/%&=+é", max_size=6)), max_size=4
 ).map(lambda pairs: "&".join(f"{k}={quote(v, safe='/%+=')}" for k, v in pairs))
-_UNCOMPARED = {"date", "server", "via", "x-request-id", "content-length", "transfer-encoding", "connection", "keep-alive"}
+_UNCOMPARED = {
+    "date",
+    "server",
+    "via",
+    "x-request-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -435,4 +444,6 @@ def test_a_request_gets_the_same_answer_through_the_proxy_as_direct(
             described["headers"] = [[k, v] for k, v in described["headers"] if k.lower() not in _UNCOMPARED | {"host"}]
         return code, [(k, v) for k, v in got if k.lower() not in _UNCOMPARED], described
 
-    assert seen(request(proxy, method, path, body, headers)) == seen(request(proxy.direct(), method, path, body, headers))
+    assert seen(request(proxy, method, path, body, headers)) == seen(
+        request(proxy.direct(), method, path, body, headers)
+    )
