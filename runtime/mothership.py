@@ -54,8 +54,16 @@ class Mothership:
         self.clock, self.sleep, self.rng = clock, sleep, random.Random()
         self.states: dict[str, tuple[float, int | str, str | None]] = {}  # name -> (checked at, /ping, build)
         self.upstreams = {name: Fixed(url) for name, url in self.urls.items()}
-        self.relay = Relay("flash-mothership", policy=self.policy, timeout=TIMEOUT, clock=clock, sleep=sleep)
         self.added = (("Authorization", f"Bearer {key}"),) if key else ()
+        self.relay = Relay(
+            "flash-mothership",
+            policy=self.policy,
+            timeout=TIMEOUT,
+            clock=clock,
+            sleep=sleep,
+            add=self.added,
+            drop=_NOT_SENT,
+        )
         self.session: aiohttp.ClientSession | None = None  # /ping and /manifest of the endpoints
 
     # -- the server ----------------------------------------------------------------------------
@@ -169,7 +177,7 @@ class Mothership:
         async def pick(_rid: str) -> Upstream:
             return upstream
 
-        return await self.relay.forward(request, pick, rest, add=self.added, drop=_NOT_SENT)
+        return await self.relay.forward(request, pick, rest)
 
 
 def main(app: Mapping[str, Any]) -> None:

@@ -31,11 +31,13 @@ relay plugs in at `Relay.upgrade`, the one place that sees such requests.
 from __future__ import annotations
 
 import asyncio
+import errno
+import itertools
 import json
 import logging
+import os
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,6 +66,7 @@ HOP_BY_HOP = frozenset(
 _NOT_SENT = HOP_BY_HOP | {"host", "content-length", "expect"}  # aiohttp writes its own
 _NOT_ANSWERED = HOP_BY_HOP | {"content-length"}
 _NO_BODY = frozenset({204, 304})
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE})
 _BROKEN = (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, TimeoutError)
 
 
@@ -103,8 +106,13 @@ def not_allowed(request: web.BaseRequest, allow: str = "GET, HEAD") -> web.Respo
     return answer
 
 
+_ID_PREFIX = os.urandom(8).hex()  # per process: ids are unique across processes without a syscall each
+_ids = itertools.count()
+
+
 def request_id(request: web.BaseRequest) -> str:
-    return request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    """The client's X-Request-ID, else a new one (32 hex digits)."""
+    return request.headers.get("X-Request-ID") or f"{_ID_PREFIX}{next(_ids):016x}"
 
 
 def _named_by_connection(headers: Any) -> frozenset[str]:
@@ -125,13 +133,19 @@ class Relay:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         answer_expect: bool = False,
+        add: Iterable[tuple[str, str]] = (),
+        drop: frozenset[str] = frozenset(),
     ) -> None:
+        """`add`: headers sent with every request, replacing the client's of those names; `drop`:
+        client headers never sent on (lower case)."""
         self.via = f"1.1 {via}"
         self.policy = policy or RetryPolicy()
         self.timeout = aiohttp.ClientTimeout(total=timeout + GRACE, sock_connect=CONNECT)
         self.limit, self.clock, self.sleep, self.rng = limit, clock, sleep, random.Random()
         self.answer_expect = answer_expect  # a low-level aiohttp server does not answer Expect itself
         self.session: aiohttp.ClientSession | None = None
+        self.added = [*add, ("Via", self.via)]
+        self.skip = _NOT_SENT | drop | {k.lower() for k, _ in self.added}  # decided once, not per request
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -151,12 +165,9 @@ class Relay:
         request: web.BaseRequest,
         pick: Pick,
         path: str,
-        *,
-        add: Iterable[tuple[str, str]] = (),
-        drop: frozenset[str] = frozenset(),
     ) -> web.StreamResponse:
         """Relay `request` to `path` (raw, with its query) on the upstreams `pick` gives, retrying
-        only what never reached a handler; `add` headers replace the client's of those names."""
+        only what never reached a handler."""
         rid = request_id(request)
         headers = request.headers
         connection = _named_by_connection(headers)
@@ -167,11 +178,9 @@ class Relay:
             too_big = error(413, "request body is larger than 30 MB", rid)
             too_big.force_close()
             return too_big
-        added = list(add)
-        skip = _NOT_SENT | drop | connection | {k.lower() for k, _ in added}
+        skip = self.skip | connection if connection else self.skip
         sent = [(k, v) for k, v in headers.items() if k.lower() not in skip]
-        sent += added
-        sent.append(("Via", self.via))
+        sent += self.added
         if "X-Request-ID" not in headers:
             sent.append(("X-Request-ID", rid))
         if self.answer_expect and headers.get("Expect", "").lower() == "100-continue":
@@ -227,6 +236,8 @@ class Relay:
                     method, URL(upstream.url + path, encoded=True), headers=sent, data=data, allow_redirects=False
                 )
             except aiohttp.ClientConnectorError as exc:  # nothing was written: safe to send again
+                if exc.os_error.errno in _OUT_OF_FDS:  # this process's fault, not the upstream's
+                    return self._failed(request, 503, "out of file descriptors; retry shortly", rid, True)
                 reached = False
                 if self._again(replayable, start, attempt):
                     return None
@@ -274,24 +285,25 @@ class Relay:
             answer = web.StreamResponse(status=status, reason=upstream.reason, headers=out)
             if size is not None and status not in _NO_BODY:
                 answer.content_length = size
-            await answer.prepare(request)
-            await answer.write_eof()
-            return answer
+            return answer  # aiohttp writes it (and shrugs off a client that already left)
         if body is not None:
             return web.Response(body=body, status=status, reason=upstream.reason, headers=out)
         streamed = web.StreamResponse(status=status, reason=upstream.reason, headers=out)
         if size is not None:
             streamed.content_length = size
-        await streamed.prepare(request)
         content = upstream.content
         try:
+            await streamed.prepare(request)
             while chunk := await content.readany():  # streams stay streams (SSE)
                 await streamed.write(chunk)
-        except _BROKEN as exc:
+        except (ConnectionError, *_BROKEN) as exc:
+            upstream.close()
+            if request.transport is None or request.transport.is_closing():  # the client left: not an error
+                log.debug("%s %s: the client left mid-answer [%s]", request.method, request.path, rid)
+                return streamed
             # The answer started: no second response. The client sees its connection end now.
             log.warning("%s %s: the upstream failed mid-answer (%s); ending the client's answer [%s]",
                         request.method, request.path, type(exc).__name__, rid)  # fmt: skip
-            upstream.close()
             request.protocol.force_close()
             if request.transport is not None:
                 request.transport.close()

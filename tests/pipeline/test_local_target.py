@@ -390,7 +390,11 @@ def test_an_endpoint_calls_another_through_runtime_endpoint(tmp_path: Path, flas
         unknown = requests.get(mothership + "/billing/x", headers={"X-Request-ID": "u"})
         assert (unknown.status_code, unknown.json()) == (
             404,
-            {"error": "no endpoint 'billing' in app 'calls-test'", "request_id": "u", "endpoints": ["api", "inference"]},
+            {
+                "error": "no endpoint 'billing' in app 'calls-test'",
+                "request_id": "u",
+                "endpoints": ["api", "inference"],
+            },
         )
         app = requests.get(mothership + "/manifest").json()
         assert {k: (v["url"], v["routes"], v["ping"]) for k, v in app["endpoints"].items()} == {
