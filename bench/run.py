@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ["startup", "validate_scale", "build", "worker", "local_lb", "deploy"]
+BENCHMARKS = ["startup", "validate_scale", "build", "worker", "local_lb", "relay", "relay_hop", "deploy"]
 
 
 def main(names: list[str]) -> None:

@@ -168,7 +168,8 @@ class Mothership:
         start = self.clock()
         if not await self.ready(name, start):
             waited = self.clock() - start
-            answer = error(503, f"{name} is not ready after {waited:.0f}s", request_id(request), endpoint=name)
+            why = f"{name} is not ready after {waited:.0f}s"  # never reached a handler: marked, callers may retry
+            answer = error(503, why, request_id(request), no_worker=True, endpoint=name)
             answer.headers["Retry-After"] = str(RETRY_AFTER)
             return answer
         rest = raw[slash:] if slash > 0 else "/" + raw[len(name) + 1 :]

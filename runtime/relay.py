@@ -144,8 +144,9 @@ class Relay:
         self.limit, self.clock, self.sleep, self.rng = limit, clock, sleep, random.Random()
         self.answer_expect = answer_expect  # a low-level aiohttp server does not answer Expect itself
         self.session: aiohttp.ClientSession | None = None
-        self.added = [*add, ("Via", self.via)]
-        self.skip = _NOT_SENT | drop | {k.lower() for k, _ in self.added}  # decided once, not per request
+        added = list(add)
+        self.skip = _NOT_SENT | drop | {k.lower() for k, _ in added}  # decided once, not per request
+        self.added = [*added, ("Via", self.via)]  # after the client's own Via, as RFC 9110 asks
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(

@@ -72,6 +72,7 @@ class Loop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 class Proxied:
@@ -332,13 +333,15 @@ def test_repeated_headers_pass_both_ways_and_hop_by_hop_ones_do_not(proxy: Proxi
         ("X-Hop", "private to this hop"),
         ("Keep-Alive", "timeout=5"),
         ("X-Request-ID", "rep-1"),
+        ("Via", "1.1 client-proxy"),
     ]
     status, headers, body = request(proxy, "POST", "/echo", b"x", sent)
     assert status == 200
     seen = json.loads(body)["headers"]
     assert [v for k, v in seen if k == "X-Rep"] == ["1", "2"]
     assert not {k.lower() for k, _ in seen} & {"x-hop", "keep-alive"}
-    assert ["X-Request-ID", "rep-1"] in seen and any(k == "Via" for k, _ in seen)
+    assert ["X-Request-ID", "rep-1"] in seen
+    assert [v for k, v in seen if k == "Via"] == ["1.1 client-proxy", f"1.1 flash-{proxy.kind}"]
     assert [v for k, v in headers if k == "X-Out"] == ["a", "b"]
     assert [v for k, v in headers if k == "Set-Cookie"] == ["one=1", "two=2"]
     assert ("X-Request-ID", "rep-1") in headers and any(k == "Via" for k, _ in headers)
