@@ -221,3 +221,26 @@ async def test_answers_stream_through(mothership) -> None:
         assert await answer.content.readline() == b"data: first\n"
         release.set()
         assert (await answer.content.read()).strip() == b"data: second"
+
+
+@on_loop
+async def test_a_balancers_marked_503_is_retried_and_an_apps_own_is_not(mothership) -> None:
+    marked = web.json_response({"error": "no worker of inference became ready"}, status=503)
+    marked.headers["X-Flash-No-Worker"] = "1"  # the local balancer's own: the request never reached a handler
+    answers = [marked, web.json_response({"ok": True})]
+
+    async def balancer(_request: web.Request) -> web.Response:
+        return answers.pop(0)
+
+    async def busy(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "the app is busy"}, status=503)
+
+    retried, app = Upstream(balancer), Upstream(busy)
+    url = await mothership({"inference": retried, "api": app})
+    async with aiohttp.ClientSession() as client:
+        async with client.post(url + "/inference/predict", json={}) as answer:
+            assert (answer.status, await answer.json()) == (200, {"ok": True})
+        async with client.post(url + "/api/items", json={}) as answer:
+            assert (answer.status, await answer.json()) == (503, {"error": "the app is busy"})
+            assert "X-Flash-No-Worker" not in answer.headers
+    assert (len(retried.seen), len(app.seen)) == (2, 1)
