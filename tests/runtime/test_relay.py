@@ -409,6 +409,15 @@ def test_a_body_over_30_mb_is_refused_before_it_is_read(proxy: Proxied) -> None:
     conn.close()
 
 
+def test_a_protocol_upgrade_is_refused_plainly_until_websockets_are_relayed(proxy: Proxied) -> None:
+    upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("X-Request-ID", "ws-1")]
+    status, _, body = request(proxy, "GET", "/echo", None, upgrade)
+    assert (status, json.loads(body)) == (
+        501,
+        {"error": "protocol upgrades (WebSocket) are not relayed", "request_id": "ws-1"},
+    )
+
+
 # -- the property: a proxy is transparent ---------------------------------------------------------
 _NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12).map(lambda s: "X-" + s)
 _VALUES = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30)
