@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -196,21 +197,35 @@ def main(app: Mapping[str, Any]) -> None:
     try:
         import uvloop  # the faster event loop where the image has it (the mothership's does)
 
-        loop: asyncio.AbstractEventLoop | None = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
-        loop = None
+        loop = asyncio.new_event_loop()
     try:
-        web.run_app(
-            mothership.web_app(),
-            host=host,
-            port=port,
-            access_log=None,
-            print=None,
-            handle_signals=True,
-            loop=loop,
-            handler_cancellation=True,  # a client that leaves cancels its upstream request
-            shutdown_timeout=TIMEOUT + GRACE,  # SIGTERM drains: in-flight requests and streams may finish
-        )
+        loop.run_until_complete(_serve(mothership, host, port))
     except OSError as exc:  # the port cannot be had: one line, exit 3, as the worker does
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         raise SystemExit(3) from None
+    finally:
+        loop.close()
+
+
+async def _serve(mothership: Mothership, host: str, port: int) -> None:
+    """Serve until the first SIGTERM or SIGINT, then drain: no new connections, requests and
+    streams in flight get up to TIMEOUT to finish; further signals are ignored meanwhile."""
+    runner = web.AppRunner(
+        mothership.web_app(),
+        access_log=None,
+        handler_cancellation=True,  # a client that leaves cancels its upstream request
+        shutdown_timeout=TIMEOUT + GRACE,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("draining: no new connections; requests in flight have up to %.0fs", TIMEOUT)
+    finally:
+        await runner.cleanup()

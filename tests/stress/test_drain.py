@@ -150,3 +150,52 @@ def test_the_local_target_given_sigterm_finishes_its_request_and_stream(tmp_path
     finally:
         subprocess.run([*flash, "destroy", "-c", str(config), "--target", "local", "--yes"],
                        capture_output=True, cwd=tmp_path, env=env, timeout=120)  # fmt: skip
+
+
+def test_the_mothership_given_sigterm_twice_finishes_its_request_and_stream(tmp_path: Path, free_port) -> None:
+    events = tmp_path / "events.log"
+    events.touch()
+    upstream, port = free_port(), free_port()
+    stand_in = Path(__file__).resolve().parents[1] / "runtime" / "relay_upstream.py"
+    env = {**os.environ, "EVENTS": str(events), "HOST": "127.0.0.1"}
+    endpoint = subprocess.Popen([sys.executable, str(stand_in)], env={**env, "PORT": str(upstream)})
+    ship = subprocess.Popen(
+        [sys.executable, "-c", 'from runtime.mothership import main\nmain({"app": "d", "environment": None, "endpoints": {}})'],
+        env={**env, "PORT": str(port), "FLASH_ENDPOINTS": json.dumps({"ep": f"http://127.0.0.1:{upstream}"})},
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}/ep"
+        _wait(lambda: _answers(base + "/status/200"), "the mothership and its endpoint answer")
+        answer: list[Any] = []
+        ticks: list[bytes] = []
+
+        def slow() -> None:
+            got = requests.get(base + "/sleep", params={"s": SECONDS}, timeout=120)
+            answer.append((got.status_code, got.json()))
+
+        def stream() -> None:
+            with requests.get(base + "/stream-slow", params={"s": SECONDS}, stream=True, timeout=120) as got:
+                ticks.extend(line for line in got.iter_lines() if line.startswith(b"data:"))
+
+        threads = [threading.Thread(target=slow, daemon=True), threading.Thread(target=stream, daemon=True)]
+        for thread in threads:
+            thread.start()
+        _wait(lambda: events.read_text().count("started") == 2, "the request and the stream are in flight")
+        ship.send_signal(signal.SIGTERM)
+        ship.send_signal(signal.SIGTERM)  # ignored: the drain goes on
+        for thread in threads:
+            thread.join(120)
+        assert answer == [(200, {"slept": SECONDS})]
+        assert len(ticks) == SECONDS
+        assert ship.wait(timeout=60) == 0
+    finally:
+        for proc in (ship, endpoint):
+            proc.kill()
+            proc.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
