@@ -203,17 +203,19 @@ class Relay:
                 upstream.headers.setdefault("X-Request-ID", rid)
                 return upstream
             answer = await self._attempt(request, upstream, path, sent, data, rid, replayable, start, attempt)
-            if answer is not None:
+            if not isinstance(answer, float):
                 return answer
-            await self.sleep(self.policy.delay(attempt, self.rng))
+            await self.sleep(answer)
             attempt += 1
 
     async def upgrade(self, request: web.BaseRequest, pick: Pick, path: str, rid: str) -> web.StreamResponse:
         """Protocol upgrades (WebSocket): not relayed yet; the place a WebSocket relay goes."""
         return error(501, "protocol upgrades (WebSocket) are not relayed", rid)
 
-    def _again(self, replayable: bool, start: float, attempt: int) -> bool:
-        return replayable and self.policy.time_left(self.clock() - start, self.policy.delay(attempt, self.rng))
+    def _again(self, replayable: bool, start: float, attempt: int) -> float | None:
+        """The wait before the next attempt, or None when the body is gone or the deadline near."""
+        wait = self.policy.delay(attempt, self.rng)
+        return wait if replayable and self.policy.time_left(self.clock() - start, wait) else None
 
     async def _attempt(
         self,
@@ -226,8 +228,8 @@ class Relay:
         replayable: bool,
         start: float,
         attempt: int,
-    ) -> web.StreamResponse | None:
-        """One attempt: the answer for the client, or None to try again."""
+    ) -> web.StreamResponse | float:
+        """One attempt: the answer for the client, or the wait before trying again."""
         assert self.session is not None
         method = request.method
         reached = True
@@ -240,8 +242,8 @@ class Relay:
                 if exc.os_error.errno in _OUT_OF_FDS:  # this process's fault, not the upstream's
                     return self._failed(request, 503, "out of file descriptors; retry shortly", rid, True)
                 reached = False
-                if self._again(replayable, start, attempt):
-                    return None
+                if (wait := self._again(replayable, start, attempt)) is not None:
+                    return wait
                 return self._failed(request, 502, f"{upstream.url} could not be reached ({exc.strerror})", rid, True)
             except TimeoutError:
                 return self._failed(request, 504, "no answer within the endpoint's timeout", rid)
@@ -266,7 +268,7 @@ class Relay:
         replayable: bool,
         start: float,
         attempt: int,
-    ) -> web.StreamResponse | None:
+    ) -> web.StreamResponse | float:
         status, got = upstream.status, upstream.headers
         size = upstream.content_length
         body: bytes | None = None
@@ -276,8 +278,8 @@ class Relay:
             except _BROKEN:
                 return self._failed(request, 502, "the upstream closed the connection mid-answer", rid)
             busy = status >= 400 and replayable and self._platform_busy(status, got, body)
-            if busy and self._again(replayable, start, attempt):
-                return None
+            if busy and (wait := self._again(replayable, start, attempt)) is not None:
+                return wait
         out = [(k, v) for k, v in got.items() if k.lower() not in _NOT_ANSWERED]
         out.append(("Via", self.via))
         if "X-Request-ID" not in got:

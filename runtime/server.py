@@ -19,6 +19,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sanic.server.protocols.http_protocol import HttpProtocol
+
 from runtime.app import App, Lifecycle, RouteSpec, create_app
 
 log = logging.getLogger("flash.worker")
@@ -55,7 +57,7 @@ def serve(
     if health_port != port:
         _serve_ping_on(app, _listen(host, health_port))
     log.info("serving %d route(s) on %s:%d (/ping on port %d)", len(routes), host, port, health_port)
-    app.run(sock=sock, single_process=True, access_log=False, motd=False)
+    app.run(sock=sock, single_process=True, access_log=False, motd=False, protocol=_Protocol)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -78,6 +80,14 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Protocol(HttpProtocol):
+    """Sanic's HTTP protocol, telling the app which set holds its connections (for the drain)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app.ctx.connections = self.connections
+
+
 def _drain_on_stop(app: App, timeout: float) -> None:
     """Stopping lets requests in flight finish within `timeout`, with /ping answering 503 meanwhile."""
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = timeout
@@ -93,6 +103,16 @@ def _drain_on_stop(app: App, timeout: float) -> None:
         if lifecycle.state != "failed":
             lifecycle.state = "draining"
         log.info("draining: no new connections; requests in flight have up to %.0fs", timeout)
+        app.ctx.closer = asyncio.get_running_loop().create_task(_close_when_idle(app))
+
+
+async def _close_when_idle(app: App) -> None:
+    """Sanic closes idle keep-alive connections once, when the drain starts; one that finishes its
+    request later would stay open (and keep the worker) until its keep-alive runs out."""
+    while True:
+        for connection in list(getattr(app.ctx, "connections", ())):
+            connection.close_if_idle()
+        await asyncio.sleep(0.05)
 
 
 def _app_name(name: str) -> str:
