@@ -27,7 +27,7 @@ def _deploy(folder: Path, env: dict[str, str]) -> dict[str, str]:
     build_app(folder)
     config = folder / "flash.toml"
     config.write_text(config.read_text() + "\n[mothership]\nworkers = [1, 1]\n")
-    flash = [sys.executable, "-m", "pipeline"]  # PYTHONPATH picks which flash
+    flash = [sys.executable, "-m", "flash_pipeline"]  # PYTHONPATH picks which flash
     subprocess.run([*flash, "deploy", "-c", str(config), "--target", "local", "--detach"], check=True, env=env,
                    capture_output=True, cwd=folder)  # fmt: skip
     out = subprocess.run([*flash, "status", "-c", str(config), "--target", "local", "--format", "json"],
@@ -42,7 +42,7 @@ def _deploy(folder: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def _destroy(folder: Path, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline", "destroy", "-c", str(folder / "flash.toml"), "--target",
+    subprocess.run([sys.executable, "-m", "flash_pipeline", "destroy", "-c", str(folder / "flash.toml"), "--target",
                     "local", "--yes"], env=env, capture_output=True, cwd=folder)  # fmt: skip
 
 

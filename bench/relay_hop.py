@@ -38,7 +38,9 @@ async def main():
 
 uvloop.run(main())
 """
-SHIP = 'from runtime.mothership import main\nmain({"app": "bench", "environment": None, "endpoints": {"ep": []}})\n'
+SHIP = (
+    'from flash_runtime.mothership import main\nmain({"app": "bench", "environment": None, "endpoints": {"ep": []}})\n'
+)
 
 
 def main(before: str = BEFORE, rounds: int = 5, seconds: int = 3) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from runtime.backoff import RetryPolicy
+from flash_runtime.backoff import RetryPolicy
 
 __all__ = ["CallError", "Endpoint", "RetryPolicy", "close", "current_headers", "endpoint", "with_retries"]
 

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from runtime.relay import GRACE, MAX_BODY, Fixed, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
+from flash_runtime.relay import GRACE, MAX_BODY, Fixed, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
 
 log = logging.getLogger("flash.mothership")
 STATE_TTL = 5.0  # seconds a /ping state is trusted for /manifest and routing

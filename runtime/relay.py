@@ -1,5 +1,5 @@
 """The one HTTP relay of flash: the local balancer and the mothership forward requests with it, and
-`runtime.endpoint()` calls share its retry rules (`RetryPolicy`). aiohttp on both sides.
+`flash_runtime.endpoint()` calls share its retry rules (`RetryPolicy`). aiohttp on both sides.
 
 The contract (the README's "Relaying" section says the same):
 
@@ -46,7 +46,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from runtime.backoff import NO_WORKER, RUNPOD_NO_WORKER, RetryPolicy
+from flash_runtime.backoff import NO_WORKER, RUNPOD_NO_WORKER, RetryPolicy
 
 __all__ = ["NO_WORKER", "Fixed", "Relay", "RetryPolicy", "Upstream", "error", "not_allowed", "request_id"]
 

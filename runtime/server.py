@@ -21,7 +21,7 @@ from typing import Any
 
 from sanic.server.protocols.http_protocol import HttpProtocol
 
-from runtime.app import App, Lifecycle, RouteSpec, create_app
+from flash_runtime.app import App, Lifecycle, RouteSpec, create_app
 
 log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}

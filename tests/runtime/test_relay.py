@@ -1,4 +1,4 @@
-"""The relay's contract (runtime/relay.py), checked by the same tests through both proxies that use
+"""The relay's contract (flash_runtime/relay.py), checked by the same tests through both proxies that use
 it: the local balancer (in front of worker processes it starts) and the mothership (in front of an
 endpoint URL). The upstream is a real process (relay_upstream.py) that can die on cue and records
 what its handlers did, so "ran exactly once" and "saw the cancellation" are facts, not guesses.
@@ -30,9 +30,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.targets.local.balancer import Endpoint, EndpointSpec
-from runtime.mothership import Mothership
-from runtime.relay import RetryPolicy
+from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
+from flash_runtime.mothership import Mothership
+from flash_runtime.relay import RetryPolicy
 
 UPSTREAM = Path(__file__).with_name("relay_upstream.py")
 BOUND = 20.0  # seconds any awaited event may take on a loaded machine before the test fails

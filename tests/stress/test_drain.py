@@ -108,8 +108,8 @@ class InFlight:
 
 
 def test_a_worker_given_sigterm_finishes_its_request_and_stream(tmp_path: Path, start_worker, free_port) -> None:
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     out = build(validate_file(_app(tmp_path))).out_dir
     health = free_port()
@@ -129,7 +129,7 @@ def test_a_worker_given_sigterm_finishes_its_request_and_stream(tmp_path: Path, 
 
 def test_the_local_target_given_sigterm_finishes_its_request_and_stream(tmp_path: Path) -> None:
     config = _app(tmp_path)
-    flash = [sys.executable, "-m", "pipeline"]
+    flash = [sys.executable, "-m", "flash_pipeline"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     subprocess.run([*flash, "deploy", "-c", str(config), "--target", "local", "--detach"],
                    check=True, capture_output=True, cwd=tmp_path, env=env, timeout=180)  # fmt: skip
@@ -156,11 +156,11 @@ def test_the_mothership_given_sigterm_twice_finishes_its_request_and_stream(tmp_
     events = tmp_path / "events.log"
     events.touch()
     upstream, port = free_port(), free_port()
-    stand_in = Path(__file__).resolve().parents[1] / "runtime" / "relay_upstream.py"
+    stand_in = Path(__file__).resolve().parents[1] / "flash_runtime" / "relay_upstream.py"
     env = {**os.environ, "EVENTS": str(events), "HOST": "127.0.0.1"}
     endpoint = subprocess.Popen([sys.executable, str(stand_in)], env={**env, "PORT": str(upstream)})
     ship = subprocess.Popen(
-        [sys.executable, "-c", 'from runtime.mothership import main\nmain({"app": "d", "environment": None, "endpoints": {}})'],
+        [sys.executable, "-c", 'from flash_runtime.mothership import main\nmain({"app": "d", "environment": None, "endpoints": {}})'],
         env={**env, "PORT": str(port), "FLASH_ENDPOINTS": json.dumps({"ep": f"http://127.0.0.1:{upstream}"})},
     )  # fmt: skip
     try:

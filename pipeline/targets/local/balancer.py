@@ -5,7 +5,7 @@ workers answering /ping 200, a cold start when none is running, 413 for bodies o
 any of it is read. Requests are forwarded by the one relay (runtime/relay.py, its contract in its
 docstring): never sent twice once a worker may have handled them, streamed both ways, client
 disconnects passed on. The balancer's own "no worker available" answers carry X-Flash-No-Worker,
-so callers (the mothership, `runtime.endpoint()`) retry them and never an app's own 503.
+so callers (the mothership, `flash_runtime.endpoint()`) retry them and never an app's own 503.
 The front closes connections that send no complete request head within HEADER_TIMEOUT (the
 keep-alive timer aiohttp arms from the first byte), so stalled clients cannot hold sockets.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from pipeline.targets.local.workers import Worker, WorkerPool
-from runtime.relay import GRACE, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
+from flash_pipeline.targets.local.workers import Worker, WorkerPool
+from flash_runtime.relay import GRACE, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
 HEADER_TIMEOUT = 10.0  # a connection must send a whole request head within this (and idle no longer)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.backoff import RetryPolicy
+from flash_runtime.backoff import RetryPolicy
 
 TICK = 0.2  # seconds between health checks and scaling decisions
 CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start

@@ -1,8 +1,8 @@
 """Deploy to RunPod: survey the account, plan against what is provably ours, apply in parallel.
 
-Identity is exact name plus owner markers (pipeline.targets.runpod.ownership); a name another owner holds is
+Identity is exact name plus owner markers (flash_pipeline.targets.runpod.ownership); a name another owner holds is
 refused before any write. Duplicates of our own endpoints are repaired (the oldest is kept).
-Each endpoint converges in its own thread (pipeline.targets.runpod.converge); orphans are deleted only
+Each endpoint converges in its own thread (flash_pipeline.targets.runpod.converge); orphans are deleted only
 with prune. Creates are followed by a listing that removes any duplicate this run made (a
 backstop: the deploy lease already serialises runs).
 """
@@ -15,16 +15,16 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from pipeline.config.envvars import resolve_env
-from pipeline.config.model import Project
-from pipeline.errors import ConflictError, FlashError, HealthError, Interrupted
-from pipeline.targets.cancel import Cancel, in_threads
-from pipeline.targets.plan import Action, in_layers, plan_deploy
-from pipeline.targets.runpod.backend import Backend
-from pipeline.targets.runpod.converge import Context, Outcome, converge
-from pipeline.targets.runpod.ownership import Claims, claim, created_order, markers, owner_of
-from pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
-from pipeline.targets.runpod.wiring import rewired, waits_on, wiring
+from flash_pipeline.config.envvars import resolve_env
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ConflictError, FlashError, HealthError, Interrupted
+from flash_pipeline.targets.cancel import Cancel, in_threads
+from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
+from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.converge import Context, Outcome, converge
+from flash_pipeline.targets.runpod.ownership import Claims, claim, created_order, markers, owner_of
+from flash_pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
+from flash_pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
 
