@@ -10,7 +10,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ["startup", "validate_scale", "build", "worker", "local_lb", "deploy", "websocket", "dev_reload"]
+BENCHMARKS = [
+    "startup",
+    "validate_scale",
+    "build",
+    "worker",
+    "local_lb",
+    "relay",
+    "relay_hop",
+    "deploy",
+    "websocket",
+    "dev_reload",
+]
 
 
 def main(names: list[str]) -> None:

@@ -2,11 +2,13 @@
 
 Only endpoints listed in the caller's `calls` are known (their URLs arrive as FLASH_ENDPOINTS, the
 call key as FLASH_CALL_KEY). Each call carries the key, the current X-Request-ID and traceparent.
-It rides out cold starts: connection failures, 502/503/504 and RunPod's "no workers available" are
-retried with backoff and jitter within a total deadline (300 s by default, under RunPod's 5.5-minute
-processing limit). Nothing is retried once the callee may have handled the request (a read timeout,
-any other status). One pooled aiohttp session per worker process; `def` handlers use
-`endpoint(name).sync`, which runs the same call on that session from their thread.
+It rides out cold starts with the relay's retry rules (runtime/backoff.py, runtime/relay.py): a
+connection refused before the request was written, RunPod's "no workers available" and the local
+balancer's own marked "no worker" answer are retried with backoff and jitter within a total
+deadline (300 s by default, under RunPod's 5.5-minute processing limit). Nothing is retried once
+the callee may have handled the request: a dropped connection, a read timeout, any status the app
+answered (its own 502/503/504 too). One pooled aiohttp session per worker process; `def` handlers
+use `endpoint(name).sync`, which runs the same call on that session from their thread.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-DEADLINE = 300.0
-RETRY_STATUSES = frozenset({502, 503, 504})
+from flash_runtime.backoff import RetryPolicy
+
+__all__ = ["CallError", "Endpoint", "RetryPolicy", "close", "current_headers", "endpoint", "with_retries"]
+
 # Set by the worker for the request being handled: the headers a call forwards (X-Request-ID,
 # traceparent), made only when a call is made (most requests make none: no id is minted for them).
 current_headers: contextvars.ContextVar[Callable[[], Mapping[str, str]] | Mapping[str, str] | None] = (
@@ -39,29 +42,8 @@ class CallError(Exception):
         super().__init__(message or f"{endpoint} {path}: HTTP {status}: {body!r}"[:500])
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try again, and how long to wait: pure, with the clock and randomness passed in."""
-
-    deadline: float = DEADLINE
-    initial: float = 0.5
-    factor: float = 2.0
-    cap: float = 10.0
-    jitter: float = 0.2
-
-    @staticmethod
-    def retryable(status: int | None, body: Any) -> bool:
-        """status None: the connection failed before the request was sent."""
-        if status is None or status in RETRY_STATUSES:
-            return True
-        return isinstance(body, dict) and str(body.get("error", "")).lower() == "no workers available"
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.cap, self.initial * self.factor**attempt)
-        return max(0.0, base * (1 + rng.uniform(-self.jitter, self.jitter)))
-
-
-Send = Callable[[], Awaitable[tuple[int | None, Any]]]  # one attempt: (status or None, decoded body)
+# One attempt: (status, or None when nothing was written; decoded body; answer headers).
+Send = Callable[[], Awaitable[tuple[int | None, Any, Mapping[str, str] | None]]]
 
 
 async def with_retries(
@@ -76,10 +58,10 @@ async def with_retries(
     """Attempts until a 2xx (its body returned), a final answer (CallError), or the deadline."""
     start, attempt = clock(), 0
     while True:
-        status, body = await send()
+        status, body, headers = await send()
         if status is not None and 200 <= status < 300:
             return body
-        if not policy.retryable(status, body):
+        if not policy.retryable(status, body, headers):
             raise describe(status, body)
         wait = policy.delay(attempt, rng)
         if clock() - start + wait > policy.deadline:
@@ -114,15 +96,15 @@ class Endpoint:
         session = await _session()
         limit = aiohttp.ClientTimeout(total=timeout or self.policy.deadline, sock_connect=10)
 
-        async def send() -> tuple[int | None, Any]:
+        async def send() -> tuple[int | None, Any, Mapping[str, str] | None]:
             try:
                 async with session.request(
                     method, self.url + path, json=json, params=params, headers=sent, timeout=limit
                 ) as answer:
                     raw = await answer.read()
-                    return answer.status, _decode(raw)
+                    return answer.status, _decode(raw), answer.headers
             except aiohttp.ClientConnectorError:
-                return None, None  # never reached the callee: safe to try again
+                return None, None, None  # never reached the callee: safe to try again
             except (TimeoutError, aiohttp.ClientError) as exc:  # sent, maybe handled: never sent twice
                 raise CallError(
                     self.name, path, None, None, f"{self.name} {method} {path}: {type(exc).__name__}"

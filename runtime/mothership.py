@@ -3,11 +3,11 @@
 - `GET /manifest`: every endpoint of the app with its URL, routes, the build its workers report
   and its current /ping state (checked concurrently, cached for STATE_TTL seconds).
 - `GET /ping`: 200 once serving (it loads nothing).
-- `ANY /<endpoint>/<path>`: forwarded to that endpoint's URL, streaming both ways, with the call key
-  and an X-Request-ID. An endpoint whose /ping is not 200 is waited for (with backoff, the cold
-  start) up to the deadline, then answered 503 with Retry-After. Connection failures, 502/503/504
-  and RunPod's "no workers available" are retried within the deadline when the body could be sent
-  again; nothing is retried once the endpoint may have handled the request. Unknown endpoint: 404.
+- `ANY /<endpoint>/<path>`: forwarded to that endpoint's URL by the one relay (runtime/relay.py:
+  its contract says what is retried, and that nothing is once the endpoint may have handled the
+  request), with the call key and an X-Request-ID. An endpoint whose /ping is not 200 is waited
+  for (with backoff, the cold start) up to the deadline, then answered 503 with Retry-After.
+  Anything else (`/`, an unknown endpoint): a JSON 404 naming the endpoints.
 
 aiohttp on both sides (server and pooled client): no hand-written HTTP. Endpoint URLs arrive as
 FLASH_ENDPOINTS, the key as FLASH_CALL_KEY, like any caller's; the routes are built in.
@@ -20,28 +20,21 @@ import json
 import logging
 import os
 import random
+import signal
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
-from flash_runtime.calls import RetryPolicy
+from flash_runtime.relay import GRACE, MAX_BODY, Fixed, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
 
 log = logging.getLogger("flash.mothership")
 STATE_TTL = 5.0  # seconds a /ping state is trusted for /manifest and routing
-MAX_BODY = 30 * 1024 * 1024  # RunPod's LB limit for a request body
-REPLAYABLE = 1024 * 1024  # bodies up to this are held in memory, so a failed attempt can be sent again
 RETRY_AFTER = 10  # seconds a client is asked to wait when an endpoint did not become ready in time
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding", "host"}
-)
-_NO_FORWARD = HOP_BY_HOP | {"content-length", "expect", "authorization"}
-_NOT_RELAYED = HOP_BY_HOP | {"content-length", "date", "server"}  # aiohttp writes its own
-SMALL_ANSWER = 64 * 1024  # answers up to this size (with a Content-Length) are relayed in one piece
+TIMEOUT = 330.0  # RunPod's LB processing limit: no endpoint's request outlives it
+_NOT_SENT = frozenset({"authorization"})  # the client's own key never travels on
 
 
 class Mothership:
@@ -61,30 +54,46 @@ class Mothership:
         self.policy = policy or RetryPolicy()
         self.clock, self.sleep, self.rng = clock, sleep, random.Random()
         self.states: dict[str, tuple[float, int | str, str | None]] = {}  # name -> (checked at, /ping, build)
-        self.session: aiohttp.ClientSession | None = None
+        self.upstreams = {name: Fixed(url) for name, url in self.urls.items()}
+        self.added = (("Authorization", f"Bearer {key}"),) if key else ()
+        self.relay = Relay(
+            "flash-mothership",
+            policy=self.policy,
+            timeout=TIMEOUT,
+            clock=clock,
+            sleep=sleep,
+            add=self.added,
+            drop=_NOT_SENT,
+        )
+        self.session: aiohttp.ClientSession | None = None  # /ping and /manifest of the endpoints
 
     # -- the server ----------------------------------------------------------------------------
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_get("/ping", self.ping)
-        app.router.add_get("/manifest", self.manifest)
-        app.router.add_route("*", "/{endpoint}", self.route)
-        app.router.add_route("*", "/{endpoint}/{rest:.*}", self.route)
+        app.router.add_route("*", "/{tail:.*}", self.handle)  # one route: the dispatch below is cheaper
         app.on_startup.append(self._open)
         app.on_cleanup.append(self._close)
         return app
 
     async def _open(self, _app: web.Application) -> None:
+        await self.relay.open()
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),  # each endpoint bounds its own requests
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=15),
+            timeout=aiohttp.ClientTimeout(total=5),
         )
 
     async def _close(self, _app: web.Application) -> None:
+        await self.relay.close()
         if self.session is not None:
             await self.session.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/ping", "/manifest"):
+            if request.method not in ("GET", "HEAD"):
+                return not_allowed(request)
+            return await (self.ping(request) if path == "/ping" else self.manifest(request))
+        return await self.route(request)
 
     async def ping(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ready"})
@@ -112,7 +121,7 @@ class Mothership:
 
     # -- endpoint state ------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        return dict(self.added)
 
     async def state(self, name: str, *, fresh: bool = False) -> tuple[int | str, str | None]:
         """(/ping status or why there was none, the build /manifest reports when ready), cached."""
@@ -122,14 +131,11 @@ class Mothership:
         assert self.session is not None
         status: int | str
         build = None
-        probe = aiohttp.ClientTimeout(total=5)
         try:
-            async with self.session.get(self.urls[name] + "/ping", headers=self._headers(), timeout=probe) as answer:
+            async with self.session.get(self.urls[name] + "/ping", headers=self._headers()) as answer:
                 status = answer.status
             if status == 200:
-                async with self.session.get(
-                    self.urls[name] + "/manifest", headers=self._headers(), timeout=probe
-                ) as answer:
+                async with self.session.get(self.urls[name] + "/manifest", headers=self._headers()) as answer:
                     found = await answer.json(content_type=None) if answer.status == 200 else {}
                     build = found.get("build") if isinstance(found, dict) else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -152,90 +158,28 @@ class Mothership:
 
     # -- routing -------------------------------------------------------------------------------
     async def route(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["endpoint"]
+        raw = request.raw_path
+        slash = raw.find("/", 1)
+        name = raw[1:] if slash < 0 else raw[1:slash]
+        name = name.partition("?")[0]
         if name not in self.urls:
-            return web.json_response(
-                {"error": f"no endpoint {name!r} in app {self.app['app']!r}", "endpoints": sorted(self.urls)},
-                status=404,
-            )
+            rid = request_id(request)
+            what = f"no endpoint {name!r} in app {self.app['app']!r}" if name else f"app {self.app['app']!r}"
+            return error(404, what, rid, endpoints=sorted(self.urls))
         start = self.clock()
         if not await self.ready(name, start):
             waited = self.clock() - start
-            return web.json_response(
-                {"error": f"{name} is not ready after {waited:.0f}s", "endpoint": name},
-                status=503,
-                headers={"Retry-After": str(RETRY_AFTER)},
-            )
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _NO_FORWARD}
-        headers.setdefault("X-Request-ID", request.headers.get("X-Request-ID") or uuid.uuid4().hex)
-        headers.update(self._headers())
-        data: Any = None
-        if request.content_length is not None and request.content_length <= REPLAYABLE:
-            data = await request.read()
-        elif request.body_exists:
-            data = request.content  # large or chunked: streamed on, so sent once only
-        return await self._forward(request, name, headers, data, start)
+            why = f"{name} is not ready after {waited:.0f}s"  # never reached a handler: marked, callers may retry
+            answer = error(503, why, request_id(request), no_worker=True, endpoint=name)
+            answer.headers["Retry-After"] = str(RETRY_AFTER)
+            return answer
+        rest = raw[slash:] if slash > 0 else "/" + raw[len(name) + 1 :]
+        upstream = self.upstreams[name]
 
-    async def _forward(
-        self, request: web.Request, name: str, headers: dict[str, str], data: Any, start: float
-    ) -> web.StreamResponse:
-        assert self.session is not None
-        rest = request.raw_path.split("/", 2)[2] if request.raw_path.count("/") >= 2 else ""
-        url = URL(f"{self.urls[name]}/{rest}", encoded=True)
-        replayable = data is None or isinstance(data, bytes)
-        attempt = 0
-        while True:
-            try:
-                async with self.session.request(
-                    request.method, url, headers=headers, data=data, allow_redirects=False
-                ) as upstream:
-                    again, body = await self._retryable(upstream)
-                    if not (replayable and again and self._time_left(start, attempt)):
-                        return await _relay(request, upstream, body)
-            except aiohttp.ClientConnectorError:  # never reached the endpoint: safe to send again
-                if not (replayable and self._time_left(start, attempt)):
-                    return web.json_response({"error": f"{name} could not be reached"}, status=502)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError):
-                # Delivered, maybe handled: never sent twice.
-                return web.json_response({"error": f"{name} closed the connection"}, status=502)
-            await self.sleep(self.policy.delay(attempt, self.rng))
-            attempt += 1
+        async def pick(_rid: str) -> Upstream:
+            return upstream
 
-    async def _retryable(self, upstream: aiohttp.ClientResponse) -> tuple[bool, bytes | None]:
-        """Whether the answer asks for another attempt; a small error body is read to tell (and
-        returned, to be relayed if no attempt follows)."""
-        if upstream.status not in (502, 503, 504):
-            return False, None
-        if upstream.content_length is None or upstream.content_length > 4096:
-            return RetryPolicy.retryable(upstream.status, None), None
-        raw = await upstream.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        return RetryPolicy.retryable(upstream.status, body), raw
-
-    def _time_left(self, start: float, attempt: int) -> bool:
-        return self.clock() - start + self.policy.delay(attempt, self.rng) <= self.policy.deadline
-
-
-async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, read: bytes | None) -> web.StreamResponse:
-    """The endpoint's answer, streamed to the client as it arrives (SSE stays a stream)."""
-    out = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _NOT_RELAYED]
-    size = upstream.content_length
-    if read is None and request.method != "HEAD" and size is not None and size <= SMALL_ANSWER:
-        read = await upstream.read()  # one write instead of a streamed response: most answers are small JSON
-    if read is not None:
-        return web.Response(body=read, status=upstream.status, headers=out)
-    answer = web.StreamResponse(status=upstream.status, headers=out)
-    if upstream.content_length is not None:
-        answer.content_length = upstream.content_length
-    await answer.prepare(request)
-    if request.method != "HEAD":
-        async for chunk in upstream.content.iter_any():
-            await answer.write(chunk)
-    await answer.write_eof()
-    return answer
+        return await self.relay.forward(request, pick, rest)
 
 
 def main(app: Mapping[str, Any]) -> None:
@@ -253,13 +197,35 @@ def main(app: Mapping[str, Any]) -> None:
     try:
         import uvloop  # the faster event loop where the image has it (the mothership's does)
 
-        loop: asyncio.AbstractEventLoop | None = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
-        loop = None
+        loop = asyncio.new_event_loop()
     try:
-        web.run_app(
-            mothership.web_app(), host=host, port=port, access_log=None, print=None, handle_signals=True, loop=loop
-        )
+        loop.run_until_complete(_serve(mothership, host, port))
     except OSError as exc:  # the port cannot be had: one line, exit 3, as the worker does
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         raise SystemExit(3) from None
+    finally:
+        loop.close()
+
+
+async def _serve(mothership: Mothership, host: str, port: int) -> None:
+    """Serve until the first SIGTERM or SIGINT, then drain: no new connections, requests and
+    streams in flight get up to TIMEOUT to finish; further signals are ignored meanwhile."""
+    runner = web.AppRunner(
+        mothership.web_app(),
+        access_log=None,
+        handler_cancellation=True,  # a client that leaves cancels its upstream request
+        shutdown_timeout=TIMEOUT + GRACE,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("draining: no new connections; requests in flight have up to %.0fs", TIMEOUT)
+    finally:
+        await runner.cleanup()

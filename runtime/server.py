@@ -1,4 +1,10 @@
-"""Run the worker: listen on $PORT, answer /ping on $PORT_HEALTH too when it differs."""
+"""Run the worker: listen on $PORT, answer /ping on $PORT_HEALTH too when it differs.
+
+SIGTERM (or SIGINT) drains: the worker stops accepting connections, /ping answers 503
+`{"status": "draining"}` so no new traffic comes, and requests and streams in flight get up to
+the endpoint's `timeout` to finish (Sanic's GRACEFUL_SHUTDOWN_TIMEOUT, 15 s by default, is set
+from it). Further signals during the drain are ignored: only SIGKILL cuts it short.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ import errno
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sanic.server.protocols.http_protocol import HttpProtocol
 
 from flash_runtime.app import App, Lifecycle, RouteSpec, create_app
 
@@ -44,12 +53,16 @@ def serve(
     if sys.argv[1:] == ["--openapi"]:  # `flash openapi`: the document, offline, from the build output
         print(json.dumps(app.ctx.openapi(), indent=2))
         return
+    _drain_on_stop(app, timeout)
     # Bind here, not inside Sanic: a port that cannot be had is one clear line and exit 3, never a traceback.
     sock = _listen(host, port)
     if health_port != port:
         _serve_ping_on(app, _listen(host, health_port))
     log.info("serving %d route(s) on %s:%d (/ping on port %d)", len(routes), host, port, health_port)
-    protocol = getattr(app.ctx, "protocol", None)  # WebSocket routes: flow-controlled reads
+    # Sanic's HTTP protocol (or the WebSocket routes' flow-controlled one), telling the app which set
+    # holds its connections, for the drain.
+    base = getattr(app.ctx, "protocol", None) or HttpProtocol
+    protocol = type("FlashProtocol", (_TracksConnections, base), {"__slots__": ()})
     app.run(sock=sock, single_process=True, access_log=False, motd=False, protocol=protocol)
 
 
@@ -71,6 +84,44 @@ def _listen(host: str, port: int) -> socket.socket:
         raise SystemExit(3) from None
     sock.set_inheritable(True)
     return sock
+
+
+class _TracksConnections:
+    """Mixed into the server's protocol: tells the app which set holds its connections (for the drain)."""
+
+    __slots__ = ()  # sanic's protocols have slots
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        me: Any = self
+        me.app.ctx.connections = me.connections
+
+
+def _drain_on_stop(app: App, timeout: float) -> None:
+    """Stopping lets requests in flight finish within `timeout`, with /ping answering 503 meanwhile."""
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = timeout
+    lifecycle: Lifecycle = app.ctx.lifecycle
+
+    @app.before_server_stop
+    async def drain(app: App) -> None:
+        # Sanic removed its signal handlers (a second SIGTERM would now kill the process at once, or
+        # stop the loop the drain runs on): the supervisor, a terminal's Ctrl-C and a process group
+        # signal may all send one. Ignore them; the drain is bounded by `timeout` anyway.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if lifecycle.state != "failed":
+            lifecycle.state = "draining"
+        log.info("draining: no new connections; requests in flight have up to %.0fs", timeout)
+        app.ctx.closer = asyncio.get_running_loop().create_task(_close_when_idle(app))
+
+
+async def _close_when_idle(app: App) -> None:
+    """Sanic closes idle keep-alive connections once, when the drain starts; one that finishes its
+    request later would stay open (and keep the worker) until its keep-alive runs out."""
+    while True:
+        for connection in list(getattr(app.ctx, "connections", ())):
+            connection.close_if_idle()
+        await asyncio.sleep(0.05)
 
 
 def _app_name(name: str) -> str:
@@ -102,6 +153,6 @@ def _serve_ping_on(app: App, sock: socket.socket) -> None:
     async def start_health_server(app: App) -> None:
         app.ctx.health_server = await asyncio.start_server(answer, sock=sock)
 
-    @app.before_server_stop
+    @app.after_server_stop  # not before: during the drain /ping answers 503 here
     async def stop_health_server(app: App) -> None:
         app.ctx.health_server.close()

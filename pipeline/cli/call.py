@@ -103,7 +103,7 @@ def send(
     """The response, after riding out a cold start; ApiError when none came within the deadline."""
     import requests
 
-    from flash_runtime.calls import RetryPolicy
+    from flash_runtime.backoff import RetryPolicy
 
     policy, rng, start, attempt = RetryPolicy(deadline=deadline), random.Random(), clock(), 0
     sent = {"Content-Type": "application/json", **headers} if body is not None else dict(headers)
@@ -119,7 +119,9 @@ def send(
         if reason:  # the local balancer knows its workers cannot start: waiting would not help
             raise ApiError("call", reason, hint="fix the error in the worker output (`flash logs`), then deploy again")
         wait = policy.delay(attempt, rng)
-        if (answer is not None and not policy.retryable(status, detail)) or clock() - start + wait > deadline:
+        if (
+            answer is not None and not policy.retryable(status, detail, answer.headers)
+        ) or clock() - start + wait > deadline:
             if answer is None:
                 raise ApiError("call", f"could not connect to {url} within {deadline:.0f}s")
             if attempt:

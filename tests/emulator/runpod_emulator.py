@@ -514,8 +514,8 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             status = emulator.ping_status(endpoint_id)
             if rest in ("/ping", catalog.health_path(emulator, endpoint_id)):
                 return self._send(status, {"status": "ready"} if status == 200 else None)
-            if status != 200:
-                return self._send(503, {"error": "no ready worker"})
+            if status != 200:  # RunPod's LB answer while no worker is ready (shared/runpod/API.md)
+                return self._send(503, {"error": "no workers available"})
             if rest == "/manifest":
                 return self._send(200, {"endpoint": endpoint_id, "build": emulator.serving_build(endpoint_id)})
             return self._send(200, {"endpoint": endpoint_id, "path": rest, "method": method})

@@ -388,10 +388,14 @@ def test_an_endpoint_calls_another_through_runtime_endpoint(tmp_path: Path, flas
         assert via.json() == {"via": "async", "doubled": [10], "request_id": "trace-3", "authorization": None}
         direct = requests.post(mothership + "/inference/predict", json={"values": [4]}, headers={"X-Request-ID": "t"})
         assert direct.json() == {"doubled": [8], "request_id": "t", "authorization": None}
-        unknown = requests.get(mothership + "/billing/x")
+        unknown = requests.get(mothership + "/billing/x", headers={"X-Request-ID": "u"})
         assert (unknown.status_code, unknown.json()) == (
             404,
-            {"error": "no endpoint 'billing' in app 'calls-test'", "endpoints": ["api", "inference"]},
+            {
+                "error": "no endpoint 'billing' in app 'calls-test'",
+                "request_id": "u",
+                "endpoints": ["api", "inference"],
+            },
         )
         app = requests.get(mothership + "/manifest").json()
         assert {k: (v["url"], v["routes"], v["ping"]) for k, v in app["endpoints"].items()} == {

@@ -32,12 +32,17 @@ class FakeClock:
 DEFAULT = RetryPolicy()
 
 
-def _run(answers: list[tuple[int | None, Any]], policy: RetryPolicy = DEFAULT) -> tuple[Any, FakeClock, int]:
+MARKED = {"X-Flash-No-Worker": "1"}  # the local balancer's own "no worker available"
+
+
+def _run(answers: list[tuple[Any, ...]], policy: RetryPolicy = DEFAULT) -> tuple[Any, FakeClock, int]:
+    """answers: (status, body) or (status, body, headers), one per attempt (the last repeats)."""
     clock, sent = FakeClock(), [0]
 
-    async def send() -> tuple[int | None, Any]:
+    async def send() -> tuple[int | None, Any, Any]:
         sent[0] += 1
-        return answers[min(sent[0] - 1, len(answers) - 1)]
+        answer = answers[min(sent[0] - 1, len(answers) - 1)]
+        return (answer[0], answer[1], answer[2] if len(answer) > 2 else None)
 
     def describe(status: int | None, body: Any) -> CallError:
         return CallError("inference", "/predict", status, body)
@@ -55,7 +60,8 @@ def _run(answers: list[tuple[int | None, Any]], policy: RetryPolicy = DEFAULT) -
 
 
 def test_cold_start_answers_are_retried_with_growing_waits() -> None:
-    result, clock, attempts = _run([(None, None), (503, {}), (502, {}), (200, {"ok": True})])
+    no_workers = {"error": "no workers available"}  # RunPod's LB
+    result, clock, attempts = _run([(None, None), (503, {}, MARKED), (502, no_workers), (200, {"ok": True})])
     assert result == {"ok": True}
     assert attempts == 4
     assert len(clock.slept) == 3 and clock.slept[0] < clock.slept[1] < clock.slept[2]
@@ -67,8 +73,9 @@ def test_runpods_no_workers_answer_is_retried_whatever_its_status() -> None:
     assert (result, attempts) == ([1], 2)
 
 
-@pytest.mark.parametrize("status", [400, 404, 409, 422, 500])
+@pytest.mark.parametrize("status", [400, 404, 409, 422, 500, 502, 503, 504])
 def test_an_answer_that_may_have_been_processed_is_never_retried(status: int) -> None:
+    # The app's own 5xx too: only the platform's marked "no worker" answers are sent again.
     result, clock, attempts = _run([(status, {"error": "x"}), (200, {})])
     assert isinstance(result, CallError) and result.status == status and result.body == {"error": "x"}
     assert (attempts, clock.slept) == (1, [])
@@ -76,7 +83,7 @@ def test_an_answer_that_may_have_been_processed_is_never_retried(status: int) ->
 
 def test_the_deadline_bounds_every_wait() -> None:
     policy = RetryPolicy(deadline=30.0)
-    result, clock, attempts = _run([(503, {"error": "busy"})], policy)
+    result, clock, attempts = _run([(503, {"error": "busy"}, MARKED)], policy)
     assert isinstance(result, CallError) and result.status == 503
     assert attempts == len(clock.slept) + 1
     assert sum(clock.slept) <= 30.0

@@ -115,12 +115,24 @@ async def test_routes_to_the_endpoint_with_the_call_key_and_a_request_id(mothers
 @on_loop
 async def test_unknown_endpoint_is_a_404_naming_the_known_ones(mothership) -> None:
     url = await mothership({"inference": Upstream(_echo), "api": Upstream(_echo)})
-    async with aiohttp.ClientSession() as client, client.get(url + "/billing/x") as answer:
-        assert answer.status == 404
-        assert await answer.json() == {
-            "error": "no endpoint 'billing' in app 'shop'",
-            "endpoints": ["api", "inference"],
-        }
+    async with aiohttp.ClientSession() as client:
+        async with client.get(url + "/billing/x", headers={"X-Request-ID": "r-1"}) as answer:
+            assert (answer.status, answer.headers["X-Request-ID"]) == (404, "r-1")
+            assert await answer.json() == {
+                "error": "no endpoint 'billing' in app 'shop'",
+                "request_id": "r-1",
+                "endpoints": ["api", "inference"],
+            }
+        async with client.get(url + "/", headers={"X-Request-ID": "r-2"}) as answer:  # JSON, not plain text
+            assert answer.status == 404
+            assert await answer.json() == {
+                "error": "app 'shop'",
+                "request_id": "r-2",
+                "endpoints": ["api", "inference"],
+            }
+        async with client.options(url + "/manifest", headers={"X-Request-ID": "r-3"}) as answer:
+            assert (answer.status, answer.headers["Allow"]) == (405, "GET, HEAD")
+            assert await answer.json() == {"error": "OPTIONS is not allowed on /manifest", "request_id": "r-3"}
 
 
 @on_loop
@@ -178,7 +190,8 @@ async def test_no_workers_available_is_retried_and_a_dropped_connection_is_not(m
         async with client.post(url + "/inference/predict", json={"n": 1}) as answer:
             assert (answer.status, await answer.json()) == (200, {"ok": True})
         async with client.post(url + "/api/items", json={"n": 1}) as answer:
-            assert (answer.status, await answer.json()) == (502, {"error": "api closed the connection"})
+            assert answer.status == 502
+            assert (await answer.json())["error"] == "the upstream closed the connection (ServerDisconnectedError)"
     assert len(retried.seen) == 2 and len(dropped.seen) == 1
 
 
@@ -208,3 +221,26 @@ async def test_answers_stream_through(mothership) -> None:
         assert await answer.content.readline() == b"data: first\n"
         release.set()
         assert (await answer.content.read()).strip() == b"data: second"
+
+
+@on_loop
+async def test_a_balancers_marked_503_is_retried_and_an_apps_own_is_not(mothership) -> None:
+    marked = web.json_response({"error": "no worker of inference became ready"}, status=503)
+    marked.headers["X-Flash-No-Worker"] = "1"  # the local balancer's own: the request never reached a handler
+    answers = [marked, web.json_response({"ok": True})]
+
+    async def balancer(_request: web.Request) -> web.Response:
+        return answers.pop(0)
+
+    async def busy(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "the app is busy"}, status=503)
+
+    retried, app = Upstream(balancer), Upstream(busy)
+    url = await mothership({"inference": retried, "api": app})
+    async with aiohttp.ClientSession() as client:
+        async with client.post(url + "/inference/predict", json={}) as answer:
+            assert (answer.status, await answer.json()) == (200, {"ok": True})
+        async with client.post(url + "/api/items", json={}) as answer:
+            assert (answer.status, await answer.json()) == (503, {"error": "the app is busy"})
+            assert "X-Flash-No-Worker" not in answer.headers
+    assert (len(retried.seen), len(app.seen)) == (2, 1)

@@ -201,8 +201,11 @@ def test_an_oversized_body_is_refused_before_it_is_read(app: Path) -> None:
     url, pid = _url(app), _supervisor_pid(app)
     before = _rss_mb(pid)
     body = b"x" * (40 * 1024 * 1024)
-    answer = requests.post(url + "/size", data=body, timeout=60)
-    assert (answer.status_code, answer.json()) == (413, {"error": "request body is larger than 30 MB"})
+    answer = requests.post(url + "/size", data=body, headers={"X-Request-ID": "big"}, timeout=60)
+    assert (answer.status_code, answer.json()) == (
+        413,
+        {"error": "request body is larger than 30 MB", "request_id": "big"},
+    )
     assert _rss_mb(pid) - before < 20  # never buffered
     assert requests.post(url + "/size", data=b"x" * (20 * 1024 * 1024), timeout=60).json() == {
         "bytes": 20 * 1024 * 1024

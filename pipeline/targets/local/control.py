@@ -202,6 +202,7 @@ def specs(
                 "idle_timeout": endpoint.idle_timeout,
                 "port": port,
                 "source_dir": _shown(project.source_dir),
+                "timeout": min(endpoint.timeout, 330),  # the relay's and the drain's bound, as the worker's
             }
         )
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}

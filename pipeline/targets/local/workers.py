@@ -18,6 +18,7 @@ import ctypes
 import itertools
 import math
 import os
+import random
 import signal
 import socket
 import sys
@@ -28,11 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flash_runtime.backoff import RetryPolicy
+
 TICK = 0.2  # seconds between health checks and scaling decisions
 CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start
 UNHEALTHY_AFTER = 3  # failed checks in a row before a ready worker is replaced
-BACKOFF_CAP = 30.0
+RESTARTS = RetryPolicy(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)  # no start for 0.5 s, doubling per failure
+STOP_GRACE = 5.0  # after the endpoint's timeout, before a draining worker is killed
 TAIL = 20  # output lines kept per worker, quoted when it fails
+_NO_JITTER = random.Random(0)
 
 
 @dataclass
@@ -50,6 +55,14 @@ class Worker:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def release(self, reached: bool) -> None:
+        """One request through the relay is over; a worker that could not be reached gets no more
+        traffic until the monitor's next check says otherwise."""
+        self.inflight -= 1
+        self.idle_since = time.monotonic()
+        if not reached and self.state == "ready":
+            self.state = "unhealthy"
 
 
 def _die_with_parent() -> None:
@@ -180,7 +193,7 @@ class WorkerPool:
     def _back_off(self) -> float:
         """Count a start failure; no start for 0.5 s, doubling per failure in a row, up to the cap."""
         self.start_failures += 1
-        wait = min(BACKOFF_CAP, 0.5 * 2.0 ** (self.start_failures - 1))
+        wait = RESTARTS.delay(self.start_failures - 1, _NO_JITTER)
         self.next_start = time.monotonic() + wait
         return wait
 
@@ -246,9 +259,11 @@ class WorkerPool:
         worker.state = "stopping"
         if worker.proc.returncode is None:
             self.echo(f"{self.spec.key}-{worker.number} | stopping ({why})")
+            # One SIGTERM: the worker stops accepting, answers /ping 503 and lets its requests and
+            # streams finish within the endpoint's timeout (a second signal would cut them).
             worker.proc.terminate()
             try:
-                await asyncio.wait_for(worker.proc.wait(), timeout=20)
+                await asyncio.wait_for(worker.proc.wait(), timeout=float(self.spec.timeout) + STOP_GRACE)
             except TimeoutError:
                 worker.proc.kill()
                 await worker.proc.wait()
