@@ -103,12 +103,14 @@ async def connect(
 
     import aiohttp
 
+    from flash_runtime.backoff import NO_WORKER
     from flash_runtime.calls import with_retries
 
     failures = 0
 
-    async def attempt() -> tuple[int | None, Any]:
+    async def attempt() -> tuple[int | None, Any, Any]:
         nonlocal failures
+        answered: Any = None
         try:
             raw = await asyncio.wait_for(
                 session.ws_connect(
@@ -118,16 +120,19 @@ async def connect(
             )
         except aiohttp.WSServerHandshakeError as exc:
             status: int | None = exc.status  # answered instead of upgrading: no handler ran
+            # A handshake answered instead of upgraded never reached a WebSocket handler: a worker
+            # still starting (its 503) is as safe to try again as the platform's marked answers.
+            answered = {**(exc.headers or {}), NO_WORKER: "1"} if status in (502, 503, 504) else exc.headers
         except aiohttp.ClientConnectorError:
             status = None  # never reached the callee
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise describe(None, f"{type(exc).__name__}") from exc
         else:
-            return 200, ClientWebSocket(raw)  # upgraded (101): with_retries takes any 2xx as done
+            return 200, ClientWebSocket(raw), None  # upgraded (101): with_retries takes any 2xx as done
         if notice is not None and not failures:
             notice(status)
         failures += 1
-        return status, None
+        return status, None, answered
 
     result = await with_retries(
         attempt,
