@@ -413,8 +413,10 @@ def test_an_endpoint_calls_another_through_runtime_endpoint(tmp_path: Path, flas
 
 
 def _kill_callees_under_load(flash, cwd: Path, api: str) -> None:
-    """Every inference worker killed while api's handlers call it: each request still succeeds once
-    replacements are up (the client retries), and none hangs (each has a bounded wait)."""
+    """Every inference worker killed while api's handlers call it. A call the dead worker may have
+    handled is never sent again (the relay's contract): its caller fails (500), at most one per call
+    in flight at the kill. Every other request succeeds once replacements are up (calls not yet
+    delivered ride out the restart), and none hangs (each has a bounded wait)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def ask(n: int) -> tuple[int, object]:
@@ -428,8 +430,11 @@ def _kill_callees_under_load(flash, cwd: Path, api: str) -> None:
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         results = [f.result() for f in asked]
-    assert [status for status, _ in results] == [200] * 48
-    assert sorted(body["doubled"][0] for _, body in results) == [2 * n for n in range(48)]  # type: ignore[index]
+    failed = [n for n, (status, _) in enumerate(results) if status != 200]
+    assert all(results[n][0] == 500 for n in failed) and len(failed) <= 16  # 16 in flight at most
+    assert len(failed) < 48 - 16  # the calls made after the kill (most of them) succeed
+    answered = [(n, body) for n, (status, body) in enumerate(results) if status == 200]
+    assert all(body["doubled"] == [2 * n] for n, body in answered)  # type: ignore[index]
     replaced = {w["pid"] for w in _status(flash, "flash.toml", cwd)["endpoints"]["inference"]["workers"]}
     assert replaced and not replaced & victims
 
