@@ -1,6 +1,6 @@
 """Argument binding: which request part feeds which handler parameter, decided once per route.
 
-For POST/PUT/PATCH (the README's table has examples):
+For POST/PUT/PATCH (the table in docs/worker.md, "The worker", has examples):
 - one parameter besides path parameters: it receives the whole JSON body (a `bytes` one: the raw
   body, any content type);
 - a `bytes` or `Upload` parameter among several: multipart/form-data, file parts by name, the

@@ -1,7 +1,7 @@
 """The one HTTP relay of flash: the local balancer and the mothership forward requests with it, and
 `flash_runtime.endpoint()` calls share its retry rules (`RetryPolicy`). aiohttp on both sides.
 
-The contract (the README's "Relaying" section says the same):
+The contract (docs/worker.md, "Relaying", says the same):
 
 - **Never run a request twice.** Only what provably never reached a handler is sent again: a
   connection refused or reset before any byte of the request was written (aiohttp's
