@@ -1,4 +1,4 @@
-"""The relay's contract (flash_runtime/relay.py), checked by the same tests through both proxies that use
+"""The relay's contract (runtime/relay.py), checked by the same tests through both proxies that use
 it: the local balancer (in front of worker processes it starts) and the mothership (in front of an
 endpoint URL). The upstream is a real process (relay_upstream.py) that can die on cue and records
 what its handlers did, so "ran exactly once" and "saw the cancellation" are facts, not guesses.
