@@ -21,8 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec, parse_affinity
 from flash_runtime.mothership import Mothership
 from flash_runtime.relay import RetryPolicy
-
-from .test_relay import BOUND, Loop, wait_until
+from tests.runtime.test_relay import BOUND, Loop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 MB = 1_000_000
@@ -276,3 +275,41 @@ def test_sockets_scale_hold_their_worker_and_affinity_pins_and_wakes(ws_build: P
         assert "rt-2 | resumed (X-Runpod-Worker-Id: strict-resume)" in front.log()
     finally:
         front.close()
+
+
+def test_flash_call_ws_and_a_socket_through_the_mothership_of_a_local_deployment(tmp_path: Path, flash) -> None:
+    """`--target local`: flash call WS through rt's balancer; and a client -> the mothership ->
+    caller's balancer -> caller's worker -> endpoint("rt").websocket -> rt's balancer -> rt's worker."""
+    from flash_pipeline.config.validate import validate_file
+    from flash_pipeline.targets.local.deploy import local_destroy
+
+    shutil.copytree(REPO / "tests" / "apps" / "ws", tmp_path, dirs_exist_ok=True)
+    config = tmp_path / "flash.toml"
+    config.write_text(config.read_text() + "\n[mothership]\nworkers = [1, 1]\n")
+    try:
+        deployed = flash("deploy", "--target", "local", "--detach", cwd=tmp_path)
+        assert deployed.code == 0, deployed.err
+        said = flash("call", "rt", "WS", "/echo", "-d", "one\ntwo\nbye", "--target", "local", cwd=tmp_path)
+        assert (said.code, said.out.splitlines()) == (0, ["one", "two"]), said.err
+        closed = flash("call", "rt", "WS", "/echo", "-d", "hi\nclose:4003", "--target", "local", cwd=tmp_path)
+        assert (closed.code, closed.out.splitlines(), closed.err.splitlines()[-1]) == (
+            4,
+            ["hi"],
+            "flash: the socket closed with 4003: asked to",
+        )
+        status = flash("status", "--target", "local", "--format", "json", cwd=tmp_path)
+        ship = "ws" + json.loads(status.out)["endpoints"]["mothership"]["url"].removeprefix("http")
+
+        async def chain() -> list[Any]:
+            async with connect(ship + "/caller/relay", open_timeout=BOUND) as ws:
+                first = json.loads(await ws.recv())  # the 101 of rt's balancer named rt's worker
+                await ws.send("through five hops")
+                echoed = await ws.recv()
+                await ws.send("close:4004")  # rt closes: the close comes back the whole way
+                with pytest.raises(ConnectionClosed) as ended:
+                    await ws.recv()
+                return [first, echoed, ended.value.rcvd.code, ended.value.rcvd.reason]
+
+        assert run(chain()) == [{"worker": "rt-1"}, "through five hops", 4004, "asked to"]
+    finally:
+        local_destroy(validate_file(config))
