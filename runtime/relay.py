@@ -382,20 +382,20 @@ class Relay:
             await upstream_ws.close(1011, "the client's upgrade failed")
             raise
         self.open_sockets.add(client)
+        relayed = ClientWebSocket(client)
         try:
-            await bridge(ClientWebSocket(client), upstream_ws)
+            await bridge(relayed, upstream_ws)
         except BaseException:  # cancelled (the client's connection went, a stop): end the upstream too
             if not upstream_ws.closed:
-                code = client.close_code
+                code = relayed.close_code
                 code, why = (code, "") if code not in (None, 1005, 1006) else (1011, "the relay's client went away")
                 await asyncio.shield(upstream_ws.close(code, why))
             raise
         finally:
             self.open_sockets.discard(client)
             if not client.closed:  # the client closed first: its close is answered with its own code
-                await asyncio.shield(
-                    client.close(code=_ANSWERED.get(client.close_code or 1005, client.close_code or 1000))
-                )
+                code = relayed.close_code or 1005
+                await asyncio.shield(client.close(code=_ANSWERED.get(code, code)))
         return client
 
     def _again(self, replayable: bool, start: float, attempt: int) -> float | None:

@@ -277,6 +277,71 @@ def test_sockets_scale_hold_their_worker_and_affinity_pins_and_wakes(ws_build: P
         front.close()
 
 
+def test_an_abrupt_end_on_either_side_goes_on_as_1011(ws_build: Path) -> None:
+    """A connection that just ends (no close frame: 1006, which no close frame may carry) closes
+    the other side with 1011, never with a normal 1000."""
+    front = Front(ws_build, 1, 1, 3600)
+    try:
+        wait_until(lambda: front.endpoint.pool.ready(), "a worker of rt is ready")
+
+        async def vanish() -> None:
+            headers = {"X-Request-ID": "vanish-1"}
+            ws = await connect(front.balancer + "/push/v?count=-1&size=1024", additional_headers=headers)
+            await ws.recv()
+            ws.transport.abort()  # the client's connection ends mid-stream, no close frame
+
+        run(vanish())
+        wait_until(
+            lambda: any('"close": 1011' in line and "vanish-1" in line for line in front.lines),
+            "the worker's socket closed with 1011\n" + front.log()[-2000:],
+        )
+
+        async def killed() -> int | None:
+            async with connect(front.balancer + "/push/k?count=-1&size=1024") as ws:
+                await ws.recv()
+                for worker in front.workers():
+                    worker.proc.kill()  # the worker dies mid-stream
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ws.recv()
+                return closed.value.rcvd.code if closed.value.rcvd else None
+
+        assert run(killed()) == 1011
+    finally:
+        front.close()
+
+
+def test_an_aiohttp_socket_that_just_ends_reports_1006() -> None:
+    """A connection that ended without a close frame is 1006 on the relay's (and
+    endpoint().websocket's) socket, so `bridge` passes it on as 1011, never as a normal close."""
+    import aiohttp
+
+    from flash_runtime.wsclient import ClientWebSocket
+
+    async def scenario() -> tuple[Any, ...]:
+        async def handler(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            await ws.send_str("one")
+            assert request.transport is not None
+            request.transport.close()  # the end of the connection (FIN), no close frame
+            return ws
+
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                ws = ClientWebSocket(await session.ws_connect(f"http://127.0.0.1:{runner.addresses[0][1]}/"))
+                return await ws.receive(), await ws.receive(), ws.close_code
+        finally:
+            await runner.cleanup()
+
+    assert run(scenario()) == ("one", None, 1006)
+
+
 def test_flash_call_ws_and_a_socket_through_the_mothership_of_a_local_deployment(tmp_path: Path, flash) -> None:
     """`--target local`: flash call WS through rt's balancer; and a client -> the mothership ->
     caller's balancer -> caller's worker -> endpoint("rt").websocket -> rt's balancer -> rt's worker."""
