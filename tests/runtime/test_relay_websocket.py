@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -165,6 +167,22 @@ def test_close_codes_travel_both_ways(base: str, front: Front) -> None:
     )
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.text(max_size=200), st.binary(max_size=70_000)), max_size=10))
+def test_any_sequence_of_text_and_binary_messages_passes_unchanged(base: str, messages: list[Any]) -> None:
+    sent = [m for m in messages if m != "bye" and not (isinstance(m, str) and m.startswith("close:"))]
+
+    async def talk() -> list[Any]:
+        async with connect(base + "/echo") as ws:
+            echoed = []
+            for message in sent:  # (without the echo route's own commands)
+                await ws.send(message)
+                echoed.append(await ws.recv())
+            return echoed
+
+    assert run(talk()) == sent
+
+
 def test_a_handshake_the_worker_refuses_is_answered_as_it_came(base: str) -> None:
     async def refused(path: str) -> tuple[int, dict[str, Any]]:
         with pytest.raises(InvalidStatus) as caught:
@@ -277,7 +295,7 @@ def test_sockets_scale_hold_their_worker_and_affinity_pins_and_wakes(ws_build: P
         front.close()
 
 
-def test_an_abrupt_end_on_either_side_goes_on_as_1011(ws_build: Path) -> None:
+def test_an_abrupt_end_goes_on_as_1011_and_a_worker_stop_as_1001(ws_build: Path) -> None:
     """A connection that just ends (no close frame: 1006, which no close frame may carry) closes
     the other side with 1011, never with a normal 1000."""
     front = Front(ws_build, 1, 1, 3600)
@@ -307,6 +325,20 @@ def test_an_abrupt_end_on_either_side_goes_on_as_1011(ws_build: Path) -> None:
                 return closed.value.rcvd.code if closed.value.rcvd else None
 
         assert run(killed()) == 1011
+        wait_until(lambda: front.endpoint.pool.ready(), "the killed worker is replaced")
+
+        async def stopped() -> tuple[int, str]:
+            async with connect(front.balancer + "/push/t?count=-1&size=1024") as ws:
+                await ws.recv()
+                for worker in front.endpoint.pool.ready():
+                    worker.proc.terminate()  # SIGTERM: the worker closes its sockets with 1001
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ws.recv()
+                assert closed.value.rcvd is not None
+                return closed.value.rcvd.code, closed.value.rcvd.reason
+
+        assert run(stopped()) == (1001, "the worker is stopping")
     finally:
         front.close()
 
