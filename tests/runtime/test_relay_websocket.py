@@ -206,6 +206,26 @@ def test_strict_affinity_to_a_worker_that_is_gone_is_404_and_passes_through(base
     assert run(pinned()) == (404, {"error": "affinity_worker_gone", "request_id": "pin-gone"})
 
 
+def test_endpoint_calls_pin_a_worker_through_either_proxy(base: str) -> None:
+    from flash_runtime import CallError, endpoint
+
+    url = base.replace("ws://", "http://")
+    callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=RetryPolicy(deadline=BOUND))
+
+    async def calls() -> tuple[Any, Any]:
+        from flash_runtime.calls import close
+
+        try:
+            hello = await callee.get("/hello", worker="strict rt-1")
+            with pytest.raises(CallError) as gone:
+                await callee.get("/hello", worker="strict rt-99", headers={"X-Request-ID": "call-pin"})
+        finally:
+            await close()
+        return hello, (gone.value.status, gone.value.body)
+
+    assert run(calls()) == ({"hello": "world"}, (404, {"error": "affinity_worker_gone", "request_id": "call-pin"}))
+
+
 def test_a_malformed_affinity_header_is_a_clear_400(front: Front) -> None:
     import requests
 
