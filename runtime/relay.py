@@ -283,11 +283,8 @@ class Relay:
         """Relay a WebSocket (the contract above): the upstream socket first, then the client's."""
         headers = request.headers
         if headers.get("Upgrade", "").lower() != "websocket" or request.method != "GET":
-            return error(
-                501,
-                f"only WebSocket upgrades (GET, Upgrade: websocket) are relayed, not {headers.get('Upgrade')!r}",
-                rid,
-            )
+            what = f"{request.method} with Upgrade: {headers.get('Upgrade')}"
+            return error(501, f"only WebSocket upgrades (GET with Upgrade: websocket) are relayed, not {what}", rid)
         assert self.sockets is not None
         skip = self.skip | _HANDSHAKE | _named_by_connection(headers)
         sent = [(k, v) for k, v in headers.items() if k.lower() not in skip] + self.added
@@ -345,10 +342,9 @@ class Relay:
         self, request: web.BaseRequest, exc: _Refused, answered: Any, kept: list[tuple[int, bytes]], rid: str
     ) -> web.StreamResponse:
         """The upstream's answer instead of an upgrade, as it came; the relay's own 502 without one."""
-        if exc.status is None:
-            return self._failed(
-                request, 502, f"the upstream socket could not be opened ({exc.why or 'not reachable'})", rid, True
-            )
+        if exc.status is None:  # not reached (marked: callers may retry), or a handshake cut short (not marked)
+            why = exc.why or "not reachable"
+            return self._failed(request, 502, f"the upstream socket could not be opened ({why})", rid, not exc.why)
         out = [(k, v) for k, v in (answered or {}).items() if k.lower() not in _NOT_ANSWERED and k != NO_WORKER]
         out.append(("Via", self.via))
         if not any(k.lower() == "x-request-id" for k, _ in out):

@@ -226,6 +226,32 @@ def test_endpoint_calls_pin_a_worker_through_either_proxy(base: str) -> None:
     assert run(calls()) == ({"hello": "world"}, (404, {"error": "affinity_worker_gone", "request_id": "call-pin"}))
 
 
+def test_a_socket_to_an_http_route_is_answered_as_it_came_and_is_a_call_error(base: str) -> None:
+    from flash_runtime import CallError, endpoint
+
+    async def refused() -> tuple[int, Any]:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(base + "/hello"):
+                pass
+        return caught.value.response.status_code, json.loads(caught.value.response.body)
+
+    assert run(refused()) == (200, {"hello": "world"})  # an HTTP route's answer, never a 101
+    url = base.replace("ws://", "http://")
+    callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=RetryPolicy(deadline=BOUND))
+
+    async def opened() -> tuple[Any, str]:
+        from flash_runtime.calls import close
+
+        try:
+            with pytest.raises(CallError) as failed:
+                await callee.websocket("/hello")
+        finally:
+            await close()
+        return failed.value.status, str(failed.value)
+
+    assert run(opened()) == (200, "rt WS /hello: HTTP 200")
+
+
 def test_a_malformed_affinity_header_is_a_clear_400(front: Front) -> None:
     import requests
 
