@@ -328,6 +328,12 @@ def test_sockets_scale_hold_their_worker_and_affinity_pins_and_wakes(ws_build: P
         gone = requests.get(http + "/hello", headers={"X-Runpod-Worker-Id": "strict rt-1", "X-Request-ID": "g"})
         assert (gone.status_code, gone.json()) == (404, {"error": "affinity_worker_gone", "request_id": "g"})
         assert not front.workers()  # a strict pin starts nothing
+        front.endpoint.affinity_wait = 0.0  # RunPod waits ~5 min for the pinned worker; here: not at all
+        late = requests.get(http + "/hello", headers={"X-Runpod-Worker-Id": "strict-resume rt-1", "X-Request-ID": "l"})
+        assert (late.status_code, late.json()) == (404, {"error": "affinity_worker_gone", "request_id": "l"})
+        front.endpoint.affinity_wait = BOUND
+        waited = requests.get(http + "/hello", headers={"X-Runpod-Worker-Id": "strict rt-1"})  # rt-1 is starting
+        assert (waited.status_code, waited.headers["X-Runpod-Worker-Id"]) == (200, "rt-1")
 
         async def wake() -> tuple[str, str]:
             headers = {"X-Runpod-Worker-Id": "strict-resume rt-2"}
