@@ -4,7 +4,8 @@ tests/apps/ws deployed on the local target with a mothership (`rt` held at one w
 LOG_LEVEL=WARNING. Three paths to the same worker, measured in alternating rounds in one run:
 - direct: client -> worker;
 - balancer: client -> rt's local balancer -> worker (the relay's `upgrade` + `bridge`);
-- mothership: client -> the mothership (/rt/...) -> rt's balancer -> worker (two relays).
+- mothership: client -> the mothership's balancer -> the mothership (/rt/...) -> rt's balancer ->
+  worker (three relays: the mothership is an endpoint of its own).
 Rows:
 - echo round trip: one socket, one 32-byte text message out and its echo back, in sequence;
 - echo, 64 sockets: each sending and awaiting its echoes at once: messages/s both ways;

@@ -427,8 +427,9 @@ def test_an_aiohttp_socket_that_just_ends_reports_1006() -> None:
 
 
 def test_flash_call_ws_and_a_socket_through_the_mothership_of_a_local_deployment(tmp_path: Path, flash) -> None:
-    """`--target local`: flash call WS through rt's balancer; and a client -> the mothership ->
-    caller's balancer -> caller's worker -> endpoint("rt").websocket -> rt's balancer -> rt's worker."""
+    """`--target local`: flash call WS through rt's balancer; and a client -> the mothership's
+    balancer -> the mothership -> caller's balancer -> caller's worker -> endpoint("rt").websocket
+    -> rt's balancer -> rt's worker."""
     from flash_pipeline.config.validate import validate_file
     from flash_pipeline.targets.local.deploy import local_destroy
 
@@ -452,13 +453,13 @@ def test_flash_call_ws_and_a_socket_through_the_mothership_of_a_local_deployment
         async def chain() -> list[Any]:
             async with connect(ship + "/caller/relay", open_timeout=BOUND) as ws:
                 first = json.loads(await ws.recv())  # the 101 of rt's balancer named rt's worker
-                await ws.send("through five hops")
+                await ws.send("through six hops")
                 echoed = await ws.recv()
                 await ws.send("close:4004")  # rt closes: the close comes back the whole way
                 with pytest.raises(ConnectionClosed) as ended:
                     await ws.recv()
                 return [first, echoed, ended.value.rcvd.code, ended.value.rcvd.reason]
 
-        assert run(chain()) == [{"worker": "rt-1"}, "through five hops", 4004, "asked to"]
+        assert run(chain()) == [{"worker": "rt-1"}, "through six hops", 4004, "asked to"]
     finally:
         local_destroy(validate_file(config))
