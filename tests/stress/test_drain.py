@@ -156,7 +156,7 @@ def test_the_mothership_given_sigterm_twice_finishes_its_request_and_stream(tmp_
     events = tmp_path / "events.log"
     events.touch()
     upstream, port = free_port(), free_port()
-    stand_in = Path(__file__).resolve().parents[1] / "flash_runtime" / "relay_upstream.py"
+    stand_in = Path(__file__).resolve().parents[1] / "runtime" / "relay_upstream.py"
     env = {**os.environ, "EVENTS": str(events), "HOST": "127.0.0.1"}
     endpoint = subprocess.Popen([sys.executable, str(stand_in)], env={**env, "PORT": str(upstream)})
     ship = subprocess.Popen(
