@@ -1,12 +1,16 @@
 """WebSocket routes: messages per second and round-trip latency, per path a socket can take.
 
-One worker of tests/apps/ws (`rt`), LOG_LEVEL=WARNING. Rows, measured in alternating rounds:
+tests/apps/ws deployed on the local target with a mothership (`rt` held at one worker),
+LOG_LEVEL=WARNING. Three paths to the same worker, measured in alternating rounds in one run:
+- direct: client -> worker;
+- balancer: client -> rt's local balancer -> worker (the relay's `upgrade` + `bridge`);
+- mothership: client -> the mothership's balancer -> the mothership (/rt/...) -> rt's balancer ->
+  worker (three relays: the mothership is an endpoint of its own).
+Rows:
 - echo round trip: one socket, one 32-byte text message out and its echo back, in sequence;
 - echo, 64 sockets: each sending and awaiting its echoes at once: messages/s both ways;
 - push: one socket receiving a stream of small JSON messages (the /push route): messages/s.
-Only "direct" (client -> worker) until the local balancer and the mothership relay sockets: each
-path is one entry of `paths()`, so the relayed ones join this same table, measured in the same run.
-The client is aiohttp's (one event loop, on the other core).
+The client is aiohttp's (one event loop). usage: python bench/websocket.py [ROUNDS]
 """
 
 from __future__ import annotations
@@ -22,25 +26,40 @@ from pathlib import Path
 
 import aiohttp
 from common import REPO, table, wait_http
-from worker import server
 
 MESSAGE = "x" * 32
 
 
 @contextmanager
 def paths() -> Iterator[dict[str, str]]:
-    """{path name: ws base URL}: direct to a worker (add the balancer and mothership URLs here)."""
+    """{path name: ws base URL}: direct to rt's worker, through its balancer, through the mothership."""
+    import json
+    import os
+    import subprocess
     import sys
 
-    from flash_pipeline.builder.output import build
-    from flash_pipeline.config.validate import validate_file
+    def ws(url: str) -> str:
+        return "ws" + url.removeprefix("http")
 
     with tempfile.TemporaryDirectory() as folder:
         shutil.copytree(REPO / "tests" / "apps" / "ws", folder, dirs_exist_ok=True)
-        out = build(validate_file(Path(folder) / "flash.toml")).out_dir / "rt"
-        with server([sys.executable, "../flash_worker.py"], out / "src") as (url, _):
-            wait_http(url + "/ping", want=200)  # past its init hook
-            yield {"direct": "ws" + url.removeprefix("http")}
+        config = Path(folder) / "flash.toml"
+        text = config.read_text().replace("workers = [0, 1]", "workers = [1, 1]", 1)  # rt: one worker, always
+        config.write_text(text + "\n[mothership]\nworkers = [1, 1]\n")
+        env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
+        flash = [sys.executable, "-m", "flash_pipeline"]
+        subprocess.run([*flash, "deploy", "--target", "local", "--detach"], check=True, env=env, cwd=folder,
+                       capture_output=True)  # fmt: skip
+        try:
+            out = subprocess.run([*flash, "status", "--target", "local", "--format", "json"], check=True, env=env,
+                                 cwd=folder, capture_output=True, text=True).stdout  # fmt: skip
+            endpoints = json.loads(out)["endpoints"]
+            worker = f"http://127.0.0.1:{endpoints['rt']['workers'][0]['port']}"
+            wait_http(worker + "/ping", want=200)  # past its init hook
+            yield {"direct": ws(worker), "balancer": ws(endpoints["rt"]["url"]),
+                   "mothership": ws(endpoints["mothership"]["url"]) + "/rt"}  # fmt: skip
+        finally:
+            subprocess.run([*flash, "destroy", "--target", "local", "--yes"], env=env, cwd=folder, capture_output=True)
 
 
 async def round_trips(session: aiohttp.ClientSession, base: str, count: int) -> list[float]:
@@ -110,7 +129,15 @@ def main(rounds: int = 5) -> None:
     print(f"## WebSocket routes, one worker ({rounds} alternating rounds)\n")
     headers = ["path", "echo round trip median ms", "p99 ms", "echo msgs/s, 64 sockets", "push msgs/s, 1 socket"]
     print(table(headers, rows))
+    direct = rows[0]
+    ratios = [
+        (row[0], *(f"{float(row[i]) / float(direct[i]):.2f}x" for i in range(1, 5))) for row in rows[1:]
+    ]  # latency: times direct's; throughput: the share of direct's
+    print("\nagainst direct (latency: x direct's; msgs/s: x direct's)\n")
+    print(table(headers, ratios))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

@@ -85,13 +85,18 @@ class Endpoint:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        worker: str | None = None,
     ) -> Any:
+        """`worker` sends X-Runpod-Worker-Id (`<id>`, `strict <id>`, `strict-resume <id>`): keep a
+        session on one callee worker, as `websocket(..., worker=)` does."""
         import aiohttp
 
         forwarded = current_headers.get()
         sent = dict((forwarded() if callable(forwarded) else forwarded) or {})
         if self.key:
             sent["Authorization"] = f"Bearer {self.key}"
+        if worker:
+            sent["X-Runpod-Worker-Id"] = worker
         sent.update(headers or {})
         session = await _session()
         limit = aiohttp.ClientTimeout(total=timeout or self.policy.deadline, sock_connect=10)

@@ -7,7 +7,9 @@
   its contract says what is retried, and that nothing is once the endpoint may have handled the
   request), with the call key and an X-Request-ID. An endpoint whose /ping is not 200 is waited
   for (with backoff, the cold start) up to the deadline, then answered 503 with Retry-After.
-  Anything else (`/`, an unknown endpoint): a JSON 404 naming the endpoints.
+  Anything else (`/`, an unknown endpoint): a JSON 404 naming the endpoints. WebSockets take the
+  same way (`wss://<mothership>/<endpoint>/<path>`): relayed both ways, close codes passed on, and
+  `X-Runpod-Worker-Id` passes both ways, so a client can keep a session on one worker.
 
 aiohttp on both sides (server and pooled client): no hand-written HTTP. Endpoint URLs arrive as
 FLASH_ENDPOINTS, the key as FLASH_CALL_KEY, like any caller's; the routes are built in.
@@ -72,6 +74,7 @@ class Mothership:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.handle)  # one route: the dispatch below is cheaper
         app.on_startup.append(self._open)
+        app.on_shutdown.append(self._going_away)  # before the drain: open sockets close with 1001
         app.on_cleanup.append(self._close)
         return app
 
@@ -81,6 +84,9 @@ class Mothership:
             connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=15),
             timeout=aiohttp.ClientTimeout(total=5),
         )
+
+    async def _going_away(self, _app: web.Application) -> None:
+        await self.relay.close_sockets()
 
     async def _close(self, _app: web.Application) -> None:
         await self.relay.close()

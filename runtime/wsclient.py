@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flash_runtime.websocket import MAX_MESSAGE_BYTES, OPEN_TIMEOUT, PING_INTERVAL, Connection, WebSocketClosed
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 class ClientWebSocket(Connection):
-    """A socket opened to another endpoint (`endpoint(name).websocket(path)`), on aiohttp."""
+    """An aiohttp socket as a `Connection`: one opened to another endpoint
+    (`endpoint(name).websocket(path)`), or the client's side of a socket the relay accepted (aiohttp's
+    `WebSocketResponse` has the same calls)."""
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw  # aiohttp's ClientWebSocketResponse
@@ -88,7 +90,7 @@ class Opening:
 
 async def connect(
     session: Any,
-    url: str,
+    url: str | Callable[[], Awaitable[str]],
     headers: Mapping[str, str],
     *,
     params: Mapping[str, Any] | None,
@@ -96,12 +98,17 @@ async def connect(
     describe: Callable[[int | None, Any], CallError],
     open_timeout: float = OPEN_TIMEOUT,
     notice: Callable[[int | None], None] | None = None,
+    failed: Callable[[int | None, Any], None] | None = None,
 ) -> ClientWebSocket:
     """Open a socket, riding out a cold start with the calls' retry policy (connection refused,
-    502/503/504 before the upgrade); a socket that may have reached a handler is never opened twice."""
+    502/503/504 before the upgrade); a socket that may have reached a handler is never opened twice.
+    `url` may be a coroutine function giving each attempt's URL (the relay picks a worker per
+    attempt); `failed(status, headers)` hears of every attempt that did not open (status None: not
+    reached)."""
     import random
 
     import aiohttp
+    from multidict import CIMultiDict
 
     from flash_runtime.backoff import NO_WORKER
     from flash_runtime.calls import with_retries
@@ -111,10 +118,15 @@ async def connect(
     async def attempt() -> tuple[int | None, Any, Any]:
         nonlocal failures
         answered: Any = None
+        target = url if isinstance(url, str) else await url()
         try:
             raw = await asyncio.wait_for(
                 session.ws_connect(
-                    url, headers=dict(headers), params=params, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=PING_INTERVAL
+                    target,
+                    headers=CIMultiDict(headers),
+                    params=params,
+                    max_msg_size=MAX_MESSAGE_BYTES,
+                    heartbeat=PING_INTERVAL,
                 ),
                 open_timeout,
             )
@@ -129,6 +141,10 @@ async def connect(
             raise describe(None, f"{type(exc).__name__}") from exc
         else:
             return 200, ClientWebSocket(raw), None  # upgraded (101): with_retries takes any 2xx as done
+        if failed is not None:
+            failed(status, answered)
+        if status is not None and 200 <= status < 300:  # answered (not a WebSocket route), never upgraded
+            raise describe(status, "answered instead of upgrading")
         if notice is not None and not failures:
             notice(status)
         failures += 1

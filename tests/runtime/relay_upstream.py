@@ -27,6 +27,7 @@ import sys
 from aiohttp import web
 
 EVENTS = os.environ.get("EVENTS", os.devnull)
+WORKER_ID = os.environ.get("RUNPOD_POD_ID")
 _NO_BODY = {204, 304}
 
 
@@ -117,8 +118,16 @@ async def handle(request: web.BaseRequest) -> web.StreamResponse:
     return web.json_response({"error": "no such route"}, status=404)
 
 
+async def named(request: web.BaseRequest) -> web.StreamResponse:
+    """Every answer names the worker (RUNPOD_POD_ID), as flash's workers and RunPod's do."""
+    answer = await handle(request)
+    if WORKER_ID and not answer.prepared:
+        answer.headers["X-Runpod-Worker-Id"] = WORKER_ID
+    return answer
+
+
 async def main() -> None:
-    server = web.Server(handle, handler_cancellation=True, access_log=None)
+    server = web.Server(named, handler_cancellation=True, access_log=None)
     runner = web.ServerRunner(server)
     await runner.setup()
     site = web.TCPSite(runner, os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"]), reuse_address=True)

@@ -413,13 +413,33 @@ def test_a_body_over_30_mb_is_refused_before_it_is_read(proxy: Proxied) -> None:
     conn.close()
 
 
-def test_a_protocol_upgrade_is_refused_plainly_until_websockets_are_relayed(proxy: Proxied) -> None:
-    upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("X-Request-ID", "ws-1")]
+def test_an_upgrade_other_than_websocket_is_refused_plainly(proxy: Proxied) -> None:
+    upgrade = [("Connection", "Upgrade"), ("Upgrade", "h2c"), ("X-Request-ID", "h2c-1")]
     status, _, body = request(proxy, "GET", "/echo", None, upgrade)
     assert (status, json.loads(body)) == (
         501,
-        {"error": "protocol upgrades (WebSocket) are not relayed", "request_id": "ws-1"},
+        {
+            "error": "only WebSocket upgrades (GET with Upgrade: websocket) are relayed, not GET with Upgrade: h2c",
+            "request_id": "h2c-1",
+        },
     )
+
+
+def test_a_websocket_upgrade_answered_without_upgrading_is_relayed_as_it_came(proxy: Proxied) -> None:
+    # (WebSockets themselves: tests/runtime/test_relay_websocket.py, against real workers.)
+    upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+        ("X-Request-ID", "ws-1"),
+    ]
+    status, headers, body = request(proxy, "GET", "/echo?status=404", None, upgrade)
+    assert status == 404 and ("X-Request-ID", "ws-1") in headers
+    seen = json.loads(body)
+    assert seen["path"] == "/echo?status=404" and ["X-Request-ID", "ws-1"] in seen["headers"]
+    status, _, body = request(proxy, "GET", "/echo", None, upgrade)
+    assert (status, json.loads(body)["method"]) == (200, "GET")  # an HTTP route's answer, never a 101
 
 
 # -- the property: a proxy is transparent ---------------------------------------------------------

@@ -8,6 +8,16 @@ disconnects passed on. The balancer's own "no worker available" answers carry X-
 so callers (the mothership, `flash_runtime.endpoint()`) retry them and never an app's own 503.
 The front closes connections that send no complete request head within HEADER_TIMEOUT (the
 keep-alive timer aiohttp arms from the first byte), so stalled clients cannot hold sockets.
+
+WebSockets are relayed too (the relay's `upgrade`): an open socket holds its worker as a request
+in flight, so it counts toward REQUEST_COUNT scaling and its worker is never stopped for idleness.
+
+Worker affinity, as RunPod's (../shared/runpod/API.md): each worker is `<key>-<n>` (its
+RUNPOD_POD_ID) and every answer relayed from it, the 101 of a WebSocket included, carries
+`X-Runpod-Worker-Id`. A request sending `X-Runpod-Worker-Id: <id>` goes to that worker while it is
+ready (else to any); `strict <id>` goes only there, waiting up to AFFINITY_WAIT for it to be
+ready, and is answered 404 `{"error": "affinity_worker_gone"}` once it is gone (stopped, exited,
+never one of this endpoint's); `strict-resume <id>` starts it again if it is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import hashlib
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +41,26 @@ from flash_pipeline.targets.local.workers import Worker, WorkerPool
 from flash_runtime.relay import GRACE, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
+AFFINITY_WAIT = 300.0  # RunPod waits up to ~5 minutes for the worker a `strict` request names
+WORKER_ID = "X-Runpod-Worker-Id"
+_AFFINITY_MODES = {"strict": False, "strict-resume": True}  # mode -> starts the worker again if gone
 HEADER_TIMEOUT = 10.0  # a connection must send a whole request head within this (and idle no longer)
 REQUEST_TIMEOUT = 330.0  # RunPod's LB processing limit, when the spec names no timeout
 # A worker that cannot be reached is marked unhealthy and the request goes to the next one soon.
 RETRIES = RetryPolicy(deadline=COLD_START_WAIT, initial=0.05, cap=1.0)
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
 _REVISION_KEY = os.urandom(32)  # see EndpointSpec.revision
+
+
+def parse_affinity(value: str) -> tuple[str, str] | None:
+    """X-Runpod-Worker-Id's value as (mode, worker id): `<id>` (prefer), `strict <id>`,
+    `strict-resume <id>` (RunPod's grammar); None when it is none of those."""
+    words = value.split()
+    if len(words) == 1:
+        return "prefer", words[0]
+    if len(words) == 2 and words[0].lower() in _AFFINITY_MODES:
+        return words[0].lower(), words[1]
+    return None
 
 
 @dataclass
@@ -92,6 +117,7 @@ class Endpoint:
         self.monitor: asyncio.Task[None] | None = None
         self.rollout: rollout.Rollout | None = None  # a new build starting beside the serving workers
         self.last_failure: dict[str, Any] | None = None  # the last build that could not start, kept for status
+        self.affinity_wait = AFFINITY_WAIT
 
     async def start(self) -> None:
         self.relay = Relay("flash-balancer", policy=RETRIES, timeout=self.spec.timeout, answer_expect=True)
@@ -148,6 +174,8 @@ class Endpoint:
         await self.abandon("shutting down")
         if self.monitor:
             self.monitor.cancel()
+        if self.relay:
+            await self.relay.close_sockets()  # open sockets would hold the drain below for the whole timeout
         if self.runner:
             await self.runner.cleanup()
         await self.pool.stop_all("shutting down")
@@ -163,16 +191,70 @@ class Endpoint:
                 return not_allowed(request)
             return self._ping_answer(request_id(request))
         assert self.relay is not None
-        return await self.relay.forward(request, self._pick, request.raw_path)
+        pinned = request.headers.get(WORKER_ID)
+        if pinned is None:
+            return await self.relay.forward(request, self._pick, request.raw_path)
+        affinity = parse_affinity(pinned)
+        if affinity is None:
+            why = f"{WORKER_ID} must be `<worker id>`, `strict <worker id>` or `strict-resume <worker id>`"
+            return error(400, why, request_id(request))
 
-    async def _pick(self, rid: str) -> Upstream | web.StreamResponse:
-        """The ready worker with the fewest requests in flight, or the balancer's own marked 503."""
+        async def pick(rid: str) -> Upstream | web.StreamResponse:
+            return await self._pick(rid, affinity)
+
+        return await self.relay.forward(request, pick, request.raw_path)
+
+    def _number(self, worker_id: str) -> int | None:
+        """The number of this endpoint's worker `<key>-<n>`; None for another id."""
+        prefix, _, number = worker_id.rpartition("-")
+        return int(number) if prefix == self.spec.key and number.isdigit() else None
+
+    async def _pick(self, rid: str, affinity: tuple[str, str] | None = None) -> Upstream | web.StreamResponse:
+        """The ready worker with the fewest requests in flight (or the one `affinity` names), or the
+        balancer's own answer: its marked 503, or 404 affinity_worker_gone."""
+        if affinity is not None:
+            mode, worker_id = affinity
+            number = self._number(worker_id)
+            if mode != "prefer":
+                return await self._pick_pinned(rid, number, _AFFINITY_MODES[mode])
+            found = self.pool.find(number) if number is not None else None
+            if found is not None and found.state == "ready":
+                found.inflight += 1
+                return found
         worker = await self.pool.pick(COLD_START_WAIT)
         if worker is None:
             if self.pool.failure:
                 return error(503, f"{self.spec.key} cannot start: {self.pool.failure['reason']}", rid)
             why = f"no worker of {self.spec.key} became ready within {COLD_START_WAIT:.0f}s"
             return error(503, why, rid, no_worker=True)
+        worker.inflight += 1
+        return worker
+
+    async def _pick_pinned(self, rid: str, number: int | None, resume: bool) -> Upstream | web.StreamResponse:
+        """Only worker `number`: waited for while it starts (up to affinity_wait), started again if
+        gone and `resume`; 404 affinity_worker_gone otherwise."""
+        pool = self.pool
+        worker = pool.find(number) if number is not None else None
+        if worker is None and resume and number is not None and number in pool.issued:
+            try:
+                worker = await pool.resume(number)
+            except OSError as exc:
+                return error(503, f"worker {self.spec.key}-{number} could not be started: {exc}", rid)
+        if worker is None:
+            return error(404, "affinity_worker_gone", rid)
+        deadline = time.monotonic() + self.affinity_wait
+        worker.wanted += 1
+        try:
+            while worker.state != "ready":
+                left = deadline - time.monotonic()
+                if worker.state == "stopping" or worker not in pool.workers or left <= 0:
+                    return error(404, "affinity_worker_gone", rid)
+                try:
+                    await asyncio.wait_for(pool.ticked.wait(), timeout=left)
+                except TimeoutError:
+                    pass
+        finally:
+            worker.wanted -= 1
         worker.inflight += 1
         return worker
 
@@ -220,7 +302,14 @@ class Endpoint:
             "digest": self.spec.digest,
             "spec": self.spec.comparable(),
             "workers": [
-                {"number": w.number, "pid": w.proc.pid, "port": w.port, "state": w.state, "inflight": w.inflight}
+                {
+                    "number": w.number,
+                    "id": w.worker_id,
+                    "pid": w.proc.pid,
+                    "port": w.port,
+                    "state": w.state,
+                    "inflight": w.inflight,
+                }
                 for w in pool.workers
             ],
             "ready": len(pool.ready()),

@@ -51,6 +51,8 @@ class Worker:
     idle_since: float = field(default_factory=time.monotonic)
     bad_checks: int = 0
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL))
+    worker_id: str = ""  # `<endpoint key>-<number>`: its RUNPOD_POD_ID, what X-Runpod-Worker-Id names
+    wanted: int = 0  # requests pinned to it (strict affinity) waiting for it to be ready: it is not idle
 
     @property
     def url(self) -> str:
@@ -107,6 +109,8 @@ class WorkerPool:
         self.monitor_error: str | None = None
         self.spawn_error: str | None = None  # the last failed worker start, until one succeeds
         self.restarts = 0
+        self.issued: set[int] = set()  # numbers this pool started: those `strict-resume` may start again
+        self.ticked = asyncio.Event()  # set (and replaced) after every tick of the monitor
         self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
     def spawn(self, coroutine: Any) -> None:
@@ -132,6 +136,8 @@ class WorkerPool:
             else:  # a spawn that failed stays visible through the backoff, until one succeeds
                 self.monitor_error, delay = self.spawn_error, TICK
             self.ready_event.set() if self.ready() else self.ready_event.clear()
+            self.ticked.set()
+            self.ticked = asyncio.Event()
             await asyncio.sleep(delay)
 
     async def _tick(self) -> None:
@@ -199,7 +205,7 @@ class WorkerPool:
 
     async def _scale(self) -> None:
         live = [w for w in self.workers if w.state in ("starting", "ready")]
-        demand = sum(w.inflight for w in live) + self.waiting
+        demand = sum(w.inflight + w.wanted for w in live) + self.waiting
         spec = self.spec
         target = min(spec.workers_max, max(spec.workers_min, math.ceil(demand / spec.scaler_value)))
         if len(live) < target and time.monotonic() >= self.next_start:
@@ -208,7 +214,7 @@ class WorkerPool:
                 await self._start_worker()
         now = time.monotonic()
         ready = [w for w in live if w.state == "ready"]
-        idle = [w for w in ready if w.inflight == 0 and now - w.idle_since >= spec.idle_timeout]
+        idle = [w for w in ready if w.inflight == w.wanted == 0 and now - w.idle_since >= spec.idle_timeout]
         # Idle scale-down stops ready workers only beyond the target, never one still needed
         # while others are only starting (those would leave the endpoint with nothing ready).
         removable = min(len(live) - target, len(ready) - min(target, len(ready)))
@@ -216,12 +222,14 @@ class WorkerPool:
             self.spawn(self.stop_worker(worker, f"idle for {spec.idle_timeout}s"))
 
     # -- processes ------------------------------------------------------------------------
-    async def _start_worker(self) -> None:
-        number, port = next(self.numbers), _free_port()
+    async def _start_worker(self, number: int | None = None) -> Worker:
+        number = next(self.numbers) if number is None else number
+        port = _free_port()
         env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}  # the deploy key never reaches a worker
         env.update(self.spec.env)
         env.update({"PORT": str(port), "PORT_HEALTH": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         env["FLASH_BUILD"] = self.spec.digest[:12]  # what /manifest reports: the hash in the image tag
+        worker_id = env["RUNPOD_POD_ID"] = f"{self.spec.key}-{number}"  # as RunPod names a worker to it
         if getattr(self.spec, "source_dir", ""):
             env["FLASH_SOURCE_DIR"] = self.spec.source_dir  # tracebacks point at the user's files
         try:
@@ -240,10 +248,22 @@ class WorkerPool:
             self._back_off()  # like a crash: the cause (a swapped build, no file descriptors) may pass
             raise
         self.spawn_error = None
-        worker = Worker(number, port, proc, time.monotonic())
+        worker = Worker(number, port, proc, time.monotonic(), worker_id=worker_id)
         self.workers.append(worker)
+        self.issued.add(number)
         self.spawn(self._pipe_output(worker))
         self.echo(f"{self.spec.key}-{number} | started (pid {proc.pid}, port {port})")
+        return worker
+
+    def find(self, number: int) -> Worker | None:
+        """The live (not stopping) worker with this number."""
+        return next((w for w in self.workers if w.number == number and w.state != "stopping"), None)
+
+    async def resume(self, number: int) -> Worker:
+        """Start worker `number` again (`strict-resume`: it scaled down, or exited)."""
+        worker = await self._start_worker(number)
+        self.echo(f"{worker.worker_id} | resumed (X-Runpod-Worker-Id: strict-resume)")
+        return worker
 
     async def _pipe_output(self, worker: Worker) -> None:
         assert worker.proc.stdout is not None
