@@ -100,6 +100,7 @@ class Emulator:
         self.op_latency: dict[str, float] = {}  # operation -> extra seconds before it runs
         self.op_faults: dict[str, Faults] = {}  # operation -> its own faults (instead of `faults`)
         self.hooks: dict[str, Any] = {}  # operation -> callable(), run before the operation
+        self.on_call: Any = None  # callable(operation), run before every control-plane call
         self.unique_template_names = True  # RunPod's documents do not promise it: tests switch it off
         self.rejected: list[str] = []  # GraphQL documents the schema refused
         self.ops: list[str] = []  # the operation of each control-plane call (see operation())
@@ -408,9 +409,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             delay = emulator.latency + emulator.op_latency.get(op, 0.0)
             if delay:
                 time.sleep(delay)
-            hook = emulator.hooks.get(op)
-            if hook is not None:
-                hook()
+            for hook in (emulator.on_call, emulator.hooks.get(op)):
+                if hook is not None:
+                    hook() if hook is not emulator.on_call else hook(op)
             fault = (emulator.op_faults.get(op) or emulator.faults).draw()
             if fault == "404":
                 return self._problem(404, "Not Found", "not found")

@@ -146,7 +146,32 @@ def acquire(
     clock: Callable[[], float] = time.monotonic,
     poll: tuple[float, float, float] = POLL,
 ) -> Lease:
-    """Take the lease, waiting up to `wait` seconds for another holder; ApiError if it stays held."""
+    """Take the lease, waiting up to `wait` seconds for another holder; ApiError if it stays held.
+    Interrupted (or failing) before it is held, it leaves no template of its own behind."""
+    try:
+        return _acquire(store, name, holder, wait=wait, cancel=cancel, echo=echo, now=now, clock=clock, poll=poll)
+    except FlashError:
+        try:
+            for current in store.templates():
+                if current.get("name") == name and dict(current.get("env") or {}).get(HOLDER) == holder:
+                    store.delete_template(str(current["id"]), name)
+        except FlashError:
+            pass  # it expires on its own
+        raise
+
+
+def _acquire(
+    store: TemplateStore,
+    name: str,
+    holder: str,
+    *,
+    wait: float,
+    cancel: Cancel,
+    echo: Callable[[str], None],
+    now: Callable[[], float],
+    clock: Callable[[], float],
+    poll: tuple[float, float, float],
+) -> Lease:
     started = clock()
     told = False
     failures_left = 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ class RunpodProvider:
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
         self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
         self.lease_poll = POLL  # (first, factor, cap) seconds between looks at another run's lease
+        self.clock: Callable[[], float] = time.monotonic  # what health gates measure their timeout on
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
@@ -96,7 +98,7 @@ class RunpodProvider:
         self.applying.append((project, outcomes))
         held = self.lease(project, cancel, echo, lease_wait)
         self.held.append(held)
-        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard)
+        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock)
         try:
             return deploy_runpod(
                 project, ctx, images, self.environ, outcomes, prune=prune, rollback=rollback, timeout=timeout

@@ -101,6 +101,7 @@ def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None
 def _deleted(item: Retiring) -> None:
     outcome = item.outcome
     if item.why == "replaced":
+        outcome.retire = ""
         outcome.note = f"{item.name} now runs as {outcome.endpoint_id}; the old endpoint {item.endpoint_id} was deleted"
     else:
         done = f"deleted the duplicate {item.endpoint_id} of {item.name}"
