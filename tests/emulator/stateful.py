@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from runpod_emulator import Emulator, Faults
 
@@ -215,6 +216,10 @@ class World:
     def _learn(self, run: Run) -> None:
         import re
 
+        Machine.seen.update([run.kind + (" interrupted" if run.interrupted else " failed" if run.error else " ok")])
+        Machine.seen.update(o.action for o in run.outcomes)
+        if run.error is not None:
+            Machine.seen.update([f"error: {str(run.error)[:60]}"])
         for outcome in run.outcomes:
             self.kept.update(re.findall(r"(?:endpoint|duplicate) (\w+) is kept", outcome.note or ""))
             if outcome.retire:
@@ -262,7 +267,7 @@ class World:
             assert len([i for i in ids if i not in self.kept]) <= 1, f"two endpoints named {name}: {ids}"
         # 2. every FLASH_ENDPOINTS entry names a live endpoint of that callee, with its markers
         base = self.emu.url + "/lb/"
-        for endpoint_id, body in ours.items():
+        for body in ours.values():
             env = body.get("env") or {}
             configured = self.current.get(env.get(MARKER_ENV))
             if configured is None or env.get(MARKER_ENDPOINT) not in (*configured.endpoints, "mothership"):
@@ -366,6 +371,7 @@ class Machine(RuleBasedStateMachine):
 
     root: Path  # set by the test (a temporary folder)
     operations = 0  # every command started, across all examples (reported by the tests)
+    seen: ClassVar[Counter[str]] = Counter()  # what the commands did, across all examples (reported by the tests)
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
 
-from stateful import Machine  # noqa: E402
+from stateful import Machine
 
 BOUNDED = settings(
     max_examples=4,
@@ -34,14 +34,15 @@ BOUNDED = settings(
 def machine(tmp_path: Path) -> type[Machine]:
     Machine.root = tmp_path
     Machine.operations = 0
+    Machine.seen.clear()
     return Machine
 
 
 def test_invariants_hold_for_a_fixed_seed(machine: type[Machine]) -> None:
     run_state_machine_as_test(machine, settings=settings(BOUNDED, derandomize=True))
-    print(f"stateful test, fixed seed: {machine.operations} operations")
+    print(f"stateful test, fixed seed: {machine.operations} operations: {dict(machine.seen)}")
 
 
 def test_invariants_hold_for_a_fresh_seed(machine: type[Machine]) -> None:
     run_state_machine_as_test(machine, settings=BOUNDED)
-    print(f"stateful test, fresh seed: {machine.operations} operations")
+    print(f"stateful test, fresh seed: {machine.operations} operations: {dict(machine.seen)}")

@@ -26,7 +26,7 @@ from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.converge import Context, Outcome, converge
 from pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
 from pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
-from pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
+from pipeline.targets.runpod.survivors import Retiring, backstop, configured_callers, prefer, retire
 from pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
@@ -173,11 +173,12 @@ def deploy_runpod(
             ready.append((action, outcome))
         in_threads(one, ready)
         backstop(ctx, project, [o for a, o in ready], families(project))  # before any caller is wired
+    orphans = [(a, o) for a, o in zip(plan.actions, outcomes, strict=True) if a.kind == "orphan"]
+    callers = configured_callers(ctx, project) if prune and orphans else {}
+    for action, outcome in orphans:
+        _orphan(ctx, action, plan.claims.orphans[action.key], outcome, prune, callers)
     retiring += [Retiring(o.key, o.name, o.retire, o, "replaced") for _, o in work if o.retire]
     retire(ctx, project, retiring)
-    for action, outcome in zip(plan.actions, outcomes, strict=True):
-        if action.kind == "orphan":
-            _orphan(ctx, project, action, plan.claims.orphans[action.key], outcome, prune)
     if any(o.error for o in outcomes):
         raise DeployFailed(outcomes)
     return outcomes
@@ -213,13 +214,25 @@ def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any
 
 
 def _orphan(
-    ctx: Context, project: Project, action: Action, items: list[dict[str, Any]], outcome: Outcome, prune: bool
+    ctx: Context,
+    action: Action,
+    items: list[dict[str, Any]],
+    outcome: Outcome,
+    prune: bool,
+    callers: Mapping[str, list[str]],
 ) -> None:
+    """Delete an endpoint no longer in the config (with prune), unless an endpoint of the app still
+    calls it (a caller that rolled back or was not deployed): then it is kept, and the report says why."""
     outcome.name = str(items[0].get("name", ""))
     outcome.endpoint_id = ", ".join(str(e["id"]) for e in items)
     if not prune:
         outcome.action = "orphaned"
         outcome.note = "not in the config; `--prune` deletes it"
+        return
+    still = sorted({key for e in items for key in callers.get(health_url(e, ctx.lb_template)[0], [])})
+    if still:
+        outcome.action = "orphaned"
+        outcome.note = f"kept: {', '.join(still)} still call{'s' if len(still) == 1 else ''} it; deploy again once they are rewired to delete it"
         return
     try:
         for item in items:

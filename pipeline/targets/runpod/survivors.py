@@ -49,12 +49,12 @@ class Retiring:
     why: str  # "replaced" or "duplicate"
 
 
-def called_urls(listed: Iterable[Mapping[str, Any]], project: Project) -> dict[str, list[str]]:
-    """URL -> the endpoints of this app and environment whose FLASH_ENDPOINTS name it."""
+def called_urls(listed: Iterable[Mapping[str, Any]], project: Project, *, orphans: bool = True) -> dict[str, list[str]]:
+    """URL -> the endpoints of this app and environment (orphans too, unless told) whose FLASH_ENDPOINTS name it."""
     keys = [e.key for e in project.endpoints]
     claims = claim(project.name, project.environment, keys, listed)
     callers: dict[str, list[str]] = {}
-    for key, items in [*claims.ours.items(), *claims.orphans.items()]:
+    for key, items in [*claims.ours.items(), *(claims.orphans.items() if orphans else ())]:
         for item in items:
             try:
                 named = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")
@@ -63,6 +63,11 @@ def called_urls(listed: Iterable[Mapping[str, Any]], project: Project) -> dict[s
             for url in named.values() if isinstance(named, dict) else []:
                 callers.setdefault(str(url).rstrip("/"), []).append(key)
     return callers
+
+
+def configured_callers(ctx: Context, project: Project) -> dict[str, list[str]]:
+    """URL -> the endpoints in the config that call it, as the account shows now (for prune)."""
+    return called_urls(ctx.backend.list(), project, orphans=False)
 
 
 def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None:
