@@ -307,6 +307,7 @@ class World:
         run = self.start("deploy", variant)
         self.wait()
         assert run.error is None and not run.interrupted, run.report or run.error
+        first = run.report
         self.check()
         live = self.live()
         names = [b["name"] for b in live.values() if (b.get("env") or {}).get(MARKER_APP) == APP]
@@ -314,7 +315,9 @@ class World:
             if env_name == variant.environment:
                 want = {e.name for e in self.project(configured).endpoints}
                 mine = [n for n in names if n.startswith(f"{APP}-staging-") == bool(env_name)]
-                assert sorted(mine) == sorted(want), f"after a clean deploy: {sorted(mine)}, want {sorted(want)}"
+                assert sorted(mine) == sorted(want), (
+                    f"after a clean deploy: {sorted(mine)}, want {sorted(want)}:\n{first}"
+                )
         self.emu.ops.clear()
         before = json.dumps(self.live(), sort_keys=True)
         run = self.start("deploy", variant)

@@ -26,7 +26,14 @@ from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.converge import Context, Outcome, converge
 from pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
 from pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
-from pipeline.targets.runpod.survivors import Retiring, backstop, configured_callers, prefer, retire
+from pipeline.targets.runpod.survivors import (
+    Retiring,
+    backstop,
+    configured_callers,
+    prefer,
+    prune_order,
+    retire,
+)
 from pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
@@ -174,6 +181,8 @@ def deploy_runpod(
         in_threads(one, ready)
         backstop(ctx, project, [o for a, o in ready], families(project))  # before any caller is wired
     orphans = [(a, o) for a, o in zip(plan.actions, outcomes, strict=True) if a.kind == "orphan"]
+    order = prune_order(plan.claims.orphans, ctx.lb_template)
+    orphans.sort(key=lambda item: order.index(item[0].key))
     callers = configured_callers(ctx, project) if prune and orphans else {}
     for action, outcome in orphans:
         _orphan(ctx, action, plan.claims.orphans[action.key], outcome, prune, callers)

@@ -65,6 +65,29 @@ def called_urls(listed: Iterable[Mapping[str, Any]], project: Project, *, orphan
     return callers
 
 
+def prune_order(orphans: Mapping[str, Sequence[Mapping[str, Any]]], lb_template: str) -> list[str]:
+    """Orphan keys, callers before their callees: an interrupted prune never leaves an endpoint
+    calling one already deleted (the mothership, which calls every endpoint, goes first)."""
+    urls = {key: {health_url(e, lb_template)[0] for e in items} for key, items in orphans.items()}
+    calls: dict[str, set[str]] = {}
+    for key, items in orphans.items():
+        named: set[str] = set()
+        for item in items:
+            try:
+                found = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")
+            except ValueError:
+                continue
+            named |= {str(u).rstrip("/") for u in (found.values() if isinstance(found, dict) else [])}
+        calls[key] = named
+    remaining, ordered = list(orphans), []
+    while remaining:
+        free = [k for k in remaining if not any(urls[k] & calls[o] for o in remaining if o != k)]
+        pick = (free or remaining)[0]
+        ordered.append(pick)
+        remaining.remove(pick)
+    return ordered
+
+
 def configured_callers(ctx: Context, project: Project) -> dict[str, list[str]]:
     """URL -> the endpoints in the config that call it, as the account shows now (for prune)."""
     return called_urls(ctx.backend.list(), project, orphans=False)
