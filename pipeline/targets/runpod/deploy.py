@@ -14,26 +14,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 from pipeline.config.envvars import resolve_env
 from pipeline.config.model import Cpu, Project
-from pipeline.errors import ConflictError, FlashError, HealthError, Interrupted
+from pipeline.errors import ConflictError, HealthError
 from pipeline.targets.cancel import Cancel, in_threads
 from pipeline.targets.plan import Action, in_layers, plan_deploy
 from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.converge import Context, Outcome, converge
 from pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
 from pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
-from pipeline.targets.runpod.survivors import (
-    Retiring,
-    backstop,
-    configured_callers,
-    prefer,
-    prune_order,
-    retire,
-)
+from pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
 from pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
@@ -180,12 +172,11 @@ def deploy_runpod(
             ready.append((action, outcome))
         in_threads(one, ready)
         backstop(ctx, project, [o for a, o in ready], families(project))  # before any caller is wired
-    orphans = [(a, o) for a, o in zip(plan.actions, outcomes, strict=True) if a.kind == "orphan"]
-    order = prune_order(plan.claims.orphans, ctx.lb_template)
-    orphans.sort(key=lambda item: order.index(item[0].key))
-    callers = configured_callers(ctx, project) if prune and orphans else {}
-    for action, outcome in orphans:
-        _orphan(ctx, action, plan.claims.orphans[action.key], outcome, prune, callers)
+    for action, outcome in zip(plan.actions, outcomes, strict=True):
+        if action.kind == "orphan":
+            items = plan.claims.orphans[action.key]
+            _orphan(items, outcome, prune)
+            retiring += [Retiring(action.key, outcome.name, str(e["id"]), outcome, "orphan") for e in items if prune]
     retiring += [Retiring(o.key, o.name, o.retire, o, "replaced") for _, o in work if o.retire]
     retire(ctx, project, retiring)
     if any(o.error for o in outcomes):
@@ -222,37 +213,14 @@ def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any
     return replace(classify(diff, bodies, live, claims), layer=action.layer, after=action.after)
 
 
-def _orphan(
-    ctx: Context,
-    action: Action,
-    items: list[dict[str, Any]],
-    outcome: Outcome,
-    prune: bool,
-    callers: Mapping[str, list[str]],
-) -> None:
-    """Delete an endpoint no longer in the config (with prune), unless an endpoint of the app still
-    calls it (a caller that rolled back or was not deployed): then it is kept, and the report says why."""
+def _orphan(items: list[dict[str, Any]], outcome: Outcome, prune: bool) -> None:
+    """An endpoint of ours no longer in the config: with prune it is retired (survivors.retire)."""
+    assert all(owner_of(item) is not None for item in items)  # claim() put only marked endpoints here
     outcome.name = str(items[0].get("name", ""))
     outcome.endpoint_id = ", ".join(str(e["id"]) for e in items)
     if not prune:
         outcome.action = "orphaned"
         outcome.note = "not in the config; `--prune` deletes it"
-        return
-    still = sorted({key for e in items for key in callers.get(health_url(e, ctx.lb_template)[0], [])})
-    if still:
-        outcome.action = "orphaned"
-        outcome.note = f"kept: {', '.join(still)} still call{'s' if len(still) == 1 else ''} it; deploy again once they are rewired to delete it"
-        return
-    try:
-        for item in items:
-            assert owner_of(item) is not None  # claim() put only marked endpoints here
-            ctx.write(partial(ctx.backend.delete, str(item["id"]), outcome.name))
-        outcome.action = "deleted"
-    except FlashError as exc:
-        if isinstance(exc, Interrupted):
-            raise
-        outcome.action = "failed"
-        outcome.error = f"{action.key}: {exc}"
 
 
 def lb_template(environ: Mapping[str, str]) -> str:

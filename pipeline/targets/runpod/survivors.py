@@ -11,7 +11,7 @@ one still called is kept, and the report says why.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.config.model import Project
 from pipeline.errors import FlashError, Interrupted
 from pipeline.targets.runpod.converge import Context, Outcome
-from pipeline.targets.runpod.ownership import Claims, claim, created_order
+from pipeline.targets.runpod.ownership import MARKER_ENDPOINT, Claims, claim, created_order
 from pipeline.targets.runpod.rest import family, health_url
 
 
@@ -40,61 +40,28 @@ def prefer(claims: Claims, families: Mapping[str, str]) -> Claims:
 
 @dataclass
 class Retiring:
-    """An endpoint of ours that is to go once nothing calls it."""
+    """An endpoint of ours that is to go once nothing that stays calls it."""
 
     key: str
     name: str
     endpoint_id: str
     outcome: Outcome
-    why: str  # "replaced" or "duplicate"
+    why: str  # "replaced" (a replace's old endpoint), "duplicate", or "orphan" (pruned)
 
 
-def called_urls(listed: Iterable[Mapping[str, Any]], project: Project, *, orphans: bool = True) -> dict[str, list[str]]:
-    """URL -> the endpoints of this app and environment (orphans too, unless told) whose FLASH_ENDPOINTS name it."""
-    keys = [e.key for e in project.endpoints]
-    claims = claim(project.name, project.environment, keys, listed)
-    callers: dict[str, list[str]] = {}
-    for key, items in [*claims.ours.items(), *(claims.orphans.items() if orphans else ())]:
-        for item in items:
-            try:
-                named = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")
-            except ValueError:
-                continue
-            for url in named.values() if isinstance(named, dict) else []:
-                callers.setdefault(str(url).rstrip("/"), []).append(key)
-    return callers
-
-
-def prune_order(orphans: Mapping[str, Sequence[Mapping[str, Any]]], lb_template: str) -> list[str]:
-    """Orphan keys, callers before their callees: an interrupted prune never leaves an endpoint
-    calling one already deleted (the mothership, which calls every endpoint, goes first)."""
-    urls = {key: {health_url(e, lb_template)[0] for e in items} for key, items in orphans.items()}
-    calls: dict[str, set[str]] = {}
-    for key, items in orphans.items():
-        named: set[str] = set()
-        for item in items:
-            try:
-                found = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")
-            except ValueError:
-                continue
-            named |= {str(u).rstrip("/") for u in (found.values() if isinstance(found, dict) else [])}
-        calls[key] = named
-    remaining, ordered = list(orphans), []
-    while remaining:
-        free = [k for k in remaining if not any(urls[k] & calls[o] for o in remaining if o != k)]
-        pick = (free or remaining)[0]
-        ordered.append(pick)
-        remaining.remove(pick)
-    return ordered
-
-
-def configured_callers(ctx: Context, project: Project) -> dict[str, list[str]]:
-    """URL -> the endpoints in the config that call it, as the account shows now (for prune)."""
-    return called_urls(ctx.backend.list(), project, orphans=False)
+def _named(item: Mapping[str, Any]) -> set[str]:
+    """The URLs an endpoint's FLASH_ENDPOINTS names."""
+    try:
+        found = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")
+    except ValueError:
+        return set()
+    return {str(u).rstrip("/") for u in (found.values() if isinstance(found, dict) else [])}
 
 
 def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None:
-    """Delete each retiring endpoint that no endpoint of this app calls any more; keep and explain the rest."""
+    """Delete what is to go, callers before their callees, except what an endpoint that stays still
+    calls (a caller that rolled back or was not deployed, the mothership, a kept endpoint): that is
+    kept, and the report says why. An interrupted run never leaves a caller naming a deleted callee."""
     if not retiring:
         return
     try:
@@ -105,25 +72,44 @@ def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None
         for item in retiring:
             _kept(item, f"could not check its callers ({exc})")
         return
-    live = {str(e.get("id")): e for e in listed}
-    callers = called_urls(listed, project)
-    for item in retiring:
-        found = live.get(item.endpoint_id)
-        if found is None:
-            _deleted(item)
-            continue
-        still = sorted(set(callers.get(health_url(found, ctx.lb_template)[0], [])))
-        if still:
-            _kept(item, f"{', '.join(still)} still call{'s' if len(still) == 1 else ''} it")
-            continue
+    keys = [e.key for e in project.endpoints]
+    claims = claim(project.name, project.environment, keys, listed)
+    ours = {str(e["id"]): e for items in (*claims.ours.values(), *claims.orphans.values()) for e in items}
+    url = {i: health_url(e, ctx.lb_template)[0] for i, e in ours.items()}
+    calls = {i: _named(e) for i, e in ours.items()}
+    going = {r.endpoint_id for r in retiring if r.endpoint_id in ours}
+    kept: dict[str, list[str]] = {}
+    while True:  # what stays (kept ones too) keeps its callees
+        staying = (set(ours) - going) | set(kept)
+        more = {
+            g: sorted({str((ours[x].get("env") or {}).get(MARKER_ENDPOINT, x)) for x in staying if url[g] in calls[x]})
+            for g in going - set(kept)
+        }
+        more = {g: callers for g, callers in more.items() if callers}
+        if not more:
+            break
+        kept.update(more)
+    doomed = going - set(kept)
+    failed: dict[str, str] = {}
+    while doomed:
+        free = [d for d in sorted(doomed) if not any(url[d] in calls[o] for o in doomed if o != d)]
+        victim = (free or sorted(doomed))[0]
+        doomed.discard(victim)
+        item = next(r for r in retiring if r.endpoint_id == victim)
         try:
-            ctx.write(partial(ctx.backend.delete, item.endpoint_id, item.name))
+            ctx.write(partial(ctx.backend.delete, victim, item.name))
         except FlashError as exc:
             if isinstance(exc, Interrupted):
                 raise
-            _kept(item, f"its delete failed ({exc})")
-            continue
-        _deleted(item)
+            failed[victim] = str(exc)
+    for item in retiring:
+        if item.endpoint_id in kept:
+            callers = kept[item.endpoint_id]
+            _kept(item, f"{', '.join(callers)} still call{'s' if len(callers) == 1 else ''} it")
+        elif item.endpoint_id in failed:
+            _failed(item, failed[item.endpoint_id])
+        else:
+            _deleted(item)
 
 
 def _deleted(item: Retiring) -> None:
@@ -131,18 +117,37 @@ def _deleted(item: Retiring) -> None:
     if item.why == "replaced":
         outcome.retire = ""
         outcome.note = f"{item.name} now runs as {outcome.endpoint_id}; the old endpoint {item.endpoint_id} was deleted"
+    elif item.why == "orphan":
+        if outcome.action == "pending":
+            outcome.action = "deleted"
     else:
         done = f"deleted the duplicate {item.endpoint_id} of {item.name}"
         outcome.note = f"{outcome.note}; {done}" if outcome.note else done
 
 
+def _failed(item: Retiring, why: str) -> None:
+    if item.why == "orphan":
+        item.outcome.action = "failed"
+        item.outcome.error = f"{item.key}: {why}"
+    else:
+        _kept(item, f"its delete failed ({why})")
+
+
 def _kept(item: Retiring, why: str) -> None:
     outcome = item.outcome
+    if item.why == "orphan":
+        if outcome.action != "failed":
+            outcome.action = "orphaned"
+        outcome.note = (
+            f"the endpoint {item.endpoint_id} is kept: {why}; deploy again once they are rewired to delete it"
+        )
+        return
     what = "old endpoint" if item.why == "replaced" else "duplicate"
     kept = f"the {what} {item.endpoint_id} is kept: {why}; deploy again once they are rewired to delete it"
-    outcome.note = f"{outcome.note}; {kept}" if outcome.note and item.why != "replaced" else kept
     if item.why == "replaced":
         outcome.note = f"{item.name} now runs as {outcome.endpoint_id}; {kept}"
+    else:
+        outcome.note = f"{outcome.note}; {kept}" if outcome.note else kept
 
 
 def backstop(ctx: Context, project: Project, outcomes: Sequence[Outcome], families: Mapping[str, str]) -> None:
