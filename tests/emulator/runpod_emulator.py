@@ -101,6 +101,7 @@ class Emulator:
         self.op_faults: dict[str, Faults] = {}  # operation -> its own faults (instead of `faults`)
         self.hooks: dict[str, Any] = {}  # operation -> callable(), run before the operation
         self.on_call: Any = None  # callable(operation), run before every control-plane call
+        self.after: dict[str, Any] = {}  # operation -> callable(), run once it is applied, before the answer
         self.unique_template_names = True  # RunPod's documents do not promise it: tests switch it off
         self.rejected: list[str] = []  # GraphQL documents the schema refused
         self.ops: list[str] = []  # the operation of each control-plane call (see operation())
@@ -404,7 +405,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     self._payload = self._read()
                 except ValueError:
                     return self._problem(400, "Bad Request", "the body is not JSON")
-            op = operation(method, path, self._payload)
+            op = self._op = operation(method, path, self._payload)
             emulator.ops.append(op)
             delay = emulator.latency + emulator.op_latency.get(op, 0.0)
             if delay:
@@ -542,6 +543,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 return self._problem(405, "Method Not Allowed", f"{method} {path}")
             if method != "GET":
                 emulator._sync_workers()
+            after = emulator.after.get(self._op)
+            if after is not None:
+                after()
             if drop:  # applied, but the answer is lost
                 return self._drop()
             return self._send(status, result)
