@@ -246,3 +246,32 @@ def test_found_prune_deletes_a_callee_only_a_replaced_caller_called(world: World
     assert [o.action for o in run.outcomes] == ["replaced", "deleted"], run.report
     assert list(named(world, "stm-a")) == [run.outcomes[0].endpoint_id] and named(world, "stm-b") == []
     world.check()
+
+
+def test_the_lease_admits_one_holder_at_a_time_when_template_names_may_repeat(world: World) -> None:
+    from stateful import VirtualCancel
+
+    assert world.emu.unique_template_names is False
+    world.emu.op_latency["template.list"] = 0.01  # every taker lists while the others take it
+    project = world.project(CHAIN)
+    holding, peak, lock = [0], [0], threading.Lock()
+
+    def take_and_work() -> None:
+        provider = world.provider()
+        lease = provider.lease(project, VirtualCancel(world.clock), lambda _line: None, 600.0)
+        with lock:
+            holding[0] += 1
+            peak[0] = max(peak[0], holding[0])
+        lease.guard()  # still ours: nobody broke it
+        provider.backend.list()  # some work under the lease
+        with lock:
+            holding[0] -= 1
+        lease.release()
+
+    threads = [threading.Thread(target=take_and_work, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert peak[0] == 1
+    assert [t for t in world.emu.templates.values() if t["name"].startswith("flash-lease")] == []
