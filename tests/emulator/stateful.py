@@ -212,6 +212,7 @@ class World:
         self.emu.on_call = None
         self.emu.hooks.clear()
         self.emu.op_faults.clear()
+        self.emu.op_latency.clear()
 
     def _learn(self, run: Run) -> None:
         import re
@@ -403,10 +404,12 @@ class Machine(RuleBasedStateMachine):
             self.world.interrupt_at(run, interrupt)
         self.world.wait()
 
-    @rule(first=variants(), others=st.lists(commands, min_size=1, max_size=2), interrupt=st.one_of(st.none(), st.integers(1, 40)))  # fmt: skip
-    def together(self, first: Variant, others: list[tuple[str, Variant]], interrupt: int | None) -> None:
-        """Two or three commands at once (a deploy and one or two more)."""
+    @rule(first=variants(), others=st.lists(commands, min_size=1, max_size=2), interrupt=st.one_of(st.none(), st.integers(1, 40)), slow=st.sampled_from(["", "", "list", "create", "template.list", "template.create"]))  # fmt: skip
+    def together(self, first: Variant, others: list[tuple[str, Variant]], interrupt: int | None, slow: str) -> None:
+        """Two or three commands at once (a deploy and one or two more), one operation maybe slow."""
         assert self.world is not None
+        if slow:
+            self.world.emu.op_latency[slow] = 0.01
         run = self._start("deploy", first)
         if interrupt is not None:
             self.world.interrupt_at(run, interrupt)
