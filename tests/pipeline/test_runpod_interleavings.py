@@ -275,3 +275,36 @@ def test_the_lease_admits_one_holder_at_a_time_when_template_names_may_repeat(wo
         thread.join(60)
     assert peak[0] == 1
     assert [t for t in world.emu.templates.values() if t["name"].startswith("flash-lease")] == []
+
+
+def test_destroy_with_nothing_listed_yet_waits_for_a_running_deploy_and_deletes_what_it_made(
+    tmp_path: Path, flash, emulator
+) -> None:
+    import shutil
+
+    from pipeline.config.validate import validate_file
+    from pipeline.targets.runpod.provider import RunpodProvider
+
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "demo", tmp_path / "src")
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "demo"\nregistry = "ghcr.io/acme"\nsource = "src"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\n'
+        '[endpoints.api.routes]\n"GET /x" = "app.handlers:health"\n'
+    )
+    deploying = RunpodProvider.from_environment()
+    held = deploying.lease(validate_file(tmp_path / "flash.toml"), Cancel(), print, 1.0)  # a deploy is running
+    looks = [0]
+
+    def deploy_finishes() -> None:  # as destroy first looks at the lease: the deploy made api, and ends
+        looks[0] += 1
+        if looks[0] == 2:
+            emulator.create({"name": "demo-api", "type": "LOAD_BALANCER", "image": "x:1", "env": {"FLASH_APP": "demo", "FLASH_ENDPOINT": "api"}, "scaling": {"type": "REQUEST_COUNT", "requestCount": 4}})  # fmt: skip
+            held.release()
+
+    emulator.hooks["template.list"] = deploy_finishes
+    result = flash("destroy", "--yes", cwd=tmp_path)
+    assert result.code == 0, result.err
+    [first, last] = result.out.splitlines()
+    assert first.startswith("flash: a deploy of demo is running (") and first.endswith(
+        "); destroy waits for it, then deletes what it made"
+    )
+    assert last.startswith("flash: deleted demo-api (") and emulator.endpoints == {}

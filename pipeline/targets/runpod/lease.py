@@ -231,6 +231,13 @@ def _number(text: str | None) -> float | None:
         return None
 
 
+def holders(store: TemplateStore, name: str, now: Callable[[], float] = time.time) -> str:
+    """The holders of unexpired leases of this name, or ""."""
+    found = [dict(t.get("env") or {}) for t in store.templates() if t.get("name") == name]
+    live = [env for env in found if (_number(env.get(EXPIRES)) or 0.0) >= now()]
+    return ", ".join(str(env.get(HOLDER, "unknown holder")) for env in live)
+
+
 def unlock(store: TemplateStore, name: str) -> str | None:
     """Delete every lease of this name (by id) whoever holds it; the holder(s) named, or None if none."""
     found = [t for t in store.templates() if t.get("name") == name]

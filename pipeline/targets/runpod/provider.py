@@ -19,7 +19,7 @@ from pipeline.targets.runpod.backend import Backend
 from pipeline.targets.runpod.converge import Outcome
 from pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
 from pipeline.targets.runpod.graphql import GraphqlBackend
-from pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, lease_name, unlock
+from pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
 from pipeline.targets.runpod.ownership import claim
 from pipeline.targets.runpod.rest import RestBackend, health_url
 
@@ -182,6 +182,10 @@ class RunpodProvider:
                 "destroy", f"still present after delete: {', '.join(sorted(left))}", hint="run `flash destroy` again"
             )
         return doomed
+
+    def lease_holders(self, project: Project) -> str:
+        """Who holds the deploy lease of this app and environment now ("" when nobody does)."""
+        return holders(self.backend, lease_name(project.name, project.environment))
 
     def unlock(self, project: Project) -> str | None:
         return unlock(self.backend, lease_name(project.name, project.environment))
