@@ -308,3 +308,23 @@ def test_destroy_with_nothing_listed_yet_waits_for_a_running_deploy_and_deletes_
         "); destroy waits for it, then deletes what it made"
     )
     assert last.startswith("flash: deleted demo-api (") and emulator.endpoints == {}
+
+
+def test_a_lease_broken_as_expired_stops_its_holder_writing(rest: World) -> None:
+    from pipeline.errors import ApiError
+    from pipeline.targets.runpod.lease import LEASE_TTL, LeaseLost, acquire
+
+    world, backend = rest, rest.provider().backend
+    late = [0.0]
+    first = acquire(backend, "flash-lease stm", "run-1", wait=1.0, cancel=Cancel(), echo=print, now=lambda: late[0])
+    late[0] += LEASE_TTL + 1  # run-1 stopped renewing (suspended laptop, lost network)
+    told: list[str] = []
+    second = acquire(backend, "flash-lease stm", "run-2", wait=1.0, cancel=Cancel(), echo=told.append, now=lambda: late[0])  # fmt: skip
+    assert told == ["flash: breaking a stale deploy lease of run-1 (expired)"]
+    with pytest.raises(LeaseLost) as lost:
+        first.guard()
+    assert isinstance(lost.value, ApiError) and "stopped writing" in str(lost.value)
+    first.release()  # by id and holder: never run-2's lease
+    second.guard()
+    second.release()
+    assert world.emu.templates == {}
