@@ -173,7 +173,7 @@ class World:
             if run.kind == "deploy":
                 images = {e.key: e.image or f"ghcr.io/acme/{APP}-{e.key}:{self._tag(run.variant, e.key)}" for e in project.endpoints}  # fmt: skip
                 provider.apply(project, images, run.outcomes, prune=True, rollback=True, timeout=8.0,
-                               echo=lambda _line: None, cancel=run.cancel, lease_wait=600.0)  # fmt: skip
+                               echo=lambda _line: None, cancel=run.cancel, lease_wait=60.0)  # fmt: skip
             elif run.kind == "destroy":
                 doomed, _ = provider.destroy_targets(project)
                 provider.destroy(project, doomed, run.cancel, lambda _line: None)
@@ -204,7 +204,12 @@ class World:
         for run in self.runs:
             assert run.thread is not None
             run.thread.join(120)
-            assert not run.thread.is_alive(), f"a {run.kind} never ended"
+            if run.thread.is_alive():
+                import sys
+                import traceback
+
+                stack = "".join(traceback.format_stack(sys._current_frames()[run.thread.ident or 0]))
+                raise AssertionError(f"a {run.kind} never ended:\n{stack}")
         if self.crashed:
             raise self.crashed[0]
         for run in self.runs:
