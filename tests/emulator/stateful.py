@@ -34,7 +34,7 @@ from pipeline.targets.runpod.provider import RunpodProvider
 REPO = Path(__file__).resolve().parents[2]
 APP = "stm"
 KEYS = ("a", "b", "c")
-PACE = 0.02  # the most a virtual sleep really waits (lets other threads run; never synchronises)
+PACE = 0.05  # the most a virtual sleep really waits (lets other threads run; never synchronises)
 
 
 class Clock:
@@ -143,7 +143,7 @@ class World:
     def provider(self) -> RunpodProvider:
         client = Client(self.emu.url, self.emu.api_key, retries=4, backoff_factor=0.001)
         provider = RunpodProvider(client, self.environ(), graphql=self.graphql)
-        provider.lease_poll = (0.02, 1.5, 0.05)
+        provider.lease_poll = (0.05, 1.5, 0.2)  # a waiter looks about 20 times a second, not more
         provider.clock = self.clock
         return provider
 
@@ -208,8 +208,9 @@ class World:
                 import sys
                 import traceback
 
-                stack = "".join(traceback.format_stack(sys._current_frames()[run.thread.ident or 0]))
-                raise AssertionError(f"a {run.kind} never ended:\n{stack}")
+                stacks = ["".join(traceback.format_stack(f)) for f in sys._current_frames().values()]
+                stuck = "\n---\n".join(s for s in stacks if "pipeline/targets" in s or "emulator" in s)
+                raise AssertionError(f"a {run.kind} never ended:\n{stuck}")
         if self.crashed:
             raise self.crashed[0]
         for run in self.runs:
