@@ -187,6 +187,11 @@ class World:
         except BaseException as exc:  # a traceback flash must never show: the test fails on it
             self.crashed.append(exc)
             raise
+        finally:  # a process ending closes its connections: so does a command here
+            client = provider.client
+            for session in (client.session, client.write_session, getattr(client, "_plain", None)):
+                if session is not None:
+                    session.close()
         if run.kind == "deploy":
             if run.interrupted:
                 run.report = interrupted_text([(APP, run.outcomes)])
