@@ -544,8 +544,12 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             if method != "GET":
                 emulator._sync_workers()
             after = emulator.after.get(self._op)
-            if after is not None:
-                after()
+            if after is not None:  # applied: other calls may run (and see it) while the hook holds the answer
+                emulator.lock.release()
+                try:
+                    after()
+                finally:
+                    emulator.lock.acquire()
             if drop:  # applied, but the answer is lost
                 return self._drop()
             return self._send(status, result)
