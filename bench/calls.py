@@ -1,4 +1,4 @@
-"""The overhead of a cross-endpoint call through runtime.endpoint() against a direct aiohttp call to
+"""The overhead of a cross-endpoint call through flash_runtime.endpoint() against a direct aiohttp call to
 the same endpoint, from one event loop (as in a handler): examples/calls on the local target, its
 `inference` endpoint called through its balancer, blocks of calls alternating between the two."""
 
@@ -14,16 +14,16 @@ import time
 import aiohttp
 from common import REPO, table
 
-from runtime.calls import close, endpoint
+from flash_runtime.calls import close, endpoint
 
 CONFIG = str(REPO / "examples" / "calls" / "flash.toml")
-FLASH = [sys.executable, "-m", "pipeline"]
+FLASH = [sys.executable, "-m", "flash_pipeline"]
 
 
 async def measure(url: str, rounds: int, block: int) -> dict[str, list[float]]:
     env = {"FLASH_ENDPOINTS": json.dumps({"inference": url})}
     client = endpoint("inference", environ=env)
-    samples: dict[str, list[float]] = {"runtime.endpoint()": [], "direct aiohttp call": []}
+    samples: dict[str, list[float]] = {"flash_runtime.endpoint()": [], "direct aiohttp call": []}
     async with aiohttp.ClientSession() as session:
 
         async def direct() -> object:
@@ -37,7 +37,7 @@ async def measure(url: str, rounds: int, block: int) -> dict[str, list[float]]:
             await direct()
             await through()
         for _ in range(rounds):
-            for name, call in (("runtime.endpoint()", through), ("direct aiohttp call", direct)):
+            for name, call in (("flash_runtime.endpoint()", through), ("direct aiohttp call", direct)):
                 for _ in range(block):
                     started = time.perf_counter()
                     await call()
@@ -63,7 +63,9 @@ def main(rounds: int = 10, block: int = 200) -> None:
     for name, values in samples.items():
         ordered = sorted(values)
         rows.append((name, f"{statistics.median(ordered):.3f}", f"{ordered[int(len(ordered) * 0.99)]:.3f}"))
-    overhead = statistics.median(samples["runtime.endpoint()"]) - statistics.median(samples["direct aiohttp call"])
+    overhead = statistics.median(samples["flash_runtime.endpoint()"]) - statistics.median(
+        samples["direct aiohttp call"]
+    )
     print(f"## one cross-endpoint call, local target ({rounds} alternating blocks of {block} calls)\n")
     print(table(["call", "median ms", "p99 ms"], rows))
     print(f"\nclient overhead (median difference): {overhead:.3f} ms")

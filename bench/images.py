@@ -131,7 +131,7 @@ def main(rounds: int = 5) -> None:
             (REPO / "flash.toml.example").read_text().replace("[defaults]", f'[defaults]\nbase_image = "{BASE}"', 1)
         )
         (folder / "flash.toml").write_text(config)
-        flash = [sys.executable, "-m", "pipeline"]
+        flash = [sys.executable, "-m", "flash_pipeline"]
         subprocess.run([*flash, "build"], cwd=folder, check=True, capture_output=True)
         context = folder / ".flash/build/inference-api"
         timings = {}

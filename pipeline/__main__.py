@@ -1,6 +1,6 @@
-"""`python -m pipeline`: the same CLI as the `flash` script."""
+"""`python -m flash_pipeline`: the same CLI as the `flash` script."""
 
-from pipeline.cli import main
+from flash_pipeline.cli import main
 
 if __name__ == "__main__":
     main()

@@ -17,8 +17,8 @@ from sanic import Request
 from sanic.response import HTTPResponse, raw
 from sanic.response import json as json_response
 
-from runtime.parts import Binary
-from runtime.shapes import to_json
+from flash_runtime.parts import Binary
+from flash_runtime.shapes import to_json
 
 log = logging.getLogger("flash.worker")
 _PLAIN = frozenset({dict, str, int, float, bool, type(None)})  # a list may hold models

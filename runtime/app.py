@@ -22,13 +22,13 @@ from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, empty
 from sanic.response import json as json_response
 
-from runtime.answers import in_pool, respond
-from runtime.batching import Batcher, BatchFailed, BatchOptions
-from runtime.binding import MISSING, BindError, Binding, bind, plan, plan_batch
-from runtime.calls import close as close_calls_session
-from runtime.calls import current_headers
-from runtime.openapi import Route, document
-from runtime.parts import Upload
+from flash_runtime.answers import in_pool, respond
+from flash_runtime.batching import Batcher, BatchFailed, BatchOptions
+from flash_runtime.binding import MISSING, BindError, Binding, bind, plan, plan_batch
+from flash_runtime.calls import close as close_calls_session
+from flash_runtime.calls import current_headers
+from flash_runtime.openapi import Route, document
+from flash_runtime.parts import Upload
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's LB limit for a request body
 # Sync handlers run here, off the event loop, so /ping answers while they block.

@@ -9,7 +9,7 @@ For POST/PUT/PATCH (the README's table has examples):
   TypedDict): the first such gets the body, the others come from the query string;
 - otherwise (keyword bodies, runpod-flash's convention): a JSON object's top-level keys by name.
 Path parameters by name; query values by name, converted by annotation; a parameter annotated with
-the request type gets the request itself. Typed bodies are validated by runtime.shapes.
+the request type gets the request itself. Typed bodies are validated by flash_runtime.shapes.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.parts import Upload
-from runtime.shapes import NotJson, Problem, ShapeError, checker, is_model, is_shaped, model_from_json, to_shape
+from flash_runtime.parts import Upload
+from flash_runtime.shapes import NotJson, Problem, ShapeError, checker, is_model, is_shaped, model_from_json, to_shape
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _TRUE = {"true", "1", "yes", "on"}

@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from runtime.calls import RetryPolicy
+from flash_runtime.calls import RetryPolicy
 
 log = logging.getLogger("flash.mothership")
 STATE_TTL = 5.0  # seconds a /ping state is trusted for /manifest and routing

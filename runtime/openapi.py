@@ -14,9 +14,9 @@ import typing
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from runtime.binding import MISSING, Binding, Param, resolve_annotation
-from runtime.parts import Binary, Upload
-from runtime.shapes import is_model, is_typed_dict
+from flash_runtime.binding import MISSING, Binding, Param, resolve_annotation
+from flash_runtime.parts import Binary, Upload
+from flash_runtime.shapes import is_model, is_typed_dict
 
 Route = tuple[str, str, Callable[..., Any], Binding]  # method, "/path/{param}", handler, its binding
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}

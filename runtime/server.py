@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runtime.app import App, Lifecycle, RouteSpec, create_app
+from flash_runtime.app import App, Lifecycle, RouteSpec, create_app
 
 log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from flash_pipeline.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "flash.toml.example"
@@ -156,8 +156,8 @@ def worker_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/apps/worker copied to a temp folder and built with `flash build`; returns .flash/build."""
     import shutil
 
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("worker-app")
     shutil.copytree(REPO / "tests" / "apps" / "worker", root, dirs_exist_ok=True)

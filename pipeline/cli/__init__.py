@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
-from pipeline import __version__
-from pipeline.cli import tools
-from pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, confirm, environment, load, runpod_provider
-from pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
+from flash_pipeline import __version__
+from flash_pipeline.cli import tools
+from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, confirm, environment, load, runpod_provider
+from flash_pipeline.errors import ConfigError, FlashError, Interrupted, UsageError
 
 EXIT_INTERRUPTED = 130
 FORMATS = click.Choice(["text", "json", "github"])
@@ -52,7 +52,7 @@ def cli(verbose: bool) -> None:
     """Build and deploy RunPod load-balanced endpoints from flash.toml.
 
     Start with `flash init`, check with `flash validate`. RunPod's deprecated
-    runpod-flash also installs a `flash` script: uninstall it or use `python -m pipeline`.
+    runpod-flash also installs a `flash` script: uninstall it or use `python -m flash_pipeline`.
     """
     if verbose:  # logging costs start-up time; only load it when asked to talk
         import logging
@@ -75,15 +75,15 @@ def cli(verbose: bool) -> None:
 @click.option("--diff", is_flag=True, help="With --fix: show the fixes as a diff; write nothing.")
 def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, fix: bool, diff: bool) -> int:
     """Check config files; report every problem with file:line:col."""
-    from pipeline import report
-    from pipeline.build.handlers import with_sources
-    from pipeline.config.many import expand
-    from pipeline.config.validate import check_file
+    from flash_pipeline import report
+    from flash_pipeline.builder.handlers import with_sources
+    from flash_pipeline.config.many import expand
+    from flash_pipeline.config.validate import check_file
 
     names = expand(list(configs) + list(files)) or ["flash.toml"]
     results = [with_sources(check_file(Path(name), name, environment())) for name in names]
     if fix or diff:
-        from pipeline.cli.fix import fix_files
+        from flash_pipeline.cli.fix import fix_files
 
         results = fix_files(results, write=not diff)
     if fmt == "json":
@@ -101,7 +101,7 @@ def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, 
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> int:
     """Write flash.toml and a runnable example app into DIRECTORY."""
-    from pipeline.config.scaffold import scaffold
+    from flash_pipeline.config.scaffold import scaffold
 
     written = scaffold(directory, force=force)
     for path in written:
@@ -126,8 +126,8 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
     """Render workers, Dockerfiles and manifest.json for every endpoint."""
     import time
 
-    from pipeline import report
-    from pipeline.build.output import build as build_project
+    from flash_pipeline import report
+    from flash_pipeline.builder.output import build as build_project
 
     project = load(config, "nothing was built")
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
         raise
     click.echo(report.build_text(result, time.perf_counter() - started))
     if push:
-        from pipeline.build.images import push as push_images
+        from flash_pipeline.builder.images import push as push_images
 
         pushed = push_images(result, project.registry, click.echo, builder=builder, insecure=insecure_registry)
         click.echo(report.push_text(result, pushed))
@@ -191,17 +191,17 @@ def deploy(
     fmt: str,
 ) -> int:
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
-    from pipeline.cli.plan import plan as run_plan
+    from flash_pipeline.cli.plan import plan as run_plan
 
     if dry_run:
         return run_plan(list(configs), target, "text", False)
     if target == "local":
         if len(configs) != 1:
             raise UsageError("the local target runs one config at a time", "pass a single -c")
-        from pipeline.cli import local as local_cli
+        from flash_pipeline.cli import local as local_cli
 
         return local_cli.deploy(configs[0], detach, timeout, fmt)
-    from pipeline.cli import runpod as runpod_cli
+    from flash_pipeline.cli import runpod as runpod_cli
 
     options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
     options |= {"timeout": timeout, "builder": builder, "insecure": insecure_registry}
@@ -217,7 +217,7 @@ def deploy(
 @ENVIRONMENT
 def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: bool) -> int:
     """What deploy would create, update, keep or orphan; changes nothing. Several -c (or globs): all, in parallel."""
-    from pipeline.cli.plan import plan as run_plan
+    from flash_pipeline.cli.plan import plan as run_plan
 
     return run_plan(list(configs), target, fmt, detailed_exitcode)
 
@@ -229,7 +229,7 @@ def plan(configs: tuple[str, ...], target: str, fmt: str, detailed_exitcode: boo
 @ENVIRONMENT
 def status(config: str, target: str, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping."""
-    from pipeline import report
+    from flash_pipeline import report
 
     if target == "runpod":
         provider = runpod_provider()
@@ -239,7 +239,7 @@ def status(config: str, target: str, fmt: str) -> int:
             return 0
         click.echo(report.runpod_status_text(rows))
         return 0
-    from pipeline.targets.local import LocalProvider
+    from flash_pipeline.targets.local import LocalProvider
 
     project = load(config, "")
     answer = LocalProvider().status(project)
@@ -256,10 +256,10 @@ def status(config: str, target: str, fmt: str) -> int:
 def destroy(config: str, target: str, yes: bool) -> int:
     """Delete the app's endpoints, listing each one (stop them, on the local target)."""
     if target == "runpod":
-        from pipeline.cli import runpod as runpod_cli
+        from flash_pipeline.cli import runpod as runpod_cli
 
         return runpod_cli.destroy(config, yes)
-    from pipeline.targets.local import LocalProvider
+    from flash_pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()
     project = load(config, "nothing was destroyed")
@@ -288,14 +288,14 @@ def unlock(config: str) -> int:
 @cli.command()
 def schema() -> int:
     """Print the JSON Schema of flash.toml (for editor completion)."""
-    from pipeline.resources import resource_path
+    from flash_pipeline.resources import resource_path
 
     click.echo(resource_path("schemas", "flash.schema.json").read_text(encoding="utf-8"), nl=False)
     return 0
 
 
 def _print_error(exc: FlashError) -> None:
-    from pipeline import report
+    from flash_pipeline import report
 
     if isinstance(exc, ConfigError):
         click.echo(report.config_error_text(exc.diagnostics, exc.consequence), err=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from pipeline.config.model import Project
-from pipeline.errors import ApiError, UsageError
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ApiError, UsageError
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -71,14 +71,14 @@ def endpoint_url(project: Project, key: str, target: str) -> tuple[str, dict[str
     if key not in keys:
         raise UsageError(f"no endpoint {key!r} in {project.name}", f"choose one of: {', '.join(keys)}")
     if target == "local":
-        from pipeline.targets.local.deploy import local_status
+        from flash_pipeline.targets.local.deploy import local_status
 
         answer = local_status(project) or {}
         info = answer.get("endpoints", {}).get(key)
         if not info:
             raise UsageError(f"{key} is not running locally", "deploy it first: flash deploy --target local --detach")
         return str(info["url"]), {}
-    from pipeline.cli.common import runpod_provider
+    from flash_pipeline.cli.common import runpod_provider
 
     provider = runpod_provider()
     url = provider.url_of(project, key)
@@ -102,7 +102,7 @@ def send(
     """The response, after riding out a cold start; ApiError when none came within the deadline."""
     import requests
 
-    from runtime.calls import RetryPolicy
+    from flash_runtime.calls import RetryPolicy
 
     policy, rng, start, attempt = RetryPolicy(deadline=deadline), random.Random(), clock(), 0
     sent = {"Content-Type": "application/json", **headers} if body is not None else dict(headers)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.errors import ConfigError, UsageError
+from flash_pipeline.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from pipeline.config.model import Project
+    from flash_pipeline.config.model import Project
 
 
 TARGETS = click.Choice(["runpod", "local"])
@@ -43,14 +43,14 @@ def echo_err(line: str) -> None:
 
 def runpod_provider() -> Any:
     """The RunPod provider; credentials are checked here, before any build work."""
-    from pipeline.targets.runpod.provider import RunpodProvider
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
     return RunpodProvider.from_environment()
 
 
 def load(config: str, consequence: str) -> Project:
     """Validate the config, or raise ConfigError saying what did not happen."""
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.config.validate import validate_file
 
     try:
         return validate_file(Path(config), config, environment())
@@ -72,7 +72,7 @@ def write_atomically(path: Path, text: str) -> None:
     import os
     import tempfile
 
-    from pipeline.errors import BuildError
+    from flash_pipeline.errors import BuildError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import write_atomically
-from pipeline.config.model import FileResult
+from flash_pipeline.cli.common import write_atomically
+from flash_pipeline.config.model import FileResult
 
 
 def fix_files(results: list[FileResult], *, write: bool) -> list[FileResult]:
     """Each file with fixes: fixed in place (or its diff shown); the results of validating again."""
-    from pipeline.build.handlers import with_sources
-    from pipeline.cli.common import environment
-    from pipeline.config.fix import apply, describe
-    from pipeline.config.validate import check_file
+    from flash_pipeline.builder.handlers import with_sources
+    from flash_pipeline.cli.common import environment
+    from flash_pipeline.config.fix import apply, describe
+    from flash_pipeline.config.validate import check_file
 
     out = []
     for result in results:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import write_atomically
-from pipeline.config.importer import Reading, Skipped, read_project
-from pipeline.config.scaffold import app_name_for
-from pipeline.errors import UsageError
+from flash_pipeline.cli.common import write_atomically
+from flash_pipeline.config.importer import Reading, Skipped, read_project
+from flash_pipeline.config.scaffold import app_name_for
+from flash_pipeline.errors import UsageError
 
 
 def import_project(directory: Path, out: Path | None, *, rewrite: bool, force: bool) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli.common import echo_err, load
-from pipeline.errors import ConfigError
+from flash_pipeline.cli.common import echo_err, load
+from flash_pipeline.errors import ConfigError
 
 
 def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
-    from pipeline import report
-    from pipeline.build.output import build as build_project
-    from pipeline.targets.local import LocalProvider
+    from flash_pipeline import report
+    from flash_pipeline.builder.output import build as build_project
+    from flash_pipeline.targets.local import LocalProvider
 
     provider = LocalProvider()
     project = load(config, "nothing was deployed")

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.config.model import Project
-from pipeline.errors import ApiError, UsageError
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ApiError, UsageError
 
 _SINCE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,7 +53,7 @@ def local_logs(
     echo: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    from pipeline.targets.local import control
+    from flash_pipeline.targets.local import control
 
     log = control.paths(project).log
     if not log.exists():
@@ -105,7 +105,7 @@ def _tail(path: Path, handle: TextIO, emit: Callable[[str], None], sleep: Callab
 def runpod_logs(
     project: Project, key: str | None, since: datetime | None, follow: bool, provider: Any, echo: Callable[[str], None]
 ) -> None:
-    from pipeline.targets.runpod.ownership import claim
+    from flash_pipeline.targets.runpod.ownership import claim
 
     keys = [e.key for e in project.endpoints] if key is None else [key]
     live = claim(project.name, project.environment, [e.key for e in project.endpoints], provider.backend.list()).live()

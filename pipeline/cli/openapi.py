@@ -1,6 +1,6 @@
 """`flash openapi`: each worker's OpenAPI document, made offline from the build output.
 
-The document is made by the worker's own code (runtime.openapi, from the same bindings that serve
+The document is made by the worker's own code (flash_runtime.openapi, from the same bindings that serve
 requests), run as a subprocess in the endpoint's build folder exactly as the image starts it, so
 the handlers are imported where they will run and nothing of theirs enters flash's process.
 """
@@ -11,15 +11,15 @@ import json
 import subprocess
 import sys
 
-from pipeline.config.model import Project
-from pipeline.errors import BuildError, UsageError
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import BuildError, UsageError
 
 IMPORT_TIMEOUT = 120  # seconds: importing handlers (never running init) should take far less
 
 
 def openapi_documents(project: Project, key: str | None) -> str:
     """One endpoint's document, or {key: document} for every built endpoint."""
-    from pipeline.build.output import build
+    from flash_pipeline.builder.output import build
 
     served = [e.key for e in project.endpoints if not e.image and not e.generated]
     if key is not None and key not in served:

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli.common import environment, runpod_provider
-from pipeline.config.model import Project
-from pipeline.errors import ConfigError
+from flash_pipeline.cli.common import environment, runpod_provider
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ConfigError
 
 
 def plan(configs: list[str], target: str, fmt: str, detailed_exitcode: bool) -> int:
-    from pipeline import report
-    from pipeline.config.many import expand, in_parallel, load_all
-    from pipeline.targets.plan import Action, has_changes
+    from flash_pipeline import report
+    from flash_pipeline.config.many import expand, in_parallel, load_all
+    from flash_pipeline.targets.plan import Action, has_changes
 
     provider = runpod_provider() if target == "runpod" else None
     projects = load_all(expand(configs), environment(), "nothing was planned")
 
     def plan_one(project: Project) -> list[Action]:
         if provider is not None:
-            from pipeline.targets.runpod.apply import runpod_plan
+            from flash_pipeline.targets.runpod.apply import runpod_plan
 
             return runpod_plan(project, provider)
-        from pipeline.targets.local import LocalProvider
+        from flash_pipeline.targets.local import LocalProvider
 
         return LocalProvider().plan(project)
 

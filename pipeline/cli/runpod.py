@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import confirm, echo_err, environment, load, runpod_provider
-from pipeline.errors import Interrupted
+from flash_pipeline.cli.common import confirm, echo_err, environment, load, runpod_provider
+from flash_pipeline.errors import Interrupted
 
 
 def destroy(config: str, yes: bool) -> int:
     """Only endpoints that are provably this app's (exact name and owner markers) are deleted."""
-    from pipeline import report
-    from pipeline.targets.cancel import Cancel, run_interruptible
+    from flash_pipeline import report
+    from flash_pipeline.targets.cancel import Cancel, run_interruptible
 
     provider = runpod_provider()
     project = load(config, "nothing was destroyed")
@@ -49,10 +49,10 @@ def destroy(config: str, yes: bool) -> int:
 
 def deploy(configs: tuple[str, ...], options: dict[str, Any], lock_timeout: float, fmt: str) -> int:
     """Build (unless --no-build), provision and gate every config's endpoints, all configs at once."""
-    from pipeline import report
-    from pipeline.config.many import expand, load_all
-    from pipeline.targets.cancel import Cancel, run_interruptible
-    from pipeline.targets.runpod.apply import deploy_configs
+    from flash_pipeline import report
+    from flash_pipeline.config.many import expand, load_all
+    from flash_pipeline.targets.cancel import Cancel, run_interruptible
+    from flash_pipeline.targets.runpod.apply import deploy_configs
 
     provider = runpod_provider()
     projects = load_all(expand(configs), environment(), "nothing was deployed")

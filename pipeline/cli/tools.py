@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, load, runpod_provider
-from pipeline.errors import UsageError
+from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGETS, load, runpod_provider
+from flash_pipeline.errors import UsageError
 
 
 @click.group()
@@ -23,7 +23,7 @@ def cli() -> None:
 @click.option("--endpoint", "key", help="One endpoint's document (default: each built endpoint's, by key).")
 def openapi(config: str, key: str | None) -> int:
     """Print the OpenAPI 3.1 document the workers serve at /openapi.json (imports the handlers)."""
-    from pipeline.cli.openapi import openapi_documents
+    from flash_pipeline.cli.openapi import openapi_documents
 
     click.echo(openapi_documents(load(config, "no document was made"), key))
     return 0
@@ -41,7 +41,7 @@ def openapi(config: str, key: str | None) -> int:
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to ride out a cold start.")
 def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -> int:
     """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise."""
-    from pipeline.cli.call import call as call_endpoint
+    from flash_pipeline.cli.call import call as call_endpoint
 
     return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)
 
@@ -55,7 +55,7 @@ def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -
 @click.option("--since", help="Only lines newer than this: 30s, 10m, 2h, 1d.")
 def logs(config: str, endpoint: str | None, target: str, follow: bool, since: str | None) -> int:
     """The workers' output, newest last, each line prefixed with its endpoint and worker."""
-    from pipeline.cli.logs import local_logs, parse_since, runpod_logs
+    from flash_pipeline.cli.logs import local_logs, parse_since, runpod_logs
 
     project = load(config, "")
     if endpoint is not None and endpoint not in [e.key for e in project.endpoints]:
@@ -77,6 +77,6 @@ def logs(config: str, endpoint: str | None, target: str, follow: bool, since: st
 @click.option("--force", is_flag=True, help="Overwrite an existing flash.toml.")
 def import_(directory: Path, out: Path | None, rewrite: bool, force: bool) -> int:
     """Write flash.toml from a runpod-flash project (read by AST, never imported)."""
-    from pipeline.cli.importing import import_project
+    from flash_pipeline.cli.importing import import_project
 
     return import_project(directory, out, rewrite=rewrite, force=force)

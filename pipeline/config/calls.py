@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pipeline.config.envvars import references
-from pipeline.config.model import Project
-from pipeline.config.schema import did_you_mean
-from pipeline.config.settings import endpoint_keys
-from pipeline.config.source import Source
-from pipeline.errors import Diagnostic
+from flash_pipeline.config.envvars import references
+from flash_pipeline.config.model import Project
+from flash_pipeline.config.schema import did_you_mean
+from flash_pipeline.config.settings import endpoint_keys
+from flash_pipeline.config.source import Source
+from flash_pipeline.errors import Diagnostic
 
 
 def calls_rules(problem: Any, src: Source) -> Iterator[Diagnostic]:

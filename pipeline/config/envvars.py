@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from pipeline.config.model import Endpoint
-from pipeline.errors import ConfigError, Diagnostic
+from flash_pipeline.config.model import Endpoint
+from flash_pipeline.errors import ConfigError, Diagnostic
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import Diagnostic
+from flash_pipeline.errors import Diagnostic
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from pipeline.config.model import Project
-from pipeline.config.validate import validate_file
-from pipeline.errors import ConfigError, Diagnostic
+from flash_pipeline.config.model import Project
+from flash_pipeline.config.validate import validate_file
+from flash_pipeline.errors import ConfigError, Diagnostic
 
 T = TypeVar("T")
 _GLOB = set("*?[")

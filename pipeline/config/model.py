@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import Diagnostic
+from flash_pipeline.errors import Diagnostic
 
 
 def runpod_name(app: str, environment: str | None, key: str) -> str:

@@ -12,10 +12,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.config.calls import calls_rules
-from pipeline.config.model import runpod_name
-from pipeline.config.schema import key_path, show
-from pipeline.config.settings import (
+from flash_pipeline.config.calls import calls_rules
+from flash_pipeline.config.model import runpod_name
+from flash_pipeline.config.schema import key_path, show
+from flash_pipeline.config.settings import (
     MOTHERSHIP,
     Setting,
     effective_settings,
@@ -24,8 +24,8 @@ from pipeline.config.settings import (
     mothership_settings,
     table,
 )
-from pipeline.config.source import KeyPath, Source
-from pipeline.errors import Diagnostic
+from flash_pipeline.config.source import KeyPath, Source
+from flash_pipeline.errors import Diagnostic
 
 RESERVED_PATHS = {
     "/ping": "the health check",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.errors import UsageError
-from pipeline.resources import resource_path
+from flash_pipeline.errors import UsageError
+from flash_pipeline.resources import resource_path
 
 _PLACEHOLDER = "__APP_NAME__"
 

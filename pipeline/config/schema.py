@@ -14,13 +14,13 @@ from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import Diagnostic
-from pipeline.resources import resource_path
+from flash_pipeline.errors import Diagnostic
+from flash_pipeline.resources import resource_path
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
-    from pipeline.config.source import KeyPath, Source
+    from flash_pipeline.config.source import KeyPath, Source
 
 _TYPE_NAMES = {
     "string": "a string",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.config.source import KeyPath
+from flash_pipeline.config.source import KeyPath
 
 _COMPUTE_KEYS = {"gpu": ("cpu",), "cpu": ("gpu", "gpu_count")}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, Diagnostic
+from flash_pipeline.errors import ConfigError, Diagnostic
 
 KeyPath = tuple[str | int, ...]
 MAX_DEPTH = 32  # deeper than any real config; keeps every recursive step (scanner, schema) safe

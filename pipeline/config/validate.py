@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.model import Batch, Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
-from pipeline.config.rules import cross_field
-from pipeline.config.schema import schema_diagnostics
-from pipeline.config.settings import (
+from flash_pipeline.config.model import Batch, Cpu, Endpoint, FileResult, Gpu, Loc, Project, Route, Workers, runpod_name
+from flash_pipeline.config.rules import cross_field
+from flash_pipeline.config.schema import schema_diagnostics
+from flash_pipeline.config.settings import (
     MOTHERSHIP,
     Setting,
     effective_settings,
@@ -17,8 +17,8 @@ from pipeline.config.settings import (
     environment_names,
     mothership_settings,
 )
-from pipeline.config.source import KeyPath, Source, load
-from pipeline.errors import ConfigError, Diagnostic
+from flash_pipeline.config.source import KeyPath, Source, load
+from flash_pipeline.errors import ConfigError, Diagnostic
 
 DEFAULT_WORKERS = (0, 3)  # RunPod's console default range
 MOTHERSHIP_CPU = "cpu3c-2-4"  # routing and probing only: the smallest CPU worker does

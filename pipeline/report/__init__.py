@@ -1,6 +1,6 @@
 """The report stage: every line flash prints is formatted here, split by subject.
 
-`from pipeline import report; report.plan_text(...)` keeps working: each public function is looked
+`from flash_pipeline import report; report.plan_text(...)` keeps working: each public function is looked
 up in its subject module on first use (PEP 562), so `flash validate` loads only the config reports.
 """
 
@@ -10,36 +10,36 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.report.build import build_text as build_text
-    from pipeline.report.build import push_text as push_text
-    from pipeline.report.config import config_error_text as config_error_text
-    from pipeline.report.config import diagnostic_text as diagnostic_text
-    from pipeline.report.config import error_text as error_text
-    from pipeline.report.config import github_annotation as github_annotation
-    from pipeline.report.config import plural as plural
-    from pipeline.report.config import summary as summary
-    from pipeline.report.config import validation_github as validation_github
-    from pipeline.report.config import validation_json as validation_json
-    from pipeline.report.config import validation_text as validation_text
-    from pipeline.report.deploy import Progress as Progress
-    from pipeline.report.deploy import deploy_counts as deploy_counts
-    from pipeline.report.deploy import destroy_list as destroy_list
-    from pipeline.report.deploy import interrupted_text as interrupted_text
-    from pipeline.report.deploy import local_deploy_json as local_deploy_json
-    from pipeline.report.deploy import local_deploy_text as local_deploy_text
-    from pipeline.report.deploy import runpod_deploy_json as runpod_deploy_json
-    from pipeline.report.deploy import runpod_deploy_text as runpod_deploy_text
-    from pipeline.report.deploy import runpod_deploys_json as runpod_deploys_json
-    from pipeline.report.deploy import runpod_summary_markdown as runpod_summary_markdown
-    from pipeline.report.plan import change_text as change_text
-    from pipeline.report.plan import join_plans as join_plans
-    from pipeline.report.plan import plan_json as plan_json
-    from pipeline.report.plan import plan_markdown as plan_markdown
-    from pipeline.report.plan import plan_text as plan_text
-    from pipeline.report.status import local_status_json as local_status_json
-    from pipeline.report.status import local_status_text as local_status_text
-    from pipeline.report.status import runpod_status_json as runpod_status_json
-    from pipeline.report.status import runpod_status_text as runpod_status_text
+    from flash_pipeline.report.build import build_text as build_text
+    from flash_pipeline.report.build import push_text as push_text
+    from flash_pipeline.report.config import config_error_text as config_error_text
+    from flash_pipeline.report.config import diagnostic_text as diagnostic_text
+    from flash_pipeline.report.config import error_text as error_text
+    from flash_pipeline.report.config import github_annotation as github_annotation
+    from flash_pipeline.report.config import plural as plural
+    from flash_pipeline.report.config import summary as summary
+    from flash_pipeline.report.config import validation_github as validation_github
+    from flash_pipeline.report.config import validation_json as validation_json
+    from flash_pipeline.report.config import validation_text as validation_text
+    from flash_pipeline.report.deploy import Progress as Progress
+    from flash_pipeline.report.deploy import deploy_counts as deploy_counts
+    from flash_pipeline.report.deploy import destroy_list as destroy_list
+    from flash_pipeline.report.deploy import interrupted_text as interrupted_text
+    from flash_pipeline.report.deploy import local_deploy_json as local_deploy_json
+    from flash_pipeline.report.deploy import local_deploy_text as local_deploy_text
+    from flash_pipeline.report.deploy import runpod_deploy_json as runpod_deploy_json
+    from flash_pipeline.report.deploy import runpod_deploy_text as runpod_deploy_text
+    from flash_pipeline.report.deploy import runpod_deploys_json as runpod_deploys_json
+    from flash_pipeline.report.deploy import runpod_summary_markdown as runpod_summary_markdown
+    from flash_pipeline.report.plan import change_text as change_text
+    from flash_pipeline.report.plan import join_plans as join_plans
+    from flash_pipeline.report.plan import plan_json as plan_json
+    from flash_pipeline.report.plan import plan_markdown as plan_markdown
+    from flash_pipeline.report.plan import plan_text as plan_text
+    from flash_pipeline.report.status import local_status_json as local_status_json
+    from flash_pipeline.report.status import local_status_text as local_status_text
+    from flash_pipeline.report.status import runpod_status_json as runpod_status_json
+    from flash_pipeline.report.status import runpod_status_text as runpod_status_text
 
 _WHERE = {
     "Progress": "deploy",

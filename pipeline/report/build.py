@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.build.output import BuildResult
+    from flash_pipeline.builder.output import BuildResult
 
-from pipeline.report.config import plural
+from flash_pipeline.report.config import plural
 
 
 def _shown_path(path: Path) -> str:

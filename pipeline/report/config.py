@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import Diagnostic
+from flash_pipeline.errors import Diagnostic
 
 if TYPE_CHECKING:
     pass
-from pipeline.config.model import FileResult
+from flash_pipeline.config.model import FileResult
 
 
 def plural(count: int, word: str) -> str:

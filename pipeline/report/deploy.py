@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.targets.local.deploy import LocalDeploy
-    from pipeline.targets.runpod.converge import Outcome
+    from flash_pipeline.targets.local.deploy import LocalDeploy
+    from flash_pipeline.targets.runpod.converge import Outcome
 
-from pipeline.report.config import plural
+from flash_pipeline.report.config import plural
 
 
 def local_deploy_text(outcome: LocalDeploy, *, detach: bool) -> str:

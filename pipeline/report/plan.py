@@ -6,12 +6,12 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config.schema import show
+from flash_pipeline.config.schema import show
 
 if TYPE_CHECKING:
-    from pipeline.targets.plan import Action, Change
+    from flash_pipeline.targets.plan import Action, Change
 
-from pipeline.report.config import plural
+from flash_pipeline.report.config import plural
 
 _SYMBOLS = {"create": "+", "update": "~", "keep": " ", "orphan": "!", "adopt": "~", "replace": "±", "conflict": "x"}
 _PLAN_KINDS = ("create", "update", "replace", "adopt", "keep", "orphan", "conflict")

@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.targets.gate import describe
+from flash_pipeline.targets.gate import describe
 
 if TYPE_CHECKING:
-    from pipeline.config.model import Project
+    from flash_pipeline.config.model import Project
 
 
 def local_status_text(project: Project, answer: dict[str, Any] | None) -> str:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from pipeline.errors import Interrupted
+from flash_pipeline.errors import Interrupted
 
 T = TypeVar("T")
 R = TypeVar("R")

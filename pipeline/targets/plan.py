@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.config.model import Project
+    from flash_pipeline.config.model import Project
 
 Spec = Mapping[str, Any]
 
@@ -79,7 +79,7 @@ def plan_deploy(desired: Mapping[str, Spec], live: Mapping[str, Spec]) -> list[A
 
 def in_layers(actions: list[Action], project: Project) -> list[Action]:
     """The actions with their deploy layer and callees set from the project's `calls` graph."""
-    from pipeline.config.calls import layers
+    from flash_pipeline.config.calls import layers
 
     calls = {e.key: e.calls for e in project.endpoints}
     order = {key: n for n, layer in enumerate(layers(calls, list(calls))) for key in layer}

@@ -130,7 +130,7 @@ class Emulator:
         self.server.shutdown()
         self.server.server_close()
         if self.supervisor is not None:
-            from pipeline.targets.local import control as local
+            from flash_pipeline.targets.local import control as local
 
             local.stop(self.supervisor, {"pid": self.supervisor_pid, "pgid": self.supervisor_pid})
 
@@ -147,7 +147,7 @@ class Emulator:
         builds = getattr(self, "builds", None)
         if not builds:
             return
-        from pipeline.targets.local import control as local
+        from flash_pipeline.targets.local import control as local
 
         if self.supervisor is None:
             where = local.Paths(self.state_dir, self.state_dir / "emu.sock", self.state_dir / "emu.log")

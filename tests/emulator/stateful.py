@@ -21,15 +21,15 @@ from typing import Any, ClassVar
 
 from runpod_emulator import Emulator, Faults
 
-from pipeline.config.validate import validate_file
-from pipeline.errors import FlashError, Interrupted
-from pipeline.report import interrupted_text, runpod_deploy_text
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.runpod.api import Client
-from pipeline.targets.runpod.apply import write_github_outputs
-from pipeline.targets.runpod.converge import Outcome
-from pipeline.targets.runpod.ownership import MARKER_APP, MARKER_ENDPOINT, MARKER_ENV
-from pipeline.targets.runpod.provider import RunpodProvider
+from flash_pipeline.config.validate import validate_file
+from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.report import interrupted_text, runpod_deploy_text
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.runpod.api import Client
+from flash_pipeline.targets.runpod.apply import write_github_outputs
+from flash_pipeline.targets.runpod.converge import Outcome
+from flash_pipeline.targets.runpod.ownership import MARKER_APP, MARKER_ENDPOINT, MARKER_ENV
+from flash_pipeline.targets.runpod.provider import RunpodProvider
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "stm"

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.images
 REPO = Path(__file__).resolve().parents[2]
 BASE = "localhost/flash-test-python:3.11-slim"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flash-tests"
-FLASH = [sys.executable, "-m", "pipeline"]
+FLASH = [sys.executable, "-m", "flash_pipeline"]
 NEEDED = ("buildah", "mmdebstrap", "docker-registry")
 
 
@@ -146,7 +146,7 @@ def test_build_push_and_a_no_change_push_that_pushes_nothing(example: Path, regi
     assert all(image.startswith(f"{registry}/acme/demo-") for image in images.values())
     assert first.stdout.splitlines()[-2:] == [f"pushed {images['inference-api']}", f"pushed {images['data-api']}"]
     assert "data-api | buildah build of data-api ..." in first.stdout
-    from pipeline.build.registry import exists
+    from flash_pipeline.builder.registry import exists
 
     assert all(exists(image, insecure=True) for image in images.values())
     again = _flash(example, "build", "--push", "--builder", "buildah", "--insecure-registry")

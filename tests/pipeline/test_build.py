@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build.render import content_hash, render_endpoint
-from pipeline.config.model import Cpu, Endpoint, Loc, Project, Route, Workers
+from flash_pipeline.builder.render import content_hash, render_endpoint
+from flash_pipeline.config.model import Cpu, Endpoint, Loc, Project, Route, Workers
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "example"
@@ -74,14 +74,14 @@ def test_build_is_deterministic_and_a_rebuild_rewrites_nothing(example: Path, fl
 def test_a_change_replaces_the_tree_and_keeps_unchanged_files(example: Path, flash) -> None:
     assert flash("build", cwd=example).code == 0
     build = example / ".flash" / "build" / "data-api"
-    kept = os.stat(build / "runtime" / "app.py").st_ino
+    kept = os.stat(build / "flash_runtime" / "app.py").st_ino
     (example / "examples" / "demo" / "app" / "data.py").write_text(
         (example / "examples/demo/app/data.py").read_text() + "\n# changed\n"
     )
     (example / "examples" / "demo" / "app" / "new_module.py").write_text("X = 1\n")
     assert flash("build", cwd=example).code == 0
     assert (build / "src" / "app" / "new_module.py").read_text() == "X = 1\n"
-    assert os.stat(build / "runtime" / "app.py").st_ino == kept
+    assert os.stat(build / "flash_runtime" / "app.py").st_ino == kept
     assert not list(build.parent.glob(".data-api*"))  # no staging folder left behind
 
 
@@ -278,8 +278,8 @@ def test_push_needs_a_registry(example: Path, flash) -> None:
 @pytest.mark.skipif(not _engine_answers(), reason="no Docker engine answers on this machine")
 def test_real_docker_build_of_the_example(example: Path) -> None:
     build_dir = example / ".flash/build/data-api"
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     build(validate_file(example / "flash.toml"))
     done = subprocess.run(
@@ -357,7 +357,7 @@ def test_the_mothership_is_built_from_flash_code_alone(tmp_path: Path, flash) ->
     assert result.out.splitlines()[-1].startswith("flash: 3 endpoints built in ")
     mothership = tmp_path / ".flash" / "build" / "mothership"
     files = sorted(str(p.relative_to(mothership)) for p in mothership.rglob("*") if p.is_file())
-    assert [f for f in files if not f.startswith("runtime/")] == [
+    assert [f for f in files if not f.startswith("flash_runtime/")] == [
         ".dockerignore", "Dockerfile", "flash_worker.py", "requirements.txt", "src/.keep",
     ]  # fmt: skip
     assert (mothership / "requirements.txt").read_text().splitlines()[-2:] == ["aiohttp>=3.9,<4", "uvloop>=0.19"]

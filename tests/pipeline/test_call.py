@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli.call import send
-from pipeline.errors import ApiError
+from flash_pipeline.cli.call import send
+from flash_pipeline.errors import ApiError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,7 +130,7 @@ def test_logs_on_the_local_target(tmp_path: Path, flash) -> None:
     assert none.code == 2 and none.err.startswith("flash: error: no local log for calls-test\n")
     assert flash("deploy", "--target", "local", "--detach", cwd=tmp_path).code == 0
     follower = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "logs", "inference", "--target", "local", "--follow"],
+        [sys.executable, "-m", "flash_pipeline", "logs", "inference", "--target", "local", "--follow"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

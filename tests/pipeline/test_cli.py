@@ -126,7 +126,7 @@ def test_github_actions_annotations(tmp_path: Path) -> None:
     write(tmp_path, "flash.toml", BAD)
     env = {**os.environ, "GITHUB_ACTIONS": "true"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "validate"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "flash_pipeline", "validate"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert proc.stdout.splitlines() == [
@@ -139,7 +139,7 @@ def test_github_actions_annotations(tmp_path: Path) -> None:
 
 def test_console_script_and_module_agree(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("flash")
-    for command in ([str(script)], [sys.executable, "-m", "pipeline"]):
+    for command in ([str(script)], [sys.executable, "-m", "flash_pipeline"]):
         proc = subprocess.run([*command, "validate", str(EXAMPLE)], capture_output=True, text=True, cwd=tmp_path)
         assert (proc.returncode, proc.stdout, proc.stderr) == (
             0,
@@ -192,7 +192,7 @@ def test_init_refuses_to_overwrite_without_force(flash, tmp_path: Path) -> None:
 
 def test_init_never_prompts_without_a_tty(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "init", str(tmp_path)],
+        [sys.executable, "-m", "flash_pipeline", "init", str(tmp_path)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from pipeline.targets.gate import Backoff, wait_healthy
+from flash_pipeline.targets.gate import Backoff, wait_healthy
 
 
 class FakeTime:

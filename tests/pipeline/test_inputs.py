@@ -237,7 +237,7 @@ def test_output_folder_never_enters_the_next_build(app: Path, flash) -> None:
 
 def test_concurrent_builds_of_one_folder_all_succeed(app: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "pipeline", "build"]
+    command = [sys.executable, "-m", "flash_pipeline", "build"]
     config = app / "flash.toml"  # a second endpoint: shared hard links and the stale sweep race too
     config.write_text(
         config.read_text()
@@ -268,7 +268,7 @@ def test_build_memory_does_not_grow_with_the_source(app: Path) -> None:
     )
     probe = (
         "import resource, subprocess, sys; "
-        "code = subprocess.run([sys.executable, '-m', 'pipeline', 'build'], capture_output=True).returncode; "
+        "code = subprocess.run([sys.executable, '-m', 'flash_pipeline', 'build'], capture_output=True).returncode; "
         "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)"
     )
     for _ in range(2):  # a build, then a no-change rebuild
@@ -286,7 +286,7 @@ def test_the_never_ship_prefilter_never_hides_a_match() -> None:
     pathspec would exclude."""
     import random
 
-    from pipeline.build.ignore import _always, _suspect
+    from flash_pipeline.builder.ignore import _always, _suspect
 
     parts = [
         "app", ".env", ".env.local", "x.env", ".envrc", ".netrc", "_netrc", ".aws", "credentials", ".ssh",

@@ -8,7 +8,7 @@ import importlib.util
 from pathlib import Path
 
 STAGES = {"config": 1, "build": 2, "targets": 3, "report": 4, "cli": 5}  # anything else is shared (0)
-TARGETS = ("pipeline.targets.local", "pipeline.targets.runpod")
+TARGETS = ("flash_pipeline.targets.local", "flash_pipeline.targets.runpod")
 
 
 def _package_root() -> Path:
@@ -43,7 +43,7 @@ def _imports(name: str, path: Path) -> set[str]:
                     package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
                 )
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pipeline import report`
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from flash_pipeline import report`
     return {module for module in found if module == "pipeline" or module.startswith("pipeline.")}
 
 
@@ -58,7 +58,12 @@ def _target(module: str) -> str | None:
 
 def test_the_package_is_laid_out_in_stages() -> None:
     modules = _modules()
-    for stage in ("pipeline.config", "pipeline.build", "pipeline.targets.local", "pipeline.targets.runpod"):
+    for stage in (
+        "flash_pipeline.config",
+        "flash_pipeline.builder",
+        "flash_pipeline.targets.local",
+        "flash_pipeline.targets.runpod",
+    ):
         assert stage in modules, f"{stage} is missing from the installed package"
 
 
@@ -69,11 +74,11 @@ def test_imports_flow_one_way_and_targets_stay_apart() -> None:
         for imported in sorted(_imports(name, path)):
             known = imported if imported in modules else imported.rpartition(".")[0]
             if known not in modules:
-                continue  # an attribute of a module (`from pipeline.x import name`)
-            in_cli = lambda module: module == "pipeline.cli" or module.startswith("pipeline.cli.")  # noqa: E731
-            if in_cli(known) and not in_cli(name) and name != "pipeline.__main__":
+                continue  # an attribute of a module (`from flash_pipeline.x import name`)
+            in_cli = lambda module: module == "flash_pipeline.cli" or module.startswith("flash_pipeline.cli.")  # noqa: E731
+            if in_cli(known) and not in_cli(name) and name != "flash_pipeline.__main__":
                 problems.append(f"{name} imports the CLI")
-            elif _stage(known) > _stage(name) and name != "pipeline.__main__":
+            elif _stage(known) > _stage(name) and name != "flash_pipeline.__main__":
                 problems.append(f"{name} imports {known}, a later stage")
             mine, theirs = _target(name), _target(known)
             if mine and theirs and mine != theirs:
@@ -86,6 +91,6 @@ def test_imports_flow_one_way_and_targets_stay_apart() -> None:
 def test_the_checker_sees_a_violation() -> None:
     """The walk is real: it finds imports inside functions, relative or not."""
     source = _package_root() / "targets" / "runpod" / "apply.py"
-    assert "pipeline.targets.runpod.provider" in _imports("pipeline.targets.runpod.apply", source)
-    assert _stage("pipeline.report") > _stage("pipeline.targets.runpod.apply")
-    assert _target("pipeline.targets.local.deploy") != _target("pipeline.targets.runpod.deploy")
+    assert "flash_pipeline.targets.runpod.provider" in _imports("flash_pipeline.targets.runpod.apply", source)
+    assert _stage("flash_pipeline.report") > _stage("flash_pipeline.targets.runpod.apply")
+    assert _target("flash_pipeline.targets.local.deploy") != _target("flash_pipeline.targets.runpod.deploy")

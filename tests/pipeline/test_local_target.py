@@ -54,8 +54,8 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shutil.copytree(REPO / "tests" / "apps" / "worker", tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("LOCAL_TEST_GREETING", "howdy")
     yield tmp_path
-    from pipeline.config.validate import validate_file
-    from pipeline.targets.local.deploy import local_destroy
+    from flash_pipeline.config.validate import validate_file
+    from flash_pipeline.targets.local.deploy import local_destroy
 
     for config in ("local.toml", "broken.toml"):
         local_destroy(validate_file(tmp_path / config))
@@ -66,8 +66,8 @@ def example_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     shutil.copy(REPO / "flash.toml.example", tmp_path / "flash.toml")
     yield tmp_path
-    from pipeline.config.validate import validate_file
-    from pipeline.targets.local.deploy import local_destroy
+    from flash_pipeline.config.validate import validate_file
+    from flash_pipeline.targets.local.deploy import local_destroy
 
     local_destroy(validate_file(tmp_path / "flash.toml"))
 
@@ -401,8 +401,8 @@ def test_an_endpoint_calls_another_through_runtime_endpoint(tmp_path: Path, flas
         assert flash("plan", "--target", "local", "--detailed-exitcode", cwd=tmp_path).code == 0  # wiring is stable
         _kill_callees_under_load(flash, tmp_path, api)
     finally:
-        from pipeline.config.validate import validate_file
-        from pipeline.targets.local.deploy import local_destroy
+        from flash_pipeline.config.validate import validate_file
+        from flash_pipeline.targets.local.deploy import local_destroy
 
         local_destroy(validate_file(tmp_path / "flash.toml"))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.targets.plan import Action, Change, plan_deploy
+from flash_pipeline.targets.plan import Action, Change, plan_deploy
 
 
 def test_create_update_keep_orphan() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.report import Progress
+from flash_pipeline.report import Progress
 
 
 def test_progress_without_a_terminal_prints_timestamped_lines() -> None:

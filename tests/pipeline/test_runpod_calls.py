@@ -129,8 +129,8 @@ def test_a_missing_call_key_variable_is_refused_before_anything_is_sent(
 def test_a_caller_reaches_its_callee_through_runpod_with_the_call_key(tmp_path: Path, flash, emulator) -> None:
     import requests
 
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     shutil.copytree(REPO / "tests" / "apps" / "calls", tmp_path, dirs_exist_ok=True)
     config = tmp_path / "flash.toml"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
 
 from stateful import MARKER_APP, Variant, World
 
-from pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.cancel import Cancel
 
 CHAIN = Variant(endpoints=("a", "b", "c"), calls=(("a", "b"), ("b", "c")), mothership=True)
 
@@ -275,8 +275,8 @@ def test_destroy_with_nothing_listed_yet_waits_for_a_running_deploy_and_deletes_
 ) -> None:
     import shutil
 
-    from pipeline.config.validate import validate_file
-    from pipeline.targets.runpod.provider import RunpodProvider
+    from flash_pipeline.config.validate import validate_file
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
     shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "demo", tmp_path / "src")
     (tmp_path / "flash.toml").write_text(
@@ -304,8 +304,8 @@ def test_destroy_with_nothing_listed_yet_waits_for_a_running_deploy_and_deletes_
 
 
 def test_a_lease_broken_as_expired_stops_its_holder_writing(rest: World) -> None:
-    from pipeline.errors import ApiError
-    from pipeline.targets.runpod.lease import LEASE_TTL, LeaseLost, acquire
+    from flash_pipeline.errors import ApiError
+    from flash_pipeline.targets.runpod.lease import LEASE_TTL, LeaseLost, acquire
 
     world, backend = rest, rest.provider().backend
     late = [0.0]

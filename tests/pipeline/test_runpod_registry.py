@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "emulator"))
 from fake_registry import FakeRegistry  # noqa: E402
 
-from pipeline.build.registry import Reference, exists, parse  # noqa: E402
+from flash_pipeline.builder.registry import Reference, exists, parse  # noqa: E402
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def _deploy_process(config: Path, emulator, *args: str) -> subprocess.Popen[str]
     env = {**os.environ, "RUNPOD_API_BASE_URL": emulator.url, "RUNPOD_API_KEY": emulator.api_key}
     env.pop("FLASH_API", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "deploy", "-c", str(config), "--no-build", *args],
+        [sys.executable, "-m", "flash_pipeline", "deploy", "-c", str(config), "--no-build", *args],
         cwd=config.parent,
         env=env,
         stdout=subprocess.PIPE,

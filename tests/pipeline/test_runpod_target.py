@@ -314,8 +314,8 @@ def test_graphql_failed_update_rolls_back_and_prune_deletes_orphans(
 def test_an_emulated_deploy_serves_the_real_routes(project: Path, flash, emulator) -> None:
     import requests
 
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     result = build(validate_file(project / "flash.toml"))
     emulator.serve_builds(

@@ -8,8 +8,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from pipeline.config.schema import load_schema
-from pipeline.resources import resource_path
+from flash_pipeline.config.schema import load_schema
+from flash_pipeline.resources import resource_path
 
 
 def _subschemas(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.source import load, parse
-from pipeline.errors import ConfigError
+from flash_pipeline.config.source import load, parse
+from flash_pipeline.errors import ConfigError
 
 TEXT = '''# comment
 [app]

@@ -8,9 +8,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config.source import parse
-from pipeline.config.validate import validate_source
-from pipeline.errors import ConfigError
+from flash_pipeline.config.source import parse
+from flash_pipeline.config.validate import validate_source
+from flash_pipeline.errors import ConfigError
 
 EXAMPLE_TEXT = (Path(__file__).resolve().parents[2] / "flash.toml.example").read_text(encoding="utf-8")
 EXAMPLE_LINES = EXAMPLE_TEXT.splitlines()

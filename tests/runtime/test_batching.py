@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory, worker_type: type):
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("batch-app")
     shutil.copytree(REPO / "tests" / "apps" / "batch", root, dirs_exist_ok=True)
@@ -119,8 +119,8 @@ def test_a_client_gone_while_queued_is_dropped_before_the_call(url: str, worker)
 
 
 def test_ping_answers_while_a_batch_runs_and_sigterm_drains_the_queue(tmp_path: Path, worker_type: type) -> None:
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     shutil.copytree(REPO / "tests" / "apps" / "batch", tmp_path, dirs_exist_ok=True)
     own = worker_type(build(validate_file(tmp_path / "flash.toml")).out_dir / "batch")

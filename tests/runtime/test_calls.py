@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runtime.calls import CallError, RetryPolicy, close, current_headers, endpoint, with_retries
+from flash_runtime.calls import CallError, RetryPolicy, close, current_headers, endpoint, with_retries
 
 
 class FakeClock:

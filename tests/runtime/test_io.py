@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def io_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.build.output import build
-    from pipeline.config.validate import validate_file
+    from flash_pipeline.builder.output import build
+    from flash_pipeline.config.validate import validate_file
 
     root = tmp_path_factory.mktemp("io-app")
     shutil.copytree(REPO / "tests" / "apps" / "io", root, dirs_exist_ok=True)

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from runtime.calls import RetryPolicy
-from runtime.mothership import Mothership
+from flash_runtime.calls import RetryPolicy
+from flash_runtime.mothership import Mothership
 
 APP = {"app": "shop", "environment": None, "endpoints": {"inference": ["POST /predict"], "api": ["GET /items"]}}
 QUICK = RetryPolicy(deadline=1.0, initial=0.01, factor=2.0, cap=0.1)

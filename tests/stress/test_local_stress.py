@@ -22,7 +22,7 @@ import pytest
 import requests
 
 pytestmark = pytest.mark.stress
-FLASH = [sys.executable, "-m", "pipeline"]
+FLASH = [sys.executable, "-m", "flash_pipeline"]
 CONFIG = """\
 [app]
 name = "stress"
@@ -126,7 +126,7 @@ def _processes_of(app: Path) -> list[int]:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if (b"pipeline.targets.local.supervisor" in cmdline and str(app).encode() in cmdline) or (
+        if (b"flash_pipeline.targets.local.supervisor" in cmdline and str(app).encode() in cmdline) or (
             b"flash_worker.py" in cmdline and cwd.startswith(str(app))
         ):
             found.append(int(entry.name))
@@ -249,7 +249,7 @@ def test_two_deploys_at_once_share_one_supervisor(app: Path) -> None:
     supervisors = [
         pid
         for pid in _processes_of(app)
-        if b"pipeline.targets.local.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"flash_pipeline.targets.local.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert supervisors == [_supervisor_pid(app)]
     assert _answers(_url(app))

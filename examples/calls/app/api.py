@@ -1,6 +1,6 @@
-"""The `api` endpoint: validates, then calls `inference` with runtime.endpoint (retries cold starts)."""
+"""The `api` endpoint: validates, then calls `inference` with flash_runtime.endpoint (retries cold starts)."""
 
-from runtime import CallError, endpoint
+from flash_runtime import CallError, endpoint
 
 
 async def classify(body: dict) -> tuple:

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.build.output import BuildResult
-    from pipeline.config.model import Project
-    from pipeline.targets.local.deploy import LocalDeploy
-    from pipeline.targets.plan import Action
+    from flash_pipeline.builder.output import BuildResult
+    from flash_pipeline.config.model import Project
+    from flash_pipeline.targets.local.deploy import LocalDeploy
+    from flash_pipeline.targets.plan import Action
 
 
 class LocalProvider:
@@ -21,23 +21,23 @@ class LocalProvider:
     name = "local"
 
     def plan(self, project: Project) -> list[Action]:
-        from pipeline.targets.local.deploy import local_plan
+        from flash_pipeline.targets.local.deploy import local_plan
 
         return local_plan(project)
 
     def apply(
         self, project: Project, build: BuildResult, *, detach: bool, timeout: float | None, echo: Callable[[str], None]
     ) -> LocalDeploy:
-        from pipeline.targets.local.deploy import deploy_local
+        from flash_pipeline.targets.local.deploy import deploy_local
 
         return deploy_local(project, build, detach=detach, timeout=timeout, echo=echo)
 
     def status(self, project: Project) -> dict[str, Any] | None:
-        from pipeline.targets.local.deploy import local_status
+        from flash_pipeline.targets.local.deploy import local_status
 
         return local_status(project)
 
     def destroy(self, project: Project) -> list[str]:
-        from pipeline.targets.local.deploy import local_destroy
+        from flash_pipeline.targets.local.deploy import local_destroy
 
         return local_destroy(project)

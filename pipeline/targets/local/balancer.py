@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from pipeline.targets.local.workers import Worker, WorkerPool
+from flash_pipeline.targets.local.workers import Worker, WorkerPool
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
 MAX_BODY = 30 * 1024 * 1024  # RunPod's LB limit for a request body

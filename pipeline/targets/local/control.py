@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.build.output import BuildResult
-from pipeline.config.envvars import resolve_env
-from pipeline.config.model import Endpoint, Project
-from pipeline.errors import ApiError, BuildError
+from flash_pipeline.builder.output import BuildResult
+from flash_pipeline.config.envvars import resolve_env
+from flash_pipeline.config.model import Endpoint, Project
+from flash_pipeline.errors import ApiError, BuildError
 
 FIRST_PORT = 8080
 ALREADY_RUNNING = 75  # the supervisor's exit code when another one holds the folder
@@ -216,7 +216,14 @@ def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
     output = open(where.log, "ab") if detach else None  # noqa: SIM115 - handed to the child
     mode = ["--log", str(where.log)] if detach else ["--attached"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.targets.local.supervisor", str(where.state_dir), str(where.socket), *mode],
+        [
+            sys.executable,
+            "-m",
+            "flash_pipeline.targets.local.supervisor",
+            str(where.state_dir),
+            str(where.socket),
+            *mode,
+        ],
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,

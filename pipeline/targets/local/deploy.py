@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.build.output import BuildResult
-from pipeline.config.model import Project
-from pipeline.errors import ApiError, HealthError
-from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
-from pipeline.targets.local import control as local
-from pipeline.targets.plan import Action, in_layers, plan_deploy
+from flash_pipeline.builder.output import BuildResult
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ApiError, HealthError
+from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 
 # Local workers start in about a second: probe often, so the gate adds little to that.
 LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)
@@ -158,9 +158,9 @@ def local_destroy(project: Project) -> list[str]:
 
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
-    from pipeline.build.output import content_hashes
-    from pipeline.config.envvars import resolve_env
-    from pipeline.targets.local.balancer import EndpointSpec
+    from flash_pipeline.builder.output import content_hashes
+    from flash_pipeline.config.envvars import resolve_env
+    from flash_pipeline.targets.local.balancer import EndpointSpec
 
     hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ

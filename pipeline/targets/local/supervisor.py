@@ -1,6 +1,6 @@
 """The local target's supervisor process: hosts every endpoint, obeys the CLI over a unix socket.
 
-Run as `python -m pipeline.targets.local.supervisor STATE_DIR SOCKET [--attached]`. Commands are
+Run as `python -m flash_pipeline.targets.local.supervisor STATE_DIR SOCKET [--attached]`. Commands are
 JSON lines: {"cmd": "apply", "endpoints": [...]}, {"cmd": "status"}, {"cmd": "stop"}. Resolved env
 values arrive over the socket and live in memory only: nothing secret is written under .flash/.
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.targets.local.balancer import Endpoint, EndpointSpec
+from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
 
 OUTPUT = logging.getLogger("flash.local")  # worker output and supervisor events, one line each
 LOG_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 2  # a detached supervisor's log: at most ~30 MB on disk

@@ -21,8 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from pipeline import __version__
-from pipeline.errors import ApiError
+from flash_pipeline import __version__
+from flash_pipeline.errors import ApiError
 
 log = logging.getLogger("flash.http")
 DEFAULT_BASE_URL = "https://api.runpod.io"

@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.model import Project
-from pipeline.errors import BuildError, ConfigError, FlashError
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.plan import Action
-from pipeline.targets.runpod.converge import Outcome
-from pipeline.targets.runpod.provider import RunpodProvider
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import BuildError, ConfigError, FlashError
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.runpod.converge import Outcome
+from flash_pipeline.targets.runpod.provider import RunpodProvider
 
 
 def runpod_plan(project: Project, provider: RunpodProvider) -> list[Action]:
@@ -38,14 +38,14 @@ def runpod_deploy(
 ) -> list[Outcome]:
     """Build (unless the images were pushed by CI), push if asked, check every flash-built tag is in
     its registry, then apply and gate."""
-    from pipeline.config.calls import require_call_key
+    from flash_pipeline.config.calls import require_call_key
 
     problems = require_call_key(project, provider.environ)
     if problems:
         raise ConfigError(problems, "nothing was deployed")
     result = None
     if build:
-        from pipeline.build.output import build as build_project
+        from flash_pipeline.builder.output import build as build_project
 
         try:
             result = build_project(project)
@@ -53,7 +53,7 @@ def runpod_deploy(
             exc.consequence = "nothing was deployed"
             raise
         if push:
-            from pipeline.build.images import push as push_images
+            from flash_pipeline.builder.images import push as push_images
 
             push_images(result, project.registry, echo, builder=builder, insecure=insecure)
     cancel.check()
@@ -77,7 +77,7 @@ def require_pushed(project: Project, images: Mapping[str, str], *, insecure: boo
     """BuildError (exit 3) before any write if a flash-built tag is not in its registry: RunPod could
     never pull it, and the endpoint would never become healthy. A registry that cannot be asked
     (unreachable, a credential helper flash cannot use) is reported and not held against the deploy."""
-    from pipeline.build.registry import exists
+    from flash_pipeline.builder.registry import exists
 
     missing = []
     for endpoint in project.endpoints:
@@ -129,8 +129,8 @@ def deploy_configs(
     `journal` fills in as the work goes (one outcome list per project), for the report of an
     interrupted run. `summarize` renders the GitHub step summary (formatting is the report stage's).
     """
-    from pipeline.errors import Interrupted
-    from pipeline.targets.cancel import in_threads
+    from flash_pipeline.errors import Interrupted
+    from flash_pipeline.targets.cancel import in_threads
 
     journal.extend((p, []) for p in projects)
     several = len(projects) > 1

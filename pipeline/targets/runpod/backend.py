@@ -9,7 +9,7 @@ import builtins
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pipeline.targets.runpod.api import Client
+from flash_pipeline.targets.runpod.api import Client
 
 
 class Backend(Protocol):
@@ -30,7 +30,7 @@ class Backend(Protocol):
 
     def worker_summary(self, endpoint_id: str, name: str) -> dict[str, Any]: ...
 
-    # Templates: the deploy lease (pipeline.targets.runpod.lease) and, on GraphQL, each endpoint's container spec.
+    # Templates: the deploy lease (flash_pipeline.targets.runpod.lease) and, on GraphQL, each endpoint's container spec.
     def templates(self) -> builtins.list[dict[str, Any]]: ...
 
     def template(self, template_id: str) -> dict[str, Any] | None: ...

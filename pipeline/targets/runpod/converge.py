@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config.model import Endpoint
-from pipeline.errors import FlashError, Interrupted
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
-from pipeline.targets.plan import Action
-from pipeline.targets.runpod.backend import Backend
-from pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
-from pipeline.targets.runpod.wiring import BUILD
+from flash_pipeline.config.model import Endpoint
+from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
+from flash_pipeline.targets.runpod.wiring import BUILD
 
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 

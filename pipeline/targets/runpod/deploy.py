@@ -1,10 +1,10 @@
 """Deploy to RunPod: survey the account, plan against what is provably ours, apply in parallel.
 
-Identity is exact name plus owner markers (pipeline.targets.runpod.ownership); a name another owner holds is
+Identity is exact name plus owner markers (flash_pipeline.targets.runpod.ownership); a name another owner holds is
 refused before any write. Where several endpoints of ours share a name, one rule picks the
-survivor (pipeline.targets.runpod.survivors); the others, and a replace's old endpoint, are
+survivor (flash_pipeline.targets.runpod.survivors); the others, and a replace's old endpoint, are
 deleted at the end, once no endpoint of the app still calls them. Each endpoint converges in its
-own thread (pipeline.targets.runpod.converge), layer by layer; each layer's creates are followed
+own thread (flash_pipeline.targets.runpod.converge), layer by layer; each layer's creates are followed
 by a listing that removes any duplicate this run made before a caller is wired to it (a
 backstop: the deploy lease already serialises runs). Orphans are deleted only with prune.
 """
@@ -16,17 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pipeline.config.envvars import resolve_env
-from pipeline.config.model import Cpu, Project
-from pipeline.errors import ConflictError, HealthError
-from pipeline.targets.cancel import Cancel, in_threads
-from pipeline.targets.plan import Action, in_layers, plan_deploy
-from pipeline.targets.runpod.backend import Backend
-from pipeline.targets.runpod.converge import Context, Outcome, converge
-from pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
-from pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
-from pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
-from pipeline.targets.runpod.wiring import rewired, waits_on, wiring
+from flash_pipeline.config.envvars import resolve_env
+from flash_pipeline.config.model import Cpu, Project
+from flash_pipeline.errors import ConflictError, HealthError
+from flash_pipeline.targets.cancel import Cancel, in_threads
+from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
+from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.converge import Context, Outcome, converge
+from flash_pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
+from flash_pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
+from flash_pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
+from flash_pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
 

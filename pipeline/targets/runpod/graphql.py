@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.errors import ApiError
-from pipeline.targets.runpod.api import AmbiguousError, Client
-from pipeline.targets.runpod.rest import LEASE_IMAGE, PLATFORM_ENV
+from flash_pipeline.errors import ApiError
+from flash_pipeline.targets.runpod.api import AmbiguousError, Client
+from flash_pipeline.targets.runpod.rest import LEASE_IMAGE, PLATFORM_ENV
 
 ENDPOINT_FIELDS = (
     "id name type gpuIds gpuCount instanceIds workersMin workersMax idleTimeout scalerType scalerValue "

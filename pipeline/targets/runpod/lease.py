@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.errors import ApiError, FlashError
-from pipeline.targets.cancel import Cancel
+from flash_pipeline.errors import ApiError, FlashError
+from flash_pipeline.targets.cancel import Cancel
 
 LEASE_TTL = 120.0  # seconds a lease lives without being renewed
 RENEW_EVERY = 30.0

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config.model import runpod_name
+from flash_pipeline.config.model import runpod_name
 
 MARKER_APP = "FLASH_APP"
 MARKER_ENV = "FLASH_ENV"

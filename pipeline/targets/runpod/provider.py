@@ -8,20 +8,20 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.build.output import BuildResult, content_hashes
-from pipeline.build.render import image_ref
-from pipeline.config.model import Project
-from pipeline.errors import ApiError, BuildError, FlashError, UsageError
-from pipeline.targets.cancel import Cancel
-from pipeline.targets.plan import Action
-from pipeline.targets.runpod.api import Client
-from pipeline.targets.runpod.backend import Backend
-from pipeline.targets.runpod.converge import Outcome
-from pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
-from pipeline.targets.runpod.graphql import GraphqlBackend
-from pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
-from pipeline.targets.runpod.ownership import claim
-from pipeline.targets.runpod.rest import RestBackend, health_url
+from flash_pipeline.builder.output import BuildResult, content_hashes
+from flash_pipeline.builder.render import image_ref
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import ApiError, BuildError, FlashError, UsageError
+from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.runpod.api import Client
+from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.converge import Outcome
+from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
+from flash_pipeline.targets.runpod.graphql import GraphqlBackend
+from flash_pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
+from flash_pipeline.targets.runpod.ownership import claim
+from flash_pipeline.targets.runpod.rest import RestBackend, health_url
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 

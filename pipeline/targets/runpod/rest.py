@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.config.model import Cpu, Endpoint
-from pipeline.errors import ApiError
-from pipeline.targets.runpod.api import AmbiguousError, Client
-from pipeline.targets.runpod.ownership import MARKERS
+from flash_pipeline.config.model import Cpu, Endpoint
+from flash_pipeline.errors import ApiError
+from flash_pipeline.targets.runpod.api import AmbiguousError, Client
+from flash_pipeline.targets.runpod.ownership import MARKERS
 
 LB_PORTS = ["80/http"]  # the worker listens on $PORT, 80 unless RunPod says otherwise
 LEASE_IMAGE = "flash-lease:none"  # a lease template is never run; an image is required all the same

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from pipeline.config.model import Project
-from pipeline.errors import FlashError, Interrupted
-from pipeline.targets.runpod.converge import Context, Outcome
-from pipeline.targets.runpod.ownership import MARKER_ENDPOINT, Claims, claim, created_order
-from pipeline.targets.runpod.rest import family, health_url
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.targets.runpod.converge import Context, Outcome
+from flash_pipeline.targets.runpod.ownership import MARKER_ENDPOINT, Claims, claim, created_order
+from flash_pipeline.targets.runpod.rest import family, health_url
 
 
 def survivor(items: Sequence[dict[str, Any]], wanted: str | None) -> dict[str, Any]:

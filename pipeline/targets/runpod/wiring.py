@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.config.envvars import resolve_value
-from pipeline.config.model import Endpoint, Project
+from flash_pipeline.config.envvars import resolve_value
+from flash_pipeline.config.model import Endpoint, Project
 
 BUILD = "FLASH_BUILD"
 

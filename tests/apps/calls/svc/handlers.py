@@ -1,10 +1,10 @@
-"""`api` calls `inference` through runtime.endpoint; `inference` reports what reached it."""
+"""`api` calls `inference` through flash_runtime.endpoint; `inference` reports what reached it."""
 
 from __future__ import annotations
 
 from sanic import Request
 
-from runtime import CallError, endpoint
+from flash_runtime import CallError, endpoint
 
 
 def predict(request: Request) -> dict:

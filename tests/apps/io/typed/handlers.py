@@ -8,7 +8,7 @@ from typing import TypedDict
 
 from pydantic import BaseModel, Field
 
-from runtime import Binary, Upload
+from flash_runtime import Binary, Upload
 
 
 class Line(BaseModel):

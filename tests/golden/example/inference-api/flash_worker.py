@@ -6,7 +6,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:1] = [HERE, os.path.join(HERE, "src")]
 
-from runtime.server import serve  # noqa: E402
+from flash_runtime.server import serve  # noqa: E402
 
 ROUTES = [
     ('POST', '/predict', 'app.handlers:predict'),

@@ -6,11 +6,11 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build.handlers import check_handlers, default_out_dir, listing, source_files
-from pipeline.build.ignore import CACHE_SIGNATURE, CACHE_TAG
-from pipeline.build.render import Tree, content_hash, image_ref, manifest, render_endpoint, write_tree
-from pipeline.config.model import Project
-from pipeline.errors import BuildError, ConfigError
+from flash_pipeline.builder.handlers import check_handlers, default_out_dir, listing, source_files
+from flash_pipeline.builder.ignore import CACHE_SIGNATURE, CACHE_TAG
+from flash_pipeline.builder.render import Tree, content_hash, image_ref, manifest, render_endpoint, write_tree
+from flash_pipeline.config.model import Project
+from flash_pipeline.errors import BuildError, ConfigError
 
 MANIFEST = "manifest.json"
 

@@ -19,9 +19,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.build.ignore import ALWAYS_EXCLUDED
-from pipeline.config.model import Endpoint, Gpu, Project
-from pipeline.resources import resource_path
+from flash_pipeline.builder.ignore import ALWAYS_EXCLUDED
+from flash_pipeline.config.model import Endpoint, Gpu, Project
+from flash_pipeline.resources import resource_path
 
 # relative POSIX path -> content: bytes rendered here, or a Path of a file copied as it is (source
 # and runtime files are never read whole into memory: a 2 GB model file costs a streamed hash)
@@ -30,7 +30,9 @@ Tree = dict[str, Content]
 WORKER_FILE = "flash_worker.py"
 START_COMMAND = ("python", f"../{WORKER_FILE}")  # run from <endpoint>/src, in the image and locally
 RUNTIME_REQUIREMENTS = ("sanic>=23.12,<26",)
-CALLS_REQUIREMENTS = ("aiohttp>=3.9,<4",)  # the pooled client of runtime.calls, only where an endpoint calls others
+CALLS_REQUIREMENTS = (
+    "aiohttp>=3.9,<4",
+)  # the pooled client of flash_runtime.calls, only where an endpoint calls others
 MOTHERSHIP_REQUIREMENTS = (*CALLS_REQUIREMENTS, "uvloop>=0.19")  # aiohttp server and client on the faster loop
 BASE_ENV = ("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PORT=80")  # every image's ENV
 MAX_REQUEST_SECONDS = 330  # RunPod's LB processing limit (5.5 minutes): a longer timeout cannot help
@@ -102,7 +104,7 @@ def render_endpoint(
 
 
 def _render_mothership(project: Project, endpoint: Endpoint, runtime: Mapping[str, Content]) -> Tree:
-    """The mothership: flash's own router (runtime.mothership) and the app's routes; no user source."""
+    """The mothership: flash's own router (flash_runtime.mothership) and the app's routes; no user source."""
     routes = {e.key: [f"{r.method} {r.path}" for r in e.routes] for e in project.endpoints if not e.generated}
     worker = _render("mothership.py.j2", app=project.name, environment=project.environment, endpoints=routes)
     compile(worker, WORKER_FILE, "exec")

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from pipeline.config.model import FileResult, Loc, Project
-from pipeline.config.schema import did_you_mean
-from pipeline.errors import BuildError, ConfigError, Diagnostic
+from flash_pipeline.config.model import FileResult, Loc, Project
+from flash_pipeline.config.schema import did_you_mean
+from flash_pipeline.errors import BuildError, ConfigError, Diagnostic
 
 # ast.parse is not thread-safe on CPython 3.11 ("AST constructor recursion depth mismatch",
 # python/cpython#106905), and monorepo deploys build several configs in threads at once.
@@ -41,7 +41,7 @@ def source_files(project: Project, out_dir: Path | None = None) -> list[str]:
 
 def listing(root: Path, skip: tuple[Path, ...] = (), *, git: bool = True) -> list[str]:
     """included_files as posix strings; BuildError naming the path that could not be read."""
-    from pipeline.build.ignore import included_files
+    from flash_pipeline.builder.ignore import included_files
 
     try:
         return [rel.as_posix() for rel in included_files(root, skip, git=git)]
@@ -155,7 +155,7 @@ def _module_names(project: Project, shipped: set[str], module: str) -> Names | t
 
 
 def _not_shipped(rel: str) -> tuple[str, str]:
-    from pipeline.build.ignore import always_excluded
+    from flash_pipeline.builder.ignore import always_excluded
 
     parts = rel.split("/")
     folders = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts) - 1)]

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build.output import BuildResult, BuiltEndpoint
-from pipeline.build.registry import exists
-from pipeline.errors import BuildError
+from flash_pipeline.builder.output import BuildResult, BuiltEndpoint
+from flash_pipeline.builder.registry import exists
+from flash_pipeline.errors import BuildError
 
 PLATFORM = "linux/amd64"
 BUILDERS = ("docker", "podman", "buildah")
