@@ -26,11 +26,17 @@ def destroy(config: str, yes: bool, app: str | None = None) -> int:
             f"flash: left {name} ({endpoint_id}): it has no flash owner markers; deploy adopts it, or delete it in the RunPod console",
             err=True,
         )
-    if not doomed:
+    running = provider.lease_holders(project)
+    if not doomed and not running:
         click.echo(f"flash: nothing of {app} to delete on RunPod" if app else "flash: nothing to delete on RunPod")
         return 0
-    click.echo(report.destroy_list(project.name, doomed))
-    confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?")
+    if doomed:
+        click.echo(report.destroy_list(project.name, doomed))
+    if running:  # destroy lists again under the lease: what that deploy makes goes too
+        click.echo(
+            f"flash: a deploy of {project.name} is running ({running}); destroy waits for it, then deletes what it made"
+        )
+    confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?" if doomed else "Delete what that deploy makes?")
     cancel = Cancel()
     try:
         deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, echo_err), cancel)

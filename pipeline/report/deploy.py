@@ -135,10 +135,13 @@ def interrupted_text(deploys: Sequence[tuple[str, Sequence[Outcome]]]) -> str:
             where = f"{app}/{o.key}" if len(deploys) > 1 else o.key
             if o.action == "pending":
                 state = "not changed" if not o.endpoint_id else f"not changed ({o.endpoint_id})"
+                state += f" ({o.note})" if o.note else ""
             else:
                 state = f"{o.action} {o.endpoint_id or ''}".rstrip()
                 if o.gate is None or not o.gate.healthy:
                     state += " (health not confirmed)"
+                if o.retire:  # a replace's old endpoint: its callers may still name it
+                    state += f" (the old endpoint {o.retire} is kept)"
             lines.append(f"  {where}: {state}")
         if not outcomes:
             lines.append(f"  {app}: nothing was changed")

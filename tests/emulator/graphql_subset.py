@@ -1,39 +1,23 @@
-"""The GraphQL subset of RunPod's API that flash uses, served by the emulator.
+"""RunPod's GraphQL, served by the emulator from RunPod's own schema (graphql-subset.graphql beside this file).
 
-Parsed and validated by graphql-core against the SDL below, so an unknown input field or a bad
-variable is a 400 (as RunPod answers), while business errors come back as HTTP 200 with `errors`.
-saveEndpoint with an id replaces the whole endpoint: omitted fields fall back to defaults.
+Every document is parsed and validated by graphql-core against that schema, so a field selected
+the wrong way (`networkVolumeIds` as a scalar) or an unknown input field is a 400, as RunPod
+answers, while business errors come back as HTTP 200 with `errors`. saveEndpoint with an id
+replaces the whole endpoint: omitted fields fall back to defaults. The schema promises nothing
+about template names, so `emulator.unique_template_names` decides whether two may share one;
+deleteTemplate takes a name, and where several templates share it, which one goes is not
+promised either (the emulator deletes the newest).
 """
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLError, build_schema, execute, parse, validate
+from graphql import GraphQLError, OperationDefinitionNode, build_schema, execute, parse, validate
 
-SDL = """
-type Query { myself: User }
-type User { endpoints: [Endpoint!]! podTemplates: [Template!]! }
-type EnvVar { key: String! value: String! }
-type Template { id: String! name: String! imageName: String! containerDiskInGb: Int! dockerArgs: String!
-  ports: String env: [EnvVar!]! volumeInGb: Int! isServerless: Boolean! }
-type Endpoint { id: String! name: String! type: String templateId: String template: Template
-  gpuIds: String gpuCount: Int instanceIds: [String!] workersMin: Int workersMax: Int idleTimeout: Int
-  scalerType: String scalerValue: Int executionTimeoutMs: Int locations: String flashBootType: String
-  networkVolumeId: String networkVolumeIds: [String!] allowedCudaVersions: String minCudaVersion: String }
-input EnvironmentVariableInput { key: String! value: String! }
-input SaveTemplateInput { id: String name: String! imageName: String! containerDiskInGb: Int! dockerArgs: String!
-  env: [EnvironmentVariableInput!]! volumeInGb: Int! isServerless: Boolean! ports: String }
-input EndpointInput { id: String name: String! type: String templateId: String gpuIds: String gpuCount: Int
-  instanceIds: [String!] workersMin: Int workersMax: Int idleTimeout: Int scalerType: String scalerValue: Int
-  executionTimeoutMs: Int locations: String flashBootType: String networkVolumeId: String networkVolumeIds: [String!]
-  allowedCudaVersions: String minCudaVersion: String }
-type Mutation { saveTemplate(input: SaveTemplateInput): Template
-  saveEndpoint(input: EndpointInput!): Endpoint
-  deleteEndpoint(id: String!): String
-  deleteTemplate(templateName: String!): String }
-"""
+SDL = (Path(__file__).with_name("graphql-subset.graphql")).read_text()
 SCHEMA = build_schema(SDL)
 DEFAULTS = {"type": "QB", "gpuCount": 1, "workersMin": 0, "workersMax": 3, "idleTimeout": 5, "scalerType": "QUEUE_DELAY", "scalerValue": 4,
             "executionTimeoutMs": 600000, "locations": None, "flashBootType": "OFF", "networkVolumeId": None, "networkVolumeIds": None, "gpuIds": None, "instanceIds": None,
@@ -46,9 +30,13 @@ class Root:
 
     def myself(self, _info: Any) -> dict[str, Any]:
         return {
+            "id": "user-1",
             "endpoints": [self._view(i) for i in self.emu.gql_endpoints],
             "podTemplates": list(self.emu.templates.values()),
         }
+
+    def podTemplate(self, _info: Any, id: str) -> dict[str, Any] | None:
+        return self.emu.templates.get(id)  # type: ignore[no-any-return]
 
     def _view(self, endpoint_id: str) -> dict[str, Any]:
         node = dict(self.emu.gql_endpoints[endpoint_id])
@@ -59,13 +47,12 @@ class Root:
         template_id = input.get("id") or uuid.uuid4().hex[:10]
         if input.get("id") and template_id not in self.emu.templates:
             raise GraphQLError("Template not found")
-        if any(t["name"] == input["name"] and t["id"] != template_id for t in self.emu.templates.values()):
-            raise GraphQLError(f"Template name must be unique: {input['name']}")
+        self.emu.check_template_name(input["name"], template_id)
         self.emu.templates[template_id] = {**input, "id": template_id}
         for endpoint_id, node in self.emu.gql_endpoints.items():
             if node.get("templateId") == template_id:  # its workers start from the new template
                 self.emu.mirror(endpoint_id)
-        return self.emu.templates[template_id]
+        return self.emu.templates[template_id]  # type: ignore[no-any-return]
 
     def saveEndpoint(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         endpoint_id = input.get("id") or uuid.uuid4().hex[:10]
@@ -75,7 +62,15 @@ class Root:
             raise GraphQLError(self.emu.refuse_creates)
         if input.get("templateId") not in self.emu.templates:
             raise GraphQLError("templateId is required and must exist")
-        self.emu.gql_endpoints[endpoint_id] = {**DEFAULTS, **input, "id": endpoint_id}  # full replace
+        node = {**DEFAULTS, **input, "id": endpoint_id}  # full replace
+        volumes = input.get("networkVolumeIds")
+        node["networkVolumeIds"] = (
+            [{"networkVolumeId": v["networkVolumeId"], "dataCenterId": "EU-RO-1"} for v in volumes if v]
+            if volumes
+            else None
+        )
+        node["createdAt"] = (self.emu.gql_endpoints.get(endpoint_id) or {}).get("createdAt") or self.emu.now_iso()
+        self.emu.gql_endpoints[endpoint_id] = node
         self.emu.mirror(endpoint_id)
         return self._view(endpoint_id)
 
@@ -85,13 +80,36 @@ class Root:
             raise GraphQLError("Endpoint not found")
         self.emu.endpoints.pop(id, None)
 
-    def deleteTemplate(self, _info: Any, templateName: str) -> None:
-        found = next((t for t in self.emu.templates.values() if t["name"] == templateName), None)
-        if found is None:
+    def deleteTemplate(self, _info: Any, templateName: str | None = None) -> None:
+        found = [t for t in self.emu.templates.values() if t["name"] == templateName]
+        if not found:
             raise GraphQLError("Template not found")
-        if self.emu.template_in_use(found["id"]):
+        doomed = found[-1]  # several of one name: which one goes is not promised
+        if self.emu.template_in_use(doomed["id"]):
             raise GraphQLError("Template is in use by an endpoint")
-        del self.emu.templates[found["id"]]
+        del self.emu.templates[doomed["id"]]
+
+
+def operation(payload: Any) -> str:
+    """The emulator's name for what a GraphQL request does (for per-operation latency and faults)."""
+    try:
+        document = parse(payload["query"])
+        definition = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+        field = definition.selection_set.selections[0]
+        name = field.name.value  # type: ignore[attr-defined]
+        if name == "myself":
+            inner = [s.name.value for s in field.selection_set.selections]  # type: ignore[attr-defined]
+            return "template.list" if "podTemplates" in inner else "list"
+        given = bool(((payload.get("variables") or {}).get("input") or {}).get("id"))
+    except Exception:
+        return "graphql"
+    return {
+        "saveEndpoint": "update" if given else "create",
+        "saveTemplate": "template.update" if given else "template.create",
+        "deleteEndpoint": "delete",
+        "deleteTemplate": "template.delete",
+        "podTemplate": "template.get",
+    }.get(name, "graphql")
 
 
 def run(emulator: Any, payload: Any) -> tuple[int, dict[str, Any]]:
@@ -104,9 +122,11 @@ def run(emulator: Any, payload: Any) -> tuple[int, dict[str, Any]]:
         return 400, {"errors": [{"message": exc.message}]}
     problems = validate(SCHEMA, document)
     if problems:
+        emulator.rejected.append(payload["query"])
         return 400, {"errors": [{"message": p.message} for p in problems]}
     result = execute(SCHEMA, document, root_value=Root(emulator), variable_values=payload.get("variables") or {})
     if result.errors and result.data is None:  # variables that do not fit their input types
+        emulator.rejected.append(payload["query"])
         return 400, {"errors": [{"message": e.message} for e in result.errors]}
     body: dict[str, Any] = {"data": result.data}
     if result.errors:

@@ -6,11 +6,17 @@ scripted: 429 with Retry-After, 503 JSON, 502 HTML, and connections dropped afte
 applied. Rollouts keep old workers answering until they finish, so a gate that does not wait
 for them would pass on the wrong version.
 
-As strict as RunPod where flash's safety depends on it: the compute family of an endpoint is
-immutable (a PATCH switching gpu/cpu is a 400), template names are unique on the account (REST
-and GraphQL share them) and templates outlive the endpoints that used them, 429s carry a real
+As strict as RunPod where flash's safety depends on it, and relying on nothing its documents do
+not promise: the compute family of an endpoint is immutable (a PATCH switching gpu/cpu is a 400),
+templates outlive the endpoints that used them (REST and GraphQL share them), 429s carry a real
 Retry-After (`retry_after` seconds), endpoint names may repeat, and `createdAt` is the real
-creation time.
+creation time. Template names are unique by default; RunPod does not promise it, so
+`unique_template_names = False` lets two templates share a name.
+
+Per operation ("list", "create", "update", "delete", "template.create", ... the same names for
+REST and GraphQL, see `operation()`): `op_latency` seconds before it runs, `op_faults` (a Faults
+of its own) and `hooks` (a callable run before the operation; a test blocks it on an Event to
+hold a create in flight). GraphQL documents the schema rejects are kept in `rejected`.
 
 Data plane: /lb/{id}/ping answers 204 for `warmup` seconds after a (re)deploy, then 200; an
 image whose reference contains "unhealthy" answers 503 forever. /lb/{id}/manifest reports the
@@ -35,6 +41,7 @@ from typing import Any
 
 import catalog
 import graphql_subset
+from graphql import GraphQLError
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -92,6 +99,14 @@ class Emulator:
         self.rollout = rollout
         self.latency = latency
         self.faults = Faults()
+        self.op_latency: dict[str, float] = {}  # operation -> extra seconds before it runs
+        self.op_faults: dict[str, Faults] = {}  # operation -> its own faults (instead of `faults`)
+        self.hooks: dict[str, Any] = {}  # operation -> callable(), run before the operation
+        self.on_call: Any = None  # callable(operation), run before every control-plane call
+        self.after: dict[str, Any] = {}  # operation -> callable(), run once it is applied, before the answer
+        self.unique_template_names = True  # RunPod's documents do not promise it: tests switch it off
+        self.rejected: list[str] = []  # GraphQL documents the schema refused
+        self.ops: list[str] = []  # the operation of each control-plane call (see operation())
         self.retry_after = 1  # seconds a 429 asks for (RunPod never says 0)
         self.refuse_creates = ""  # when set, endpoint creates fail with this business error
         self.stale: dict[str, str] = {}  # endpoint name -> the build an old worker keeps answering with
@@ -195,11 +210,21 @@ class Emulator:
             return "cpu"
         return None
 
+    def check_template_name(self, name: str | None, template_id: str | None) -> None:
+        """Names unique on the account (REST and GraphQL), unless `unique_template_names` is off."""
+        taken = any(t["name"] == name and t["id"] != template_id for t in self.templates.values())
+        if name and taken and self.unique_template_names:
+            from graphql import GraphQLError
+
+            raise GraphQLError(f"Template name must be unique: {name}")
+
+    def now_iso(self) -> str:
+        return _now_iso()
+
     def save_template(self, body: dict[str, Any], template_id: str | None = None) -> dict[str, Any]:
-        """REST template create/update; names are unique on the account (GraphQL's too)."""
+        """REST template create/update."""
         name = body.get("name")
-        if name and any(t["name"] == name and t["id"] != template_id for t in self.templates.values()):
-            raise ValueError(f"Template name must be unique: {name}")
+        self.check_template_name(name, template_id)
         if template_id is None:
             template_id = uuid.uuid4().hex[:10]
             self.templates[template_id] = {
@@ -287,6 +312,23 @@ class Emulator:
         return self.stale.get(str(deployed.body.get("name"))) or deployed.body.get("env", {}).get("FLASH_BUILD")
 
 
+def operation(method: str, path: str, payload: Any) -> str:
+    """What a control-plane request does, named alike for REST and GraphQL."""
+    if path == "/graphql":
+        return graphql_subset.operation(payload)
+    if path.startswith("/v2/catalog"):
+        return "catalog"  # prices and stock (tests/emulator/catalog.py)
+    if path.startswith("/v2/templates"):
+        has_id = bool(path.removeprefix("/v2/templates").strip("/"))
+        kind = {"GET": "get" if has_id else "list", "POST": "create", "PATCH": "update", "DELETE": "delete"}
+        return "template." + kind.get(method, method.lower())
+    tail = path.removeprefix("/v2/serverless").strip("/").split("/")
+    if len(tail) > 1:
+        return tail[-1] if tail[-1] in ("releases", "workers") else "logs"
+    kinds = {"GET": "get" if tail[0] else "list", "POST": "create", "PATCH": "update", "DELETE": "delete"}
+    return kinds.get(method, method.lower())
+
+
 def _now_iso() -> str:
     """The creation time, to the microsecond: duplicates of one name sort oldest first."""
     from datetime import UTC, datetime
@@ -336,10 +378,13 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 problem["errors"] = errors
             self._send(status, problem, "application/problem+json")
 
-        def _body(self) -> Any:
+        def _read(self) -> Any:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             return json.loads(raw) if raw else None
+
+        def _body(self) -> Any:
+            return self._payload
 
         def do_GET(self) -> None:
             self._route("GET")
@@ -355,6 +400,7 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _route(self, method: str) -> None:
             self._event = ""  # set by the data plane only (a handler serves a whole keep-alive connection)
+            self._payload = None
             path = self.path.split("?")[0]
             if path.startswith("/lb/"):
                 return self._data_plane(method, path)
@@ -362,13 +408,23 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             emulator.times.append(time.monotonic())
             if self.headers.get("Authorization") != f"Bearer {emulator.api_key}":
                 return self._problem(401, "Unauthorized", "invalid or missing API key")
-            if emulator.latency:
-                time.sleep(emulator.latency)
-            fault = emulator.faults.draw()
+            if method in ("POST", "PATCH"):
+                try:
+                    self._payload = self._read()
+                except ValueError:
+                    return self._problem(400, "Bad Request", "the body is not JSON")
+            op = self._op = operation(method, path, self._payload)
+            emulator.ops.append(op)
+            delay = emulator.latency + emulator.op_latency.get(op, 0.0)
+            if delay:
+                time.sleep(delay)
+            for hook in (emulator.on_call, emulator.hooks.get(op)):
+                if hook is not None:
+                    hook() if hook is not emulator.on_call else hook(op)
+            fault = (emulator.op_faults.get(op) or emulator.faults).draw()
             if fault == "404":
                 return self._problem(404, "Not Found", "not found")
             if fault in ("429", "503", "502"):
-                self._body()
                 if fault == "429":
                     return self._send(
                         429,
@@ -392,23 +448,31 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     )
                 if path == "/graphql" and method == "POST":
                     status, answer = graphql_subset.run(emulator, self._body())
+                    if fault == "drop":  # applied, but the answer is lost
+                        return self._drop()
                     return self._send(status, answer)
                 if path.startswith("/v2/templates"):
-                    return self._templates(method, path)
+                    return self._templates(method, path, drop=fault == "drop")
                 self._control(method, path, drop=fault == "drop")
 
-        def _templates(self, method: str, path: str) -> None:
+        def _drop(self) -> None:
+            self.close_connection = True
+            self.connection.shutdown(2)
+
+        def _templates(self, method: str, path: str, *, drop: bool = False) -> None:
             body = self._body() if method in ("POST", "PATCH") else None
             template_id = path.removeprefix("/v2/templates").strip("/") or None
             if template_id and template_id not in emulator.templates:
                 return self._problem(404, "Not Found", "template not found")
             if method == "GET" and not template_id:
                 return self._send(200, {"templates": [emulator.public_template(i) for i in emulator.templates]})
+            if method == "GET" and template_id:
+                return self._send(200, emulator.public_template(template_id))
             if method == "DELETE" and template_id:
                 if emulator.template_in_use(template_id):
                     return self._problem(400, "Bad Request", "template is bound to a serverless endpoint")
                 del emulator.templates[template_id]
-                return self._send(204)
+                return self._drop() if drop else self._send(204)
             validator = CREATE_TEMPLATE if method == "POST" else UPDATE_TEMPLATE
             errors = [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in validator.iter_errors(body)]
             if errors or method not in ("POST", "PATCH") or (method == "POST") == bool(template_id):
@@ -417,9 +481,9 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 )
             try:
                 saved = emulator.save_template(body, template_id)
-            except ValueError as exc:
-                return self._problem(400, "Bad Request", str(exc))
-            return self._send(201 if method == "POST" else 200, saved)
+            except GraphQLError as exc:
+                return self._problem(400, "Bad Request", exc.message)
+            return self._drop() if drop else self._send(201 if method == "POST" else 200, saved)
 
         def _control(self, method: str, path: str, *, drop: bool) -> None:
             body = self._body() if method in ("POST", "PATCH") else None
@@ -491,10 +555,15 @@ def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 return self._problem(405, "Method Not Allowed", f"{method} {path}")
             if method != "GET":
                 emulator._sync_workers()
+            after = emulator.after.get(self._op)
+            if after is not None:  # applied: other calls may run (and see it) while the hook holds the answer
+                emulator.lock.release()
+                try:
+                    after()
+                finally:
+                    emulator.lock.acquire()
             if drop:  # applied, but the answer is lost
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return None
+                return self._drop()
             return self._send(status, result)
 
         def _data_plane(self, method: str, path: str) -> None:

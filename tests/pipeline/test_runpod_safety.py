@@ -145,7 +145,7 @@ def test_duplicates_are_flagged_and_repaired_keeping_the_oldest(tmp_path: Path, 
     assert f"(duplicates: {twin}; deploy deletes them)" in status.out
     repaired = flash("deploy", "--no-build", cwd=tmp_path)
     assert repaired.code == 0, repaired.err
-    assert f"deleted 1 duplicate(s) of demo-api: {twin}" in repaired.out
+    assert f"(deleted the duplicate {twin} of demo-api)" in repaired.out
     assert sorted(by_name(emulator, "demo-api")) == sorted([oldest, stranger])  # another owner's is not ours to delete
 
 
@@ -265,7 +265,7 @@ def test_an_unchanged_endpoint_waits_for_a_rollout_in_progress(tmp_path: Path, f
     assert "rollback is off" not in result.out + result.err
 
 
-def test_graphql_deploy_destroy_deploy_reuses_or_removes_templates(
+def test_graphql_deploy_destroy_deploy_gives_each_endpoint_its_own_template(
     tmp_path: Path, flash, emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLASH_API", "graphql")
@@ -274,14 +274,16 @@ def test_graphql_deploy_destroy_deploy_reuses_or_removes_templates(
     for _ in range(2):
         assert flash("deploy", "--no-build", cwd=tmp_path).code == 0
         [node] = emulator.gql_endpoints.values()
-        assert node["networkVolumeIds"] == ["vol1abc", "vol2abc"]
-        assert [t["name"] for t in emulator.templates.values()] == ["demo-api-template"]
+        assert [v["networkVolumeId"] for v in node["networkVolumeIds"]] == ["vol1abc", "vol2abc"]
+        [template] = emulator.templates.values()  # the endpoint's own, and no lease
+        assert template["id"] == node["templateId"] and template["name"].startswith("demo-api-")
         assert flash("destroy", "--yes", cwd=tmp_path).code == 0
         assert emulator.gql_endpoints == {} and emulator.templates == {}
-    # A template stranded by an older flash is reused, not a "name must be unique" failure.
+    # A template stranded by an older flash blocks nothing, and is not touched.
     emulator.templates["old"] = {"id": "old", "name": "demo-api-template", "imageName": "x", "containerDiskInGb": 5, "dockerArgs": "", "env": [], "volumeInGb": 0, "isServerless": True}  # fmt: skip
     assert flash("deploy", "--no-build", cwd=tmp_path).code == 0
-    assert list(emulator.templates) == ["old"]
+    assert emulator.templates["old"]["imageName"] == "x" and len(emulator.templates) == 2
+    assert emulator.rejected == []
 
 
 def test_a_graphql_create_refused_leaves_no_template(

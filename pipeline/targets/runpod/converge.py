@@ -40,6 +40,7 @@ class Outcome:
     error: str = ""
     changed: tuple[str, ...] = ()
     rolled_back: bool = False
+    retire: str = ""  # a replace's old endpoint, deleted once nothing calls it (survivors.retire)
 
     @property
     def healthy(self) -> bool | None:
@@ -57,11 +58,13 @@ class Context:
     backoff: Backoff = field(default_factory=Backoff)
     writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
     catalog: Any = None  # flash_pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
+    guard: Callable[[], None] = lambda: None  # raises once the deploy lease is not ours any more
 
     def write(self, call: Callable[[], Any]) -> Any:
-        """One control-plane write: never started once the run is cancelled."""
+        """One control-plane write: never started once the run is cancelled or its lease is lost."""
         with self.writes:
             self.cancel.check()
+            self.guard()
             return call()
 
 
@@ -87,6 +90,7 @@ def converge(
             _replace(ctx, endpoint, body, live, outcome, limit, known)
             return
         if action.kind == "create":
+            outcome.action = "creating"  # an interrupted run looks it up before reporting
             live = ctx.write(lambda: ctx.backend.create(body, lambda: known(set())))
             outcome.action = "created"
         elif action.kind in ("update", "adopt"):
@@ -103,6 +107,7 @@ def converge(
         assert live is not None
         outcome.endpoint_id = str(live["id"])
         outcome.url, health = health_url(live, ctx.lb_template, endpoint.health_path)
+        ctx.cancel.check()  # interrupted while the write was in flight: report what it did, gate nothing
         # Every gate waits for a rollout in progress first, unchanged endpoints too (a re-run
         # after a cancelled deploy must not pass on the old release's workers).
         outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
@@ -112,7 +117,7 @@ def converge(
         if isinstance(exc, Interrupted):
             raise
         outcome.error = f"{endpoint.key}: {exc}"
-        if outcome.action == "pending":
+        if outcome.action in ("pending", "creating"):
             outcome.action = "failed"
 
 
@@ -176,22 +181,25 @@ def _replace(
     limit: float,
     known: Callable[[set[str]], dict[str, Any] | None],
 ) -> None:
-    """A compute-family change: create the new endpoint, gate it, then delete the old one.
+    """A compute-family change: create the new endpoint and gate it; the old one is deleted at the
+    end of the deploy, once no caller names it (survivors.retire).
 
     If the new one fails its gate it is deleted and the old one kept, untouched.
     """
     old_id = str(old["id"])
     outcome.note = f"replacing {old_id}"
+    outcome.retire = old_id
+    outcome.action = "creating"
     new = ctx.write(lambda: ctx.backend.create(body, lambda: known({old_id})))
     outcome.action = "replacing"
     outcome.endpoint_id = str(new["id"])
     outcome.url, health = health_url(new, ctx.lb_template, endpoint.health_path)
     outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
     if outcome.gate.healthy:
-        ctx.write(lambda: ctx.backend.delete(old_id, endpoint.name))
         outcome.action = "replaced"
-        outcome.note = f"{endpoint.name} now runs as {outcome.endpoint_id}; the old endpoint {old_id} was deleted"
+        outcome.note = f"{endpoint.name} now runs as {outcome.endpoint_id}; the old endpoint {old_id} goes once its callers are rewired"
         return
+    outcome.retire = ""
     gate = outcome.gate
     outcome.error = (
         f"{endpoint.key}: the replacement was not healthy after {gate.waited:.0f}s (last /ping: {gate.last_status})"

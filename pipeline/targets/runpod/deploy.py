@@ -1,10 +1,12 @@
 """Deploy to RunPod: survey the account, plan against what is provably ours, apply in parallel.
 
 Identity is exact name plus owner markers (flash_pipeline.targets.runpod.ownership); a name another owner holds is
-refused before any write. Duplicates of our own endpoints are repaired (the oldest is kept).
-Each endpoint converges in its own thread (flash_pipeline.targets.runpod.converge); orphans are deleted only
-with prune. Creates are followed by a listing that removes any duplicate this run made (a
-backstop: the deploy lease already serialises runs).
+refused before any write. Where several endpoints of ours share a name, one rule picks the
+survivor (flash_pipeline.targets.runpod.survivors); the others, and a replace's old endpoint, are
+deleted at the end, once no endpoint of the app still calls them. Each endpoint converges in its
+own thread (flash_pipeline.targets.runpod.converge), layer by layer; each layer's creates are followed
+by a listing that removes any duplicate this run made before a caller is wired to it (a
+backstop: the deploy lease already serialises runs). Orphans are deleted only with prune.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 from flash_pipeline.config.envvars import resolve_env
-from flash_pipeline.config.model import Project
-from flash_pipeline.errors import ConflictError, Exit, FlashError, HealthError, Interrupted
+from flash_pipeline.config.model import Cpu, Project
+from flash_pipeline.errors import ConflictError, Exit, HealthError
 from flash_pipeline.targets.cancel import Cancel, in_threads
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 from flash_pipeline.targets.runpod.backend import Backend
 from flash_pipeline.targets.runpod.converge import Context, Outcome, converge
-from flash_pipeline.targets.runpod.ownership import Claims, claim, created_order, markers, owner_of
+from flash_pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
 from flash_pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
+from flash_pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
 from flash_pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
@@ -56,9 +58,17 @@ def desired_bodies(
     }
 
 
+def families(project: Project) -> dict[str, str]:
+    """Each endpoint's compute family as the config asks for it."""
+    return {e.key: "cpu" if isinstance(e.compute, Cpu) else "gpu" for e in project.endpoints}
+
+
 def survey(project: Project, backend: Backend, images: Mapping[str, str], environ: Mapping[str, str]) -> Survey:
     """The plan: what to create, update, adopt, replace or keep, what conflicts and what is orphaned."""
-    claims = claim(project.name, project.environment, [e.key for e in project.endpoints], backend.list())
+    listed = backend.list()
+    claims = prefer(
+        claim(project.name, project.environment, [e.key for e in project.endpoints], listed), families(project)
+    )
     live = claims.live()
     template = lb_template(environ)
     urls = {key: health_url(found, template)[0] for key, found in live.items()}  # ids never change on update
@@ -128,9 +138,10 @@ def deploy_runpod(
     before = {str(e["id"]) for items in plan.claims.ours.values() for e in items}
     bodies = dict(plan.bodies)
 
+    retiring = [Retiring(a.key, by_key[a.key].name, extra, o, "duplicate") for a, o in work for extra in a.duplicates]
+
     def one(item: tuple[Action, Outcome]) -> None:
         action, outcome = item
-        _remove_duplicates(ctx, action, outcome, by_key[action.key].name)
         converge(
             ctx,
             by_key[action.key],
@@ -160,11 +171,14 @@ def deploy_runpod(
                 action = _replanned(action, bodies, live, plan.claims)
             ready.append((action, outcome))
         in_threads(one, ready)
-    if any(a.kind in ("create", "replace") for a, _ in work):
-        _backstop(ctx, project, outcomes)
+        backstop(ctx, project, [o for a, o in ready], families(project))  # before any caller is wired
     for action, outcome in zip(plan.actions, outcomes, strict=True):
         if action.kind == "orphan":
-            _orphan(ctx, project, action, plan.claims.orphans[action.key], outcome, prune)
+            items = plan.claims.orphans[action.key]
+            _orphan(items, outcome, prune)
+            retiring += [Retiring(action.key, outcome.name, str(e["id"]), outcome, "orphan") for e in items if prune]
+    retiring += [Retiring(o.key, o.name, o.retire, o, "replaced") for _, o in work if o.retire]
+    retire(ctx, project, retiring)
     if any(o.error for o in outcomes):
         raise DeployFailed(outcomes)
     return outcomes
@@ -199,61 +213,14 @@ def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any
     return replace(classify(diff, bodies, live, claims), layer=action.layer, after=action.after)
 
 
-def _remove_duplicates(ctx: Context, action: Action, outcome: Outcome, name: str) -> None:
-    """Extra endpoints of ours with one name: the oldest stays, the others go (they carry our markers)."""
-    for endpoint_id in action.duplicates:
-        ctx.write(partial(ctx.backend.delete, endpoint_id, name))
-    if action.duplicates:
-        outcome.note = f"deleted {len(action.duplicates)} duplicate(s) of {name}: {', '.join(action.duplicates)}"
-
-
-def _backstop(ctx: Context, project: Project, outcomes: list[Outcome]) -> None:
-    """List again after creating: where two endpoints of ours share a name, delete the one this run made
-    unless it is the oldest (a concurrent run that ignored the lease applies the same rule)."""
-    try:
-        listed = ctx.backend.list()
-    except FlashError:
-        return  # the next deploy repairs what this one could not check
-    keys = [o.key for o in outcomes]
-    ours = claim(project.name, project.environment, keys, listed).ours
-    for outcome in outcomes:
-        items = sorted(ours.get(outcome.key, []), key=created_order)
-        if len(items) < 2 or outcome.action not in ("created", "replaced") or not outcome.endpoint_id:
-            continue
-        oldest = str(items[0]["id"])
-        if oldest != outcome.endpoint_id and outcome.action == "created":
-            made = outcome.endpoint_id
-            try:
-                ctx.write(partial(ctx.backend.delete, made, outcome.name))
-            except FlashError as exc:
-                if isinstance(exc, Interrupted):
-                    raise
-                continue
-            outcome.endpoint_id = oldest
-            outcome.note = (
-                f"another deploy created {outcome.name} at the same time: kept the older {oldest}, deleted {made}"
-            )
-
-
-def _orphan(
-    ctx: Context, project: Project, action: Action, items: list[dict[str, Any]], outcome: Outcome, prune: bool
-) -> None:
+def _orphan(items: list[dict[str, Any]], outcome: Outcome, prune: bool) -> None:
+    """An endpoint of ours no longer in the config: with prune it is retired (survivors.retire)."""
+    assert all(owner_of(item) is not None for item in items)  # claim() put only marked endpoints here
     outcome.name = str(items[0].get("name", ""))
     outcome.endpoint_id = ", ".join(str(e["id"]) for e in items)
     if not prune:
         outcome.action = "orphaned"
         outcome.note = "not in the config; `--prune` deletes it"
-        return
-    try:
-        for item in items:
-            assert owner_of(item) is not None  # claim() put only marked endpoints here
-            ctx.write(partial(ctx.backend.delete, str(item["id"]), outcome.name))
-        outcome.action = "deleted"
-    except FlashError as exc:
-        if isinstance(exc, Interrupted):
-            raise
-        outcome.action = "failed"
-        outcome.error = f"{action.key}: {exc}"
 
 
 def lb_template(environ: Mapping[str, str]) -> str:
@@ -262,13 +229,12 @@ def lb_template(environ: Mapping[str, str]) -> str:
 
 
 def default_context(
-    backend: Backend, project: Project, environ: Mapping[str, str], echo: Callable[[str], None], cancel: Cancel
+    backend: Backend,
+    project: Project,
+    environ: Mapping[str, str],
+    echo: Callable[[str], None],
+    cancel: Cancel,
+    guard: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Context:
-    return Context(
-        backend,
-        lb_template(environ),
-        time.monotonic,
-        cancel,
-        echo,
-        owner_markers(project),
-    )
+    return Context(backend, lb_template(environ), clock, cancel, echo, owner_markers(project), guard=guard)

@@ -5,9 +5,12 @@ shared. GraphQL differs in three ways handled here: an update replaces every fie
 desired spec is always sent), the template's platform env (PORT, PORT_HEALTH) must be carried
 over, and HTTP 200 answers may carry `errors`. There are no rollouts or worker summaries.
 
-Each endpoint has a template named `{name}-template` (template names are unique on an account):
-a create reuses one left by an earlier run, and deleting an endpoint deletes its template, so
-destroy, prune and failed creates never strand a name that blocks the next deploy. Retries come
+Every endpoint flash creates gets a template of its own, named `{name}-{random}`: a replace's
+new endpoint never shares (and never rewrites) the old endpoint's template, so the old endpoint
+is untouched until it is deleted. Deleting an endpoint deletes its template (found by the
+endpoint's templateId), so destroy, prune and failed creates strand nothing. GraphQL deletes
+templates by name only, and nothing promises names are unique: a template is deleted by id by
+first renaming it (saveTemplate with its id) to a name no other template can have. Retries come
 from the client's Retry alone: queries on 429/5xx, mutations on 429 only; a mutation whose
 answer was lost is resolved by listing again before it is sent again.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +29,7 @@ from flash_pipeline.targets.runpod.rest import LEASE_IMAGE, PLATFORM_ENV
 
 ENDPOINT_FIELDS = (
     "id name type gpuIds gpuCount instanceIds workersMin workersMax idleTimeout scalerType scalerValue "
-    "executionTimeoutMs locations flashBootType networkVolumeId networkVolumeIds templateId "
+    "executionTimeoutMs locations flashBootType networkVolumeId networkVolumeIds { networkVolumeId } templateId createdAt "
     "allowedCudaVersions minCudaVersion "
     "template { id name imageName containerDiskInGb dockerArgs ports env { key value } }"
 )
@@ -36,6 +40,7 @@ SAVE_ENDPOINT = (
 )
 DELETE = "mutation DeleteEndpoint($id: String!) { deleteEndpoint(id: $id) }"
 TEMPLATES = "query Templates { myself { podTemplates { id name imageName env { key value } } } }"
+TEMPLATE = "query Template($id: String!) { podTemplate(id: $id) { id name imageName env { key value } } }"
 DELETE_TEMPLATE = "mutation DeleteTemplate($name: String!) { deleteTemplate(templateName: $name) }"
 CREATE_ATTEMPTS = 4
 
@@ -60,8 +65,9 @@ def to_rest(node: Mapping[str, Any]) -> dict[str, Any]:
             "idleTimeout": node.get("idleTimeout"),
         },
         "dataCenterIds": [d for d in (node.get("locations") or "").split(",") if d],
-        "networkVolumes": list(node.get("networkVolumeIds") or [])
+        "networkVolumes": [v["networkVolumeId"] for v in node.get("networkVolumeIds") or [] if v]
         or ([node["networkVolumeId"]] if node.get("networkVolumeId") else []),
+        "createdAt": node.get("createdAt"),
     }
     if node.get("gpuIds"):
         body["gpu"] = {"pools": node["gpuIds"].split(","), "count": node.get("gpuCount") or 1}
@@ -86,10 +92,12 @@ def _instance_ids(body: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def template_input(body: Mapping[str, Any], template_id: str | None, carried: Mapping[str, str]) -> dict[str, Any]:
+def template_input(
+    body: Mapping[str, Any], template_id: str | None, carried: Mapping[str, str], name: str
+) -> dict[str, Any]:
     env = {**carried, **body.get("env", {})}
     data: dict[str, Any] = {
-        "name": template_name(str(body["name"])),
+        "name": name,
         "imageName": body["image"],
         "containerDiskInGb": body["disk"],
         "dockerArgs": "",
@@ -121,7 +129,7 @@ def endpoint_input(body: Mapping[str, Any], template_id: str, endpoint_id: str |
         "networkVolumeId": (body.get("networkVolumes") or [None])[0],
     }
     if len(body.get("networkVolumes") or []) > 1:  # the older single field keeps one-volume requests unchanged
-        data["networkVolumeIds"] = list(body["networkVolumes"])
+        data["networkVolumeIds"] = [{"networkVolumeId": v} for v in body["networkVolumes"]]
     if body.get("gpu"):
         gpu = body["gpu"]
         data.update(gpuIds=",".join(gpu["pools"]), gpuCount=gpu["count"])
@@ -145,7 +153,14 @@ def unsupported(body: Mapping[str, Any]) -> list[str]:
 
 
 def template_name(endpoint_name: str) -> str:
-    return f"{endpoint_name}-template"
+    """A fresh name for a new endpoint's own template (unique whether or not the API insists)."""
+    return f"{endpoint_name}-{uuid.uuid4().hex[:8]}"
+
+
+def made_for(template_name: str, endpoint_name: str) -> bool:
+    """A template flash made for this endpoint name (`{name}-{random}`, or an older flash's `{name}-template`)."""
+    rest = template_name.removeprefix(endpoint_name + "-")
+    return rest != template_name and (rest == "template" or (len(rest) == 8 and rest.isalnum()))
 
 
 class GraphqlBackend:
@@ -189,18 +204,16 @@ class GraphqlBackend:
             self.sleep(self.client.backoff_factor * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _template(self, body: Mapping[str, Any], carried: Mapping[str, str], template_id: str | None) -> str:
-        """Save the endpoint's template: reuse one of that name (left by an earlier run) or create it."""
-        name = template_name(str(body["name"]))
-        if template_id is None:
-            existing = next((t for t in self.templates() if t.get("name") == name), None)
-            template_id = str(existing["id"]) if existing else None
+    def _template(self, body: Mapping[str, Any], carried: Mapping[str, str], current: Mapping[str, Any] | None) -> str:
+        """Save the endpoint's template: `current` ({id, name}) in place, else a new one of its own."""
+        name = str(current["name"]) if current else template_name(str(body["name"]))
+        template_id = str(current["id"]) if current else None
 
         def settle() -> Any:
             found = next((t for t in self.templates() if t.get("name") == name), None)
             return {"saveTemplate": found} if found else None
 
-        data = template_input(body, template_id, carried)
+        data = template_input(body, template_id, carried, name)
         saved = self._mutate(f"save template {name}", SAVE_TEMPLATE, {"input": data}, settle)
         return str(saved["saveTemplate"]["id"])
 
@@ -219,7 +232,7 @@ class GraphqlBackend:
                 f"create {name}", SAVE_ENDPOINT, {"input": endpoint_input(body, template_id, None)}, settle
             )
         except ApiError:
-            self._drop_template(name)  # a failed create leaves no template to block the next one
+            self._drop_template(template_id)  # a failed create leaves no template behind
             raise
         return found[0] if found else to_rest(saved["saveEndpoint"])
 
@@ -230,7 +243,8 @@ class GraphqlBackend:
             raise ApiError(f"update {name}", f"update {name}: endpoint {endpoint_id} no longer exists", status=404)
         full = {**current, **patch}
         carried = {k: v for k, v in current.get("env", {}).items() if k in PLATFORM_ENV}
-        template_id = self._template(full, carried, str(current.get("templateId") or "") or None)
+        template = next((t for t in self.templates() if t.get("id") == current.get("templateId")), None)
+        template_id = self._template(full, carried, template)
         saved = self._call(
             f"update {name}",
             SAVE_ENDPOINT,
@@ -240,33 +254,61 @@ class GraphqlBackend:
         return to_rest(saved["saveEndpoint"])
 
     def delete(self, endpoint_id: str, name: str) -> None:
-        """Delete the endpoint, then its template (templates outlive their endpoints on RunPod)."""
+        """Delete the endpoint, then the template flash made for it (templates outlive their endpoints)."""
+        current = next((e for e in self.list() if e["id"] == endpoint_id), None)
         self._delete(f"delete {name}", DELETE, {"id": endpoint_id})
-        if not any(e.get("name") == name for e in self.list()):  # a duplicate of the name may still use it
-            self._drop_template(name)
+        template_id = str((current or {}).get("templateId") or "")
+        if template_id:
+            template = next((t for t in self.templates() if t.get("id") == template_id), None)
+            if template is not None and made_for(str(template.get("name")), name):
+                self._drop_template(template_id)
 
-    def _drop_template(self, endpoint_name: str) -> None:
-        name = template_name(endpoint_name)
-        if any(t.get("name") == name for t in self.templates()):
-            self.delete_template("", name)
+    def _drop_template(self, template_id: str) -> None:
+        """Delete one template by id, unless an endpoint still uses it."""
+        if any(e.get("templateId") == template_id for e in self.list()):
+            return
+        try:
+            self.delete_template(template_id, "")
+        except ApiError:
+            pass  # a stray template blocks nothing: its name is never asked for again
 
     def create_template(self, name: str, env: Mapping[str, str]) -> str:
-        data = template_input({"name": name, "image": LEASE_IMAGE, "disk": 1, "env": env}, None, {})
-        data["name"] = name
+        data = template_input({"image": LEASE_IMAGE, "disk": 1, "env": env}, None, {}, name)
         saved = self._call(f"create template {name}", SAVE_TEMPLATE, {"input": data}, query_only=False)
         return str(saved["saveTemplate"]["id"])
 
+    def template(self, template_id: str) -> dict[str, Any] | None:
+        data = self._call("read the deploy lease", TEMPLATE, {"id": template_id}, query_only=True)
+        found = data.get("podTemplate")
+        return {**found, "env": {e["key"]: e["value"] for e in found.get("env") or []}} if found else None
+
     def update_template(self, template_id: str, env: Mapping[str, str]) -> None:
-        current = next((t for t in self.templates() if t.get("id") == template_id), None)
+        current = self.template(template_id)
         if current is None:
             raise ApiError("renew the deploy lease", "the deploy lease is gone", status=404)
-        data = template_input({"name": current["name"], "image": LEASE_IMAGE, "disk": 1, "env": env}, template_id, {})
-        data["name"] = current["name"]
+        data = template_input({"image": LEASE_IMAGE, "disk": 1, "env": env}, template_id, {}, current["name"])
         self._call("renew the deploy lease", SAVE_TEMPLATE, {"input": data}, query_only=True)
 
     def delete_template(self, template_id: str, name: str) -> None:
-        """By name (GraphQL deletes templates by name)."""
-        self._delete(f"delete template {name}", DELETE_TEMPLATE, {"name": name})
+        """By id: GraphQL deletes by name alone, so the template is first renamed (by id) to a name
+        no other can have. Gone already is what we wanted."""
+        current = self.template(template_id)
+        if current is None:
+            return
+        doomed = f"flash-deleting {uuid.uuid4().hex}"
+        data = template_input(
+            {"image": current.get("imageName") or LEASE_IMAGE, "disk": 1, "env": current["env"]},
+            template_id,
+            {},
+            doomed,
+        )
+        try:
+            self._call(f"delete template {name or current['name']}", SAVE_TEMPLATE, {"input": data}, query_only=True)
+        except ApiError as exc:
+            if "not found" in str(exc).lower():
+                return
+            raise
+        self._delete(f"delete template {name or current['name']}", DELETE_TEMPLATE, {"name": doomed})
 
     def _delete(self, operation: str, query: str, variables: Mapping[str, Any]) -> None:
         """A delete mutation; "not found" is what we wanted (a retry after a lost answer, or a race)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -21,7 +22,7 @@ from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
 from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.graphql import GraphqlBackend
-from flash_pipeline.targets.runpod.lease import Lease, acquire, holder_id, lease_name, unlock
+from flash_pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
 from flash_pipeline.targets.runpod.rest import RestBackend, health_url
 
@@ -37,6 +38,9 @@ class RunpodProvider:
         self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
+        self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
+        self.lease_poll = POLL  # (first, factor, cap) seconds between looks at another run's lease
+        self.clock: Callable[[], float] = time.monotonic  # what health gates measure their timeout on
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
@@ -77,7 +81,8 @@ class RunpodProvider:
     def lease(self, project: Project, cancel: Cancel, echo: Callable[[str], None], wait: float) -> Lease:
         """Serialise deploys and destroys of one app and environment across machines."""
         name = lease_name(project.name, project.environment)
-        return acquire(self.backend, name, holder_id(self.environ), wait=wait, cancel=cancel, echo=echo)
+        holder = holder_id(self.environ)
+        return acquire(self.backend, name, holder, wait=wait, cancel=cancel, echo=echo, poll=self.lease_poll)
 
     def apply(
         self,
@@ -94,9 +99,11 @@ class RunpodProvider:
     ) -> list[Outcome]:
         self.client.on_wait = echo
         self._refuse_key_in_env(desired_bodies(project, images, self.environ))
-        ctx = replace(default_context(self.backend, project, self.environ, echo, cancel), catalog=self.catalog)
+        self.applying.append((project, outcomes))
         held = self.lease(project, cancel, echo, lease_wait)
         self.held.append(held)
+        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock)
+        ctx = replace(ctx, catalog=self.catalog)
         try:
             return deploy_runpod(
                 project, ctx, images, self.environ, outcomes, prune=prune, rollback=rollback, timeout=timeout
@@ -164,27 +171,39 @@ class RunpodProvider:
     def destroy(
         self, project: Project, targets: list[tuple[str, str]], cancel: Cancel, echo: Callable[[str], None]
     ) -> list[tuple[str, str]]:
-        """Delete exactly the listed endpoints (under the lease), then verify by listing again."""
+        """Delete every endpoint of ours, as listed again under the lease (a deploy that held it may
+        have made more than `targets`, the list shown before), then verify by listing again."""
         held = self.lease(project, cancel, echo, DEFAULT_LEASE_WAIT)
         self.held.append(held)
         try:
-            for name, endpoint_id in targets:
+            doomed, _ = self.destroy_targets(project)  # under the lease: nothing changes it now
+            for name, endpoint_id in doomed:
                 cancel.check()
+                held.guard()
                 self.backend.delete(endpoint_id, name)
-            left = {str(e.get("id")) for e in self.backend.list()} & {i for _, i in targets}
+            left = {str(e.get("id")) for e in self.backend.list()} & {i for _, i in doomed}
         finally:
             _release(held)
         if left:
             raise ApiError(
                 "destroy", f"still present after delete: {', '.join(sorted(left))}", hint="run `flash destroy` again"
             )
-        return targets
+        return doomed
+
+    def lease_holders(self, project: Project) -> str:
+        """Who holds the deploy lease of this app and environment now ("" when nobody does)."""
+        return holders(self.backend, lease_name(project.name, project.environment))
 
     def unlock(self, project: Project) -> str | None:
         return unlock(self.backend, lease_name(project.name, project.environment))
 
     def release_all(self) -> None:
-        """After Ctrl-C: release every lease this run took, whatever its thread is doing (≤ 1 s each)."""
+        """After Ctrl-C: look up every create that was in flight (so the report says whether it was
+        made), then release every lease this run took, whatever its thread is doing (≤ 1 s each)."""
+        try:
+            settle_interrupted(self.backend, self.applying, lb_template(self.environ))
+        except FlashError:
+            pass  # the report then says the create was in flight; `flash status` tells
         for held in self.held:
             _release(held)
 
@@ -195,3 +214,23 @@ def _release(held: Lease) -> None:
     thread = threading.Thread(target=held.release, daemon=True)
     thread.start()
     thread.join(1.0)
+
+
+def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outcome]]], template: str) -> None:
+    """Outcomes whose create was in flight when the run stopped: made or not, as the account shows."""
+    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action == "creating"]
+    if not pending:
+        return
+    listed = backend.list()
+    for project, outcome in pending:
+        keys = [e.key for e in project.endpoints]
+        ours = claim(project.name, project.environment, keys, listed).ours.get(outcome.key, [])
+        made = [e for e in ours if str(e["id"]) != outcome.retire]
+        if made:
+            outcome.action = "replacing" if outcome.retire else "created"
+            outcome.endpoint_id = str(made[-1]["id"])
+            outcome.url = health_url(made[-1], template)[0]
+            outcome.note = "made, but flash was interrupted before its health gate"
+        else:
+            outcome.action = "pending"
+            outcome.note = "its create was in flight when flash stopped, and is not on the account"

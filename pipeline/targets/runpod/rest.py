@@ -179,6 +179,16 @@ class RestBackend:
         answer = self.client.request("list templates", "GET", "/v2/templates")
         return list(answer.get("templates") or []) if isinstance(answer, dict) else []
 
+    def template(self, template_id: str) -> dict[str, Any] | None:
+        """One template by id; None once it is gone."""
+        try:
+            answer = self.client.request("read the deploy lease", "GET", f"/v2/templates/{template_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(answer) if isinstance(answer, dict) else None
+
     def create_template(self, name: str, env: Mapping[str, str]) -> str:
         """A template used as a lease (template names are unique on an account); its id."""
         body = {"name": name, "image": LEASE_IMAGE, "env": dict(env), "serverless": True}
