@@ -113,8 +113,11 @@ class ConflictError(FlashError):
         super().__init__(message)
 
 
-class Interrupted(FlashError):
-    """SIGINT or SIGTERM stopped the run; what was done is reported by the command."""
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run; what was done is reported by the command.
+
+    Not a FlashError: code that records a failure (`except FlashError`) never catches an
+    interruption by mistake, so it needs no guard; it goes up to the CLI's boundary (exit 130)."""
 
     exit_code = Exit.INTERRUPTED
 

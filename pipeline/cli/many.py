@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from flash_pipeline.cli.common import echo_err, environment
-from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.errors import FlashError
 
 
 def run_each(configs: Sequence[str], consequence: str, one: Callable[[str, str | None], int]) -> int:
@@ -26,8 +26,6 @@ def run_each(configs: Sequence[str], consequence: str, one: Callable[[str, str |
         try:
             code = one(name, project.name)
         except FlashError as exc:
-            if isinstance(exc, Interrupted):
-                raise
             echo_err(report.app_error_text(project.name, exc))
             code = exc.exit_code
         worst = max(worst, code)

@@ -8,7 +8,7 @@ import click
 
 from flash_pipeline.cli.common import environment, runpod_provider
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import ConfigError, Exit, FlashError, Interrupted
+from flash_pipeline.errors import ConfigError, Exit, FlashError
 
 
 def plan(
@@ -41,7 +41,7 @@ def plan(
         except FlashError as exc:
             if isinstance(exc, ConfigError):
                 exc.consequence = "nothing was planned"
-            if isinstance(exc, Interrupted) or len(projects) == 1:
+            if len(projects) == 1:
                 raise
             return exc  # one app's failure is reported with its name; the others are planned
 

@@ -143,7 +143,6 @@ def deploy_configs(
     `journal` fills in as the work goes (one outcome list per project), for the report of an
     interrupted run. `summarize` renders the GitHub step summary (formatting is the report stage's).
     """
-    from flash_pipeline.errors import Interrupted
     from flash_pipeline.targets.cancel import in_threads
 
     journal.extend((p, []) for p in projects)
@@ -154,8 +153,6 @@ def deploy_configs(
         try:
             runpod_deploy(project, provider, outcomes, echo=echo, cancel=cancel, **options)
         except FlashError as exc:
-            if isinstance(exc, Interrupted):
-                raise
             error: FlashError | None = exc
         else:
             error = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flash_pipeline.config.model import Endpoint
-from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
 from flash_pipeline.targets.plan import Action
@@ -114,8 +114,6 @@ def converge(
         if not outcome.gate.healthy:
             _unhealthy(ctx, endpoint, action, outcome, before, health, limit, rollback)
     except FlashError as exc:
-        if isinstance(exc, Interrupted):
-            raise
         outcome.error = f"{endpoint.key}: {exc}"
         if outcome.action in ("pending", "creating"):
             outcome.action = "failed"
@@ -158,8 +156,6 @@ def _roll_back(
     try:
         ctx.write(lambda: ctx.backend.update(outcome.endpoint_id, sparse_patch(previous, fields), endpoint.name))
     except FlashError as exc:
-        if isinstance(exc, Interrupted):
-            raise
         outcome.note = f"the rollback failed too ({exc}): the endpoint keeps the new, unhealthy spec"
         return
     outcome.action = "rolled back"

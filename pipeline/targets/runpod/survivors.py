@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import FlashError, Interrupted
+from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.runpod.converge import Context, Outcome
 from flash_pipeline.targets.runpod.ownership import MARKER_ENDPOINT, Claims, claim, created_order
 from flash_pipeline.targets.runpod.rest import family, health_url
@@ -67,8 +67,6 @@ def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None
     try:
         listed = ctx.backend.list()
     except FlashError as exc:
-        if isinstance(exc, Interrupted):
-            raise
         for item in retiring:
             _kept(item, f"could not check its callers ({exc})")
         return
@@ -99,8 +97,6 @@ def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None
         try:
             ctx.write(partial(ctx.backend.delete, victim, item.name))
         except FlashError as exc:
-            if isinstance(exc, Interrupted):
-                raise
             failed[victim] = str(exc)
     for item in retiring:
         if item.endpoint_id in kept:
@@ -159,9 +155,7 @@ def backstop(ctx: Context, project: Project, outcomes: Sequence[Outcome], famili
         return
     try:
         listed = ctx.backend.list()
-    except FlashError as exc:
-        if isinstance(exc, Interrupted):
-            raise
+    except FlashError:
         return  # the next deploy repairs what this one could not check
     ours = claim(project.name, project.environment, [o.key for o in outcomes], listed).ours
     for outcome in made:
@@ -174,9 +168,7 @@ def backstop(ctx: Context, project: Project, outcomes: Sequence[Outcome], famili
         mine = outcome.endpoint_id
         try:
             ctx.write(partial(ctx.backend.delete, mine, outcome.name))
-        except FlashError as exc:
-            if isinstance(exc, Interrupted):
-                raise
+        except FlashError:
             continue
         outcome.endpoint_id = str(keep["id"])
         outcome.url = health_url(keep, ctx.lb_template)[0]
