@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
 from stateful import Machine
 
 pytestmark = pytest.mark.stress
-EXAMPLES = int(os.environ.get("FLASH_STATEFUL_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("FLASH_STATEFUL_EXAMPLES", "30"))  # about 450 operations; more with the variable
 
 
 @pytest.mark.timeout(1800)
