@@ -34,11 +34,14 @@ def _port_open(port: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Running: a zombie (exited, its status not yet collected by whoever adopted it) is gone."""
     try:
         os.kill(pid, 0)
-    except OSError:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return True
+    return state not in (b"Z", b"X")
 
 
 def _wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:

@@ -342,7 +342,7 @@ def stop(
     where.socket.unlink(missing_ok=True)
 
 
-def _wait_group_gone(pgid: int, sleep: Callable[[float], None], limit: float = 2.0) -> None:
+def _wait_group_gone(pgid: int, sleep: Callable[[float], None], limit: float = 10.0) -> None:
     """Until no live process is left in the group (SIGKILL is delivered, not yet acted on, when
     killpg returns): whoever runs next sees nothing of it. Linux: read from /proc; else no wait."""
     deadline = time.monotonic() + limit
