@@ -190,7 +190,11 @@ def _replace(
     outcome.action = "replacing"
     outcome.endpoint_id = str(new["id"])
     outcome.url, health = health_url(new, ctx.lb_template, endpoint.health_path)
-    outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
+    try:
+        outcome.gate = gate_after_change(ctx, endpoint, outcome.endpoint_id, health, limit, build_in(body))
+    except BaseException:  # Ctrl-C or a failure while gating: the old endpoint still serves, alone
+        _drop_replacement(ctx, endpoint, outcome, old, outcome.endpoint_id)
+        raise
     if outcome.gate.healthy:
         outcome.action = "replaced"
         outcome.note = f"{endpoint.name} now runs as {outcome.endpoint_id}; the old endpoint {old_id} goes once its callers are rewired"
@@ -201,11 +205,30 @@ def _replace(
         f"{endpoint.key}: the replacement was not healthy after {gate.waited:.0f}s (last /ping: {gate.last_status})"
         + _workers(ctx, endpoint, outcome.endpoint_id)
     )
-    new_id = outcome.endpoint_id
-    ctx.write(lambda: ctx.backend.delete(new_id, endpoint.name))
-    outcome.action = "rolled back"
+    _drop_replacement(ctx, endpoint, outcome, old, outcome.endpoint_id)
+
+
+def _drop_replacement(ctx: Context, endpoint: Endpoint, outcome: Outcome, old: dict[str, Any], new_id: str) -> None:
+    """Delete a replacement that will not serve, so one endpoint of the name is left: the old one.
+    This undoes the run's own create, so it goes ahead after Ctrl-C too (never once the lease is
+    lost); where the delete fails, the report says the duplicate is kept and the next deploy
+    removes it."""
+    old_id = str(old["id"])
+    outcome.retire = ""
     outcome.rolled_back = True
     outcome.endpoint_id, outcome.url = old_id, health_url(old, ctx.lb_template)[0]
+    try:
+        with ctx.writes:
+            ctx.guard()
+            ctx.backend.delete(new_id, endpoint.name)
+    except FlashError as exc:
+        outcome.action = "failed"
+        outcome.note = (
+            f"the replacement {new_id} could not be deleted ({exc}): the duplicate {new_id} is kept; "
+            f"the old endpoint {old_id} still serves, and the next deploy removes the duplicate"
+        )
+        return
+    outcome.action = "rolled back"
     outcome.note = f"the replacement {new_id} was deleted; the old endpoint {old_id} is kept as it was"
 
 
