@@ -76,6 +76,18 @@ class Endpoint:
     def __init__(self, name: str, url: str, key: str | None, policy: RetryPolicy) -> None:
         self.name, self.url, self.key, self.policy = name, url.rstrip("/"), key, policy
 
+    def _headers(self, headers: Mapping[str, str] | None, worker: str | None) -> dict[str, str]:
+        """What every call sends: the current request's id and trace, the call key, the worker pin,
+        then the caller's own headers (which win)."""
+        forwarded = current_headers.get()
+        sent = dict((forwarded() if callable(forwarded) else forwarded) or {})
+        if self.key:
+            sent["Authorization"] = f"Bearer {self.key}"
+        if worker:
+            sent["X-Runpod-Worker-Id"] = worker
+        sent.update(headers or {})
+        return sent
+
     async def request(
         self,
         method: str,
@@ -91,13 +103,7 @@ class Endpoint:
         session on one callee worker, as `websocket(..., worker=)` does."""
         import aiohttp
 
-        forwarded = current_headers.get()
-        sent = dict((forwarded() if callable(forwarded) else forwarded) or {})
-        if self.key:
-            sent["Authorization"] = f"Bearer {self.key}"
-        if worker:
-            sent["X-Runpod-Worker-Id"] = worker
-        sent.update(headers or {})
+        sent = self._headers(headers, worker)
         session = await _session()
         limit = aiohttp.ClientTimeout(total=timeout or self.policy.deadline, sock_connect=10)
 
@@ -152,13 +158,7 @@ class Endpoint:
         `strict <id>` or `strict-resume <id>`); `ws.worker_id` is the worker that answered."""
         from flash_runtime.wsclient import Opening, connect
 
-        forwarded = current_headers.get()
-        sent = dict((forwarded() if callable(forwarded) else forwarded) or {})
-        if self.key:
-            sent["Authorization"] = f"Bearer {self.key}"
-        if worker:
-            sent["X-Runpod-Worker-Id"] = worker
-        sent.update(headers or {})
+        sent = self._headers(headers, worker)
         url = "ws" + self.url.removeprefix("http") + path if self.url.startswith("http") else self.url + path
 
         def describe(status: int | None, body: Any) -> CallError:
