@@ -321,3 +321,23 @@ def test_a_lease_broken_as_expired_stops_its_holder_writing(rest: World) -> None
     second.guard()
     second.release()
     assert world.emu.templates == {}
+
+
+@pytest.mark.parametrize("kind", ["deploy", "destroy"])
+@pytest.mark.parametrize("call", [1, 2, 3])
+def test_found_ctrl_c_while_the_lease_is_being_taken_leaves_no_lease(world: World, kind: str, call: int) -> None:
+    """The long stateful run: a deploy interrupted at its first calls left `flash-lease stm` behind.
+    Ctrl-C as the lease's list, create or proving list goes out: the run ends with no lease."""
+    assert deploy(world, Variant(endpoints=("a",))).error is None
+    seen = [0]
+
+    def on_call(_op: str) -> None:
+        seen[0] += 1
+        if seen[0] == call:
+            world.runs[-1].cancel.set()  # the run is listed before its thread starts
+
+    world.emu.on_call = on_call
+    run = world.start(kind, Variant(endpoints=("a",), env=(("a", "2"),)))
+    world.wait()
+    assert run.interrupted, (kind, call, run.error)
+    world.check()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flash_pipeline.errors import ApiError, FlashError
+from flash_pipeline.errors import ApiError, FlashError, Interrupted
 from flash_pipeline.targets.cancel import Cancel
 
 LEASE_TTL = 120.0  # seconds a lease lives without being renewed
@@ -150,14 +150,21 @@ def acquire(
     Interrupted (or failing) before it is held, it leaves no template of its own behind."""
     try:
         return _acquire(store, name, holder, wait=wait, cancel=cancel, echo=echo, now=now, clock=clock, poll=poll)
-    except FlashError:
-        try:
-            for current in store.templates():
-                if current.get("name") == name and dict(current.get("env") or {}).get(HOLDER) == holder:
-                    store.delete_template(str(current["id"]), name)
-        except FlashError:
-            pass  # it expires on its own
+    except (FlashError, Interrupted):
+        abandon(store, name, holder)
         raise
+
+
+def abandon(store: TemplateStore, name: str, holder: str) -> None:
+    """Delete every lease template of this name that names `holder` (by id): a run that stops while
+    taking the lease (Ctrl-C as its create goes out, a failure) leaves none behind, even one whose
+    id it never learnt. Failures are swallowed: such a lease expires on its own."""
+    try:
+        for current in store.templates():
+            if current.get("name") == name and dict(current.get("env") or {}).get(HOLDER) == holder:
+                store.delete_template(str(current["id"]), name)
+    except FlashError:
+        pass
 
 
 def _acquire(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -22,7 +23,7 @@ from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
 from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.graphql import GraphqlBackend
-from flash_pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
+from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
 from flash_pipeline.targets.runpod.rest import RestBackend, health_url
 
@@ -37,6 +38,7 @@ class RunpodProvider:
         self.environ = environ
         self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
+        self.taking: list[tuple[str, str]] = []  # (lease name, holder) of every lease this run took or began to take
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
         self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
         self.lease_poll = POLL  # (first, factor, cap) seconds between looks at another run's lease
@@ -82,7 +84,10 @@ class RunpodProvider:
         """Serialise deploys and destroys of one app and environment across machines."""
         name = lease_name(project.name, project.environment)
         holder = holder_id(self.environ)
-        return acquire(self.backend, name, holder, wait=wait, cancel=cancel, echo=echo, poll=self.lease_poll)
+        self.taking.append((name, holder))  # before the first call: release_all() finds a lease half taken
+        held = acquire(self.backend, name, holder, wait=wait, cancel=cancel, echo=echo, poll=self.lease_poll)
+        self.held.append(held)
+        return held
 
     def apply(
         self,
@@ -101,7 +106,6 @@ class RunpodProvider:
         self._refuse_key_in_env(desired_bodies(project, images, self.environ))
         self.applying.append((project, outcomes))
         held = self.lease(project, cancel, echo, lease_wait)
-        self.held.append(held)
         ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock)
         ctx = replace(ctx, catalog=self.catalog)
         try:
@@ -174,7 +178,6 @@ class RunpodProvider:
         """Delete every endpoint of ours, as listed again under the lease (a deploy that held it may
         have made more than `targets`, the list shown before), then verify by listing again."""
         held = self.lease(project, cancel, echo, DEFAULT_LEASE_WAIT)
-        self.held.append(held)
         try:
             doomed, _ = self.destroy_targets(project)  # under the lease: nothing changes it now
             for name, endpoint_id in doomed:
@@ -205,13 +208,19 @@ class RunpodProvider:
         except FlashError:
             pass  # the report then says the create was in flight; `flash status` tells
         for held in self.held:
-            _release(held)
+            held.stop.set()  # no renewal after this
+        for name, holder in self.taking:  # by holder: a lease whose create was answered as Ctrl-C came too
+            _bounded(functools.partial(abandon, self.backend, name, holder))
 
 
 def _release(held: Lease) -> None:
-    """Release in a daemon thread, waiting at most a second: an interrupted run must exit promptly
+    _bounded(held.release)
+
+
+def _bounded(work: Callable[[], None]) -> None:
+    """Run work in a daemon thread, waiting at most a second: an interrupted run must exit promptly
     (an unreleased lease expires by itself)."""
-    thread = threading.Thread(target=held.release, daemon=True)
+    thread = threading.Thread(target=work, daemon=True)
     thread.start()
     thread.join(1.0)
 
