@@ -22,11 +22,6 @@ RANDOM = os.environ.get("FLASH_STATEFUL_RANDOM") == "1"
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.skipif(
-    os.environ.get("FLASH_STATEFUL_LONG") != "1",
-    reason="the long stateful run is opt-in (FLASH_STATEFUL_LONG=1): it still finds open failures "
-    "(a lease left after a deploy interrupted at its first call, on a loaded machine), see issue 22",
-)
 def test_invariants_hold_for_long_sequences(tmp_path: Path) -> None:
     Machine.root = tmp_path
     Machine.operations = 0
