@@ -30,7 +30,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from flash_runtime.relay import GRACE, MAX_BODY, Fixed, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
+from flash_runtime.backoff import Backoff
+from flash_runtime.relay import GRACE, MAX_BODY, Fixed, Relay, Upstream, error, not_allowed, request_id
 
 log = logging.getLogger("flash.mothership")
 STATE_TTL = 5.0  # seconds a /ping state is trusted for /manifest and routing
@@ -47,13 +48,13 @@ class Mothership:
         key: str | None,
         *,
         build: str | None = None,
-        policy: RetryPolicy | None = None,
+        policy: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.app, self.key, self.build = app, key, build
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or Backoff()
         self.clock, self.sleep, self.rng = clock, sleep, random.Random()
         self.states: dict[str, tuple[float, int | str, str | None]] = {}  # name -> (checked at, /ping, build)
         self.upstreams = {name: Fixed(url) for name, url in self.urls.items()}

@@ -103,9 +103,9 @@ def send(
     """The response, after riding out a cold start; ApiError when none came within the deadline."""
     import requests
 
-    from flash_runtime.backoff import RetryPolicy
+    from flash_runtime.backoff import Backoff
 
-    policy, rng, start, attempt = RetryPolicy(deadline=deadline), random.Random(), clock(), 0
+    policy, rng, start, attempt = Backoff(deadline=deadline), random.Random(), clock(), 0
     sent = {"Content-Type": "application/json", **headers} if body is not None else dict(headers)
     while True:
         try:

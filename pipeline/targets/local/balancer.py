@@ -38,7 +38,8 @@ from aiohttp import web
 
 from flash_pipeline.targets.local import rollout
 from flash_pipeline.targets.local.workers import Worker, WorkerPool
-from flash_runtime.relay import GRACE, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
+from flash_runtime.backoff import Backoff
+from flash_runtime.relay import GRACE, Relay, Upstream, error, not_allowed, request_id
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
 AFFINITY_WAIT = 300.0  # RunPod waits up to ~5 minutes for the worker a `strict` request names
@@ -47,7 +48,7 @@ _AFFINITY_MODES = {"strict": False, "strict-resume": True}  # mode -> starts the
 HEADER_TIMEOUT = 10.0  # a connection must send a whole request head within this (and idle no longer)
 REQUEST_TIMEOUT = 330.0  # RunPod's LB processing limit, when the spec names no timeout
 # A worker that cannot be reached is marked unhealthy and the request goes to the next one soon.
-RETRIES = RetryPolicy(deadline=COLD_START_WAIT, initial=0.05, cap=1.0)
+RETRIES = Backoff(deadline=COLD_START_WAIT, initial=0.05, cap=1.0)
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
 _REVISION_KEY = os.urandom(32)  # see EndpointSpec.revision
 

@@ -298,7 +298,7 @@ def _wait_started(proc: subprocess.Popen[bytes], where: Paths) -> None:
         try:
             send(where, {"cmd": "status"}, timeout=2)
             return
-        except ApiError:
+        except ApiError:  # a poll, not a retry: the socket answers once the child has bound it
             time.sleep(0.05)
     raise ApiError("local supervisor", "the local supervisor did not start within 20s")
 
@@ -332,7 +332,7 @@ def stop(
     except ApiError:
         _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while _alive(pid) and time.monotonic() < deadline:
+    while _alive(pid) and time.monotonic() < deadline:  # a poll: no event tells us a non-child exited
         sleep(0.05)
     # Stragglers: while any member of the group lives, the kernel never hands its id to a new
     # process, so whatever this reaches is ours.
@@ -346,7 +346,7 @@ def _wait_group_gone(pgid: int, sleep: Callable[[float], None], limit: float = 1
     """Until no live process is left in the group (SIGKILL is delivered, not yet acted on, when
     killpg returns): whoever runs next sees nothing of it. Linux: read from /proc; else no wait."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and _group_members(pgid):
+    while time.monotonic() < deadline and _group_members(pgid):  # a poll: /proc is the only witness
         sleep(0.02)
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError
 from flash_pipeline.targets.cancel import Cancel
-from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.targets.gate import GateResult, describe, wait_healthy
 from flash_pipeline.targets.local import control as local
+from flash_runtime.backoff import Backoff
 
 # Local workers start in about a second: probe often, so the gate adds little to that.
 LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)

@@ -97,7 +97,7 @@ class Supervisor:
     async def _watch(self) -> None:
         """Stop with an attached CLI that is gone; keep the state file there while we live."""
         parent = os.getppid()
-        while True:
+        while True:  # a poll, not a retry: no event says the parent died or the file was removed
             await asyncio.sleep(0.5)
             if self.attached and os.getppid() != parent:
                 self.echo("supervisor | the deploy that started it is gone; stopping")

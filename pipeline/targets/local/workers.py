@@ -18,7 +18,6 @@ import ctypes
 import itertools
 import math
 import os
-import random
 import signal
 import socket
 import sys
@@ -29,15 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flash_runtime.backoff import RetryPolicy
+from flash_runtime.backoff import Backoff
 
 TICK = 0.2  # seconds between health checks and scaling decisions
 CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start
 UNHEALTHY_AFTER = 3  # failed checks in a row before a ready worker is replaced
-RESTARTS = RetryPolicy(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)  # no start for 0.5 s, doubling per failure
+RESTARTS = Backoff(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)  # no start for 0.5 s, doubling per failure
 STOP_GRACE = 5.0  # after the endpoint's timeout, before a draining worker is killed
 TAIL = 20  # output lines kept per worker, quoted when it fails
-_NO_JITTER = random.Random(0)
 
 
 @dataclass
@@ -199,7 +197,7 @@ class WorkerPool:
     def _back_off(self) -> float:
         """Count a start failure; no start for 0.5 s, doubling per failure in a row, up to the cap."""
         self.start_failures += 1
-        wait = RESTARTS.delay(self.start_failures - 1, _NO_JITTER)
+        wait = RESTARTS.delay(self.start_failures - 1)
         self.next_start = time.monotonic() + wait
         return wait
 

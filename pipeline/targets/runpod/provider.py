@@ -39,7 +39,7 @@ class RunpodProvider:
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
         self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
-        self.lease_poll = POLL  # (first, factor, cap) seconds between looks at another run's lease
+        self.lease_poll = POLL  # the backoff between looks at another run's lease
         self.clock: Callable[[], float] = time.monotonic  # what health gates measure their timeout on
 
     @classmethod
