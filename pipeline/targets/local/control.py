@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from flash_pipeline.builder.output import BuildResult
-from flash_pipeline.config.envvars import resolve_env
-from flash_pipeline.config.model import Endpoint, Project
+from flash_pipeline.config.envvars import callees_env, resolve_env
+from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, BuildError
 
 FIRST_PORT = 8080
@@ -207,7 +207,8 @@ def specs(
         )
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
     for spec, endpoint in zip(out, project.endpoints, strict=True):
-        spec["env"] = {**spec["env"], **wiring(endpoint, urls)}
+        # Locally no call key is needed: the balancers take no Authorization, as RunPod's do.
+        spec["env"] = {**spec["env"], **callees_env(endpoint, urls)}
     return out
 
 
@@ -215,14 +216,6 @@ def _shown(folder: Path) -> str:
     """A folder as the user sees it: relative to where they run flash when below it, else absolute."""
     relative = os.path.relpath(folder)
     return folder.as_posix() if relative.startswith("..") else relative
-
-
-def wiring(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:
-    """The env a caller needs to find its callees (their balancers' URLs). Locally no call key is
-    needed: the balancers take no Authorization, as RunPod's do."""
-    if not endpoint.calls:
-        return {}
-    return {"FLASH_ENDPOINTS": json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)}
 
 
 def _next_free(taken: set[int]) -> int:

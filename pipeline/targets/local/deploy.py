@@ -9,7 +9,8 @@ from typing import Any
 
 from flash_pipeline.builder.output import BuildResult
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import HealthError
+from flash_pipeline.errors import BuildError, HealthError
+from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import GateResult
 from flash_pipeline.targets.local import control as local
@@ -110,8 +111,8 @@ def _remember_failures(where: local.Paths, failed: list[Deployed]) -> None:
         return {"reason": verdict.removeprefix("cannot start: "), "output": lines}
 
     try:
-        (where.state_dir / FAILURES).write_text(json.dumps({d.key: entry(d.gate) for d in failed}))
-    except OSError:
+        write_atomically(where.state_dir / FAILURES, json.dumps({d.key: entry(d.gate) for d in failed}))
+    except BuildError:  # only `flash status` reads it: the deploy's own error says more
         pass
 
 
@@ -163,7 +164,7 @@ def local_destroy(project: Project) -> list[str]:
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
     from flash_pipeline.builder.output import content_hashes
-    from flash_pipeline.config.envvars import resolve_env
+    from flash_pipeline.config.envvars import callees_env, resolve_env
     from flash_pipeline.targets.local.balancer import EndpointSpec
 
     hashes = content_hashes(project)
@@ -179,7 +180,7 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
             e.name,
             "",
             hashes[e.key],
-            resolve_env(e, env_source) | local.wiring(e, urls),
+            resolve_env(e, env_source) | callees_env(e, urls),
             e.workers.min,
             e.workers.max,
             e.scaler_value,

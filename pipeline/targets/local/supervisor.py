@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flash_pipeline.errors import BuildError
+from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
 
 OUTPUT = logging.getLogger("flash.local")  # worker output and supervisor events, one line each
@@ -106,7 +108,7 @@ class Supervisor:
             if not (self.state_dir / STATE_FILE).exists():
                 try:
                     self._write_state()
-                except OSError:
+                except BuildError:  # the folder is unwritable now: try again on the next look
                     pass
 
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -179,10 +181,7 @@ class Supervisor:
                 k: {"url": f"http://127.0.0.1:{e.spec.port}", "port": e.spec.port} for k, e in self.endpoints.items()
             },
         }
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_dir / (STATE_FILE + ".tmp")
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(self.state_dir / STATE_FILE)
+        write_atomically(self.state_dir / STATE_FILE, json.dumps(state, indent=2))
 
 
 def _configure_logging(path: Path | None) -> None:
