@@ -74,11 +74,11 @@ def endpoint_url(project: Project, key: str, target: str) -> tuple[str, dict[str
     if target == "local":
         from flash_pipeline.targets.local.deploy import local_status
 
-        answer = local_status(project) or {}
-        info = answer.get("endpoints", {}).get(key)
+        answer = local_status(project)
+        info = answer.get("endpoints", {}).get(key) if answer else None
         if not info:
             raise UsageError(f"{key} is not running locally", "deploy it first: flash deploy --target local --detach")
-        return str(info["url"]), {}
+        return info["url"], {}
     from flash_pipeline.cli.common import runpod_provider
 
     provider = runpod_provider()

@@ -31,12 +31,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from flash_pipeline.targets.local import rollout
+from flash_pipeline.targets.local.messages import Comparable, EndpointStatus, LastFailure, SpecBody
 from flash_pipeline.targets.local.workers import Worker, WorkerPool
 from flash_runtime.backoff import Backoff
 from flash_runtime.relay import GRACE, Relay, Upstream, error, not_allowed, request_id
@@ -82,7 +82,7 @@ class EndpointSpec:
     timeout: float = REQUEST_TIMEOUT  # the endpoint's `timeout` (at most RunPod's 330 s): the relay's and the drain's
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
+    def from_dict(cls, data: SpecBody) -> EndpointSpec:
         return cls(**data)
 
     def revision(self) -> str:
@@ -94,7 +94,7 @@ class EndpointSpec:
     def same_code(self, other: EndpointSpec) -> bool:
         return (self.digest, self.env, self.build_dir) == (other.digest, other.env, other.build_dir)
 
-    def comparable(self) -> dict[str, Any]:
+    def comparable(self) -> Comparable:
         """What `flash plan` compares; env as a digest, so no value ever leaves the supervisor."""
         env_digest = hashlib.sha256(json.dumps(sorted(self.env.items())).encode()).hexdigest()[:12]
         return {
@@ -117,7 +117,7 @@ class Endpoint:
         self.probes: aiohttp.ClientSession | None = None  # health checks never queue behind requests
         self.monitor: asyncio.Task[None] | None = None
         self.rollout: rollout.Rollout | None = None  # a new build starting beside the serving workers
-        self.last_failure: dict[str, Any] | None = None  # the last build that could not start, kept for status
+        self.last_failure: LastFailure | None = None  # the last build that could not start, kept for status
         self.affinity_wait = AFFINITY_WAIT
 
     async def start(self) -> None:
@@ -295,7 +295,7 @@ class Endpoint:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return None
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> EndpointStatus:
         pool = self.pool
         return {
             "url": f"http://127.0.0.1:{self.spec.port}",

@@ -24,12 +24,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from flash_pipeline.builder.output import BuildResult
 from flash_pipeline.config.envvars import callees_env, resolve_env
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, BuildError
+from flash_pipeline.targets.local.messages import Address, Process, Reply, Request, SpecBody, State
 
 FIRST_PORT = 8080
 ALREADY_RUNNING = 75  # the supervisor's exit code when another one holds the folder
@@ -77,7 +77,7 @@ def runtime_dir() -> Path:
     )
 
 
-def read_state(where: Paths) -> dict[str, Any] | None:
+def read_state(where: Paths) -> State | None:
     """The running supervisor's facts (pid, endpoints), from the supervisor itself; None if none answers.
 
     Asking the socket, not trusting a pid in a file: a pid can be reused by an unrelated process.
@@ -86,8 +86,11 @@ def read_state(where: Paths) -> dict[str, Any] | None:
         answer = send(where, {"cmd": "status"}, timeout=5)
     except ApiError:
         return None
-    endpoints = {k: {"url": v["url"], "port": v["port"]} for k, v in answer.get("endpoints", {}).items()}
-    return {"pid": answer["pid"], "pgid": answer.get("pgid", answer["pid"]), "endpoints": endpoints}
+    endpoints: dict[str, Address] = {
+        k: {"url": v["url"], "port": v["port"]} for k, v in answer.get("endpoints", {}).items()
+    }
+    pid = answer.get("pid", 0)
+    return {"pid": pid, "pgid": answer.get("pgid", pid), "endpoints": endpoints}
 
 
 @contextmanager
@@ -109,7 +112,7 @@ def deploy_lock(where: Paths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+def send(where: Paths, request: Request, timeout: float = 60.0) -> Reply:
     """One command to the supervisor; ApiError if it does not answer."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -122,7 +125,7 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
                 if not chunk:
                     break
                 data += chunk
-        answer: dict[str, Any] = json.loads(data)
+        answer: Reply = json.loads(data)  # the JSON boundary: the supervisor answers a Reply
     except (OSError, ValueError) as exc:
         raise ApiError(
             "local supervisor",
@@ -135,8 +138,8 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
 
 
 def apply(
-    where: Paths, make: Callable[[Mapping[str, Any]], list[dict[str, Any]]], attempts: int = 3
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    where: Paths, make: Callable[[Mapping[str, Address]], list[SpecBody]], attempts: int = 3
+) -> tuple[list[SpecBody], Reply]:
     """Hand the running supervisor the specs make(what runs now) gives, and its answer. A port
     another process took between choosing it here and binding it there is chosen again."""
     for attempt in range(1, attempts + 1):
@@ -170,13 +173,13 @@ def specs(
     project: Project,
     result: BuildResult,
     environ: Mapping[str, str],
-    previous: Mapping[str, Any],
+    previous: Mapping[str, Address],
     avoid: Collection[int] = (),
-) -> list[dict[str, Any]]:
+) -> list[SpecBody]:
     """What the supervisor should run; ports stay those of the previous deploy when there was one.
     avoid: ports found taken since they were probed."""
     taken: set[int] = set(avoid)
-    out: list[dict[str, Any]] = []
+    out: list[SpecBody] = []
     ports: dict[str, int] = {}
     built = {e.key: e for e in result.endpoints}
     for endpoint in project.endpoints:
@@ -186,7 +189,8 @@ def specs(
                 f"endpoint {endpoint.key} sets image = {endpoint.image!r}; the local target runs only built endpoints",
                 "remove image to run it locally",
             )
-        port = int(previous.get(endpoint.key, {}).get("port", 0)) or _next_free(taken)
+        known = previous.get(endpoint.key)
+        port = (known["port"] if known else 0) or _next_free(taken)
         taken.add(port)
         ports[endpoint.key] = port
         out.append(
@@ -194,7 +198,7 @@ def specs(
                 "key": endpoint.key,
                 "name": endpoint.name,
                 "build_dir": str(entry.path),
-                "digest": entry.digest,
+                "digest": entry.digest or "",  # set for every built endpoint
                 "env": resolve_env(endpoint, environ),  # callee URLs join it below, once every port is known
                 "workers_min": endpoint.workers.min,
                 "workers_max": endpoint.workers.max,
@@ -311,15 +315,13 @@ def ping(url: str, timeout: float = 5.0) -> int | str:
         conn.close()
 
 
-def stop(
-    where: Paths, state: Mapping[str, Any], *, wait: float = 30.0, sleep: Callable[[float], None] = time.sleep
-) -> None:
+def stop(where: Paths, state: Process, *, wait: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
     """Stop the supervisor and every worker; escalate to SIGKILL of its process group if needed.
 
     `state` must come from the supervisor itself (read_state) or from starting it: its pid is
     then known to be the supervisor's, never a stranger's that reused a recorded number.
     """
-    pid, pgid = int(state["pid"]), int(state.get("pgid", state["pid"]))
+    pid, pgid = state["pid"], state["pgid"]
     try:
         send(where, {"cmd": "stop"}, timeout=5)
     except ApiError:

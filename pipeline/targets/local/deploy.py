@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from flash_pipeline.builder.output import BuildResult
 from flash_pipeline.config.model import Project
@@ -15,6 +14,7 @@ from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import GateResult
 from flash_pipeline.targets.local import control as local
 from flash_pipeline.targets.local.gates import abandon, gate_all, no_interrupts, wanted_revision
+from flash_pipeline.targets.local.messages import Remembered, Reply
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 
 
@@ -75,7 +75,7 @@ def deploy_local(
             if started:
                 local.stop(where, {"pid": pid, "pgid": pid}, wait=STOP_GRACE)
             elif answer is not None:
-                abandon(where, answer)
+                abandon(where, answer.get("endpoints", {}), answer.get("changes"))
         raise
     urls = {key: info["url"] for key, info in answer["endpoints"].items()}
     changes: dict[str, str] = answer["changes"]
@@ -86,7 +86,7 @@ def deploy_local(
     if failed:
         _remember_failures(where, failed)
         # A new build still starting when its gate gave up (a hanging init hook): drop it, the old one serves.
-        abandon(where, {"changes": {}, "endpoints": {d.key: answer["endpoints"][d.key] for d in failed}})
+        abandon(where, {d.key: answer["endpoints"][d.key] for d in failed})
         # Nothing was running before this deploy: leave nothing running after it, unless a detached
         # deploy has healthy endpoints to keep (status then shows why the others cannot start).
         if started and (not detach or len(failed) == len(deployed)):
@@ -105,7 +105,7 @@ FAILURES = "last-failures.json"  # why endpoints could not start, kept for `flas
 def _remember_failures(where: local.Paths, failed: list[Deployed]) -> None:
     import json
 
-    def entry(gate: GateResult) -> dict[str, Any]:
+    def entry(gate: GateResult) -> Remembered:
         verdict, _, output = (gate.reason or f"/ping {gate.last_status}").partition("; its last output:")
         lines = [line.removeprefix("    ") for line in output.splitlines() if line]
         return {"reason": verdict.removeprefix("cannot start: "), "output": lines}
@@ -116,12 +116,12 @@ def _remember_failures(where: local.Paths, failed: list[Deployed]) -> None:
         pass
 
 
-def last_failures(project: Project) -> dict[str, Any]:
+def last_failures(project: Project) -> dict[str, Remembered]:
     """The endpoints the last local deploy could not start, and why (kept after it stopped them)."""
     import json
 
     try:
-        found: dict[str, Any] = json.loads((local.paths(project).state_dir / FAILURES).read_text())
+        found: dict[str, Remembered] = json.loads((local.paths(project).state_dir / FAILURES).read_text())
     except (OSError, ValueError):
         return {}
     return found
@@ -140,13 +140,12 @@ def _failure_hint(gate: GateResult, detach: bool, where: local.Paths) -> str:
     return f"{cause}; {where_logs}"
 
 
-def local_status(project: Project) -> dict[str, Any] | None:
+def local_status(project: Project) -> Reply | None:
     """The supervisor's view of every endpoint, or None if nothing runs locally."""
     where = local.paths(project)
     if local.read_state(where) is None:
         return None
-    answer: dict[str, Any] = local.send(where, {"cmd": "status"}, timeout=10)
-    return answer
+    return local.send(where, {"cmd": "status"}, timeout=10)
 
 
 def local_destroy(project: Project) -> list[str]:
@@ -170,7 +169,8 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
     hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ
     answer = local_status(project)
-    urls = {key: info["url"] for key, info in (answer or {}).get("endpoints", {}).items()}
+    running = answer.get("endpoints", {}) if answer else {}
+    urls = {key: info["url"] for key, info in running.items()}
     desired = {}
     for e in project.endpoints:
         if e.key not in hashes:
@@ -188,5 +188,5 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
             0,
         )
         desired[e.key] = spec.comparable()
-    live = {key: info["spec"] for key, info in (answer or {}).get("endpoints", {}).items()}
+    live = {key: info["spec"] for key, info in running.items()}
     return in_layers(plan_deploy(desired, live), project)

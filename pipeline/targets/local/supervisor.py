@@ -28,6 +28,7 @@ from typing import Any
 from flash_pipeline.errors import BuildError
 from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
+from flash_pipeline.targets.local.messages import EndpointStatus, Reply, Request, StateFile
 
 OUTPUT = logging.getLogger("flash.local")  # worker output and supervisor events, one line each
 LOG_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 2  # a detached supervisor's log: at most ~30 MB on disk
@@ -114,7 +115,7 @@ class Supervisor:
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
-            request = json.loads(line)
+            request: Request = json.loads(line)  # the JSON boundary: control.send sends a Request
             answer = await self._handle(request)
         except Exception as exc:  # the CLI shows this; the supervisor keeps serving
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -122,30 +123,29 @@ class Supervisor:
         await writer.drain()
         writer.close()
 
-    async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("cmd")
-        if command == "apply":
+    async def _handle(self, request: Request) -> Reply:
+        if request["cmd"] == "apply":
             try:
                 changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
             except _PortInUse as exc:  # the CLI picks another free port and applies again
                 return {"ok": False, "error": f"port {exc.port} is taken", "port_taken": exc.port}
             self._write_state()
             return {"ok": True, "changes": changes, "endpoints": self._status()}
-        if command == "status":
+        if request["cmd"] == "status":
             return {"ok": True, "pid": os.getpid(), "pgid": os.getpgid(0), "endpoints": self._status()}
-        if command == "stop":
+        if request["cmd"] == "stop":
             self.done.set()
             return {"ok": True}
-        if command == "abandon":  # an interrupted deploy: drop what it started, keep what served before
-            for key in request.get("rollouts", []):
+        if request["cmd"] == "abandon":  # an interrupted deploy: drop what it started, keep what served before
+            for key in request["rollouts"]:
                 if key in self.endpoints:
                     await self.endpoints[key].abandon("the deploy that started it was interrupted")
-            for key in request.get("created", []):
+            for key in request["created"]:
                 if key in self.endpoints:
                     await self.endpoints.pop(key).stop()
             self._write_state()
             return {"ok": True, "endpoints": self._status()}
-        return {"ok": False, "error": f"unknown command {command!r}"}
+        return {"ok": False, "error": f"unknown command {request.get('cmd')!r}"}
 
     async def _apply(self, specs: list[EndpointSpec]) -> dict[str, str]:
         changes: dict[str, str] = {}
@@ -168,12 +168,12 @@ class Supervisor:
                 changes[key] = "created"
         return changes
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self) -> dict[str, EndpointStatus]:
         return {key: endpoint.status() for key, endpoint in self.endpoints.items()}
 
     def _write_state(self) -> None:
         """Non-secret facts for `flash status/destroy`: pid, socket, ports. Atomic replace."""
-        state = {
+        state: StateFile = {
             "pid": os.getpid(),
             "pgid": os.getpgid(0),
             "socket": str(self.socket_path),

@@ -23,12 +23,18 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from flash_pipeline.targets.local.messages import Failure
 from flash_runtime.backoff import Backoff
+
+if TYPE_CHECKING:  # the balancer imports this module
+    from flash_pipeline.targets.local.balancer import EndpointSpec
+
+Ping = Callable[["Worker"], Awaitable["tuple[int, str | None] | None"]]  # balancer.Endpoint._ping_worker
 
 TICK = 0.2  # seconds between health checks and scaling decisions
 CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start
@@ -84,14 +90,14 @@ class WorkerPool:
 
     def __init__(
         self,
-        spec: Any,
+        spec: EndpointSpec,
         echo: Callable[[str], None],
-        ping: Callable[[Worker], Any],
+        ping: Ping,
         *,
         numbers: Iterator[int] | None = None,
         crash_limit: int = CRASH_LIMIT,
     ) -> None:
-        self.spec = spec  # local_balancer.EndpointSpec
+        self.spec = spec
         self.echo = echo
         self._ping = ping  # async: (status, state from the body) or None when nothing answered
         self.workers: list[Worker] = []
@@ -103,7 +109,7 @@ class WorkerPool:
         self.ready_event = asyncio.Event()
         self.start_failures = 0  # in a row, since the last worker that became ready
         self.next_start = 0.0  # monotonic time before which no worker is started (backoff)
-        self.failure: dict[str, Any] | None = None
+        self.failure: Failure | None = None
         self.monitor_error: str | None = None
         self.spawn_error: str | None = None  # the last failed worker start, until one succeeds
         self.restarts = 0
@@ -111,7 +117,7 @@ class WorkerPool:
         self.ticked = asyncio.Event()  # set (and replaced) after every tick of the monitor
         self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
-    def spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
