@@ -25,7 +25,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TypedDict
 
 import aiohttp
 from aiohttp import web
@@ -40,10 +40,18 @@ TIMEOUT = 330.0  # RunPod's LB processing limit: no endpoint's request outlives 
 _NOT_SENT = frozenset({"authorization"})  # the client's own key never travels on
 
 
+class AppFacts(TypedDict):
+    """The app as the config declares it (the generated mothership's APP, templates/mothership.py.j2)."""
+
+    app: str
+    environment: str | None
+    endpoints: dict[str, list[str]]  # endpoint key -> its routes ("METHOD /path")
+
+
 class Mothership:
     def __init__(
         self,
-        app: Mapping[str, Any],
+        app: AppFacts,
         urls: Mapping[str, str],
         key: str | None,
         *,
@@ -189,7 +197,7 @@ class Mothership:
         return await self.relay.forward(request, pick, rest)
 
 
-def main(app: Mapping[str, Any]) -> None:
+def main(app: AppFacts) -> None:
     """Entry point of the generated mothership worker: serve on $HOST:$PORT until SIGTERM."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(message)s")
     env = os.environ
