@@ -121,7 +121,7 @@ async def _close_when_idle(app: App) -> None:
     while True:
         for connection in list(getattr(app.ctx, "connections", ())):
             connection.close_if_idle()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a poll, not a retry: a connection says nothing when it turns idle
 
 
 def _app_name(name: str) -> str:

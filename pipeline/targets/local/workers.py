@@ -39,6 +39,7 @@ Ping = Callable[["Worker"], Awaitable["tuple[int, str | None] | None"]]  # balan
 TICK = 0.2  # seconds between health checks and scaling decisions
 CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start
 UNHEALTHY_AFTER = 3  # failed checks in a row before a ready worker is replaced
+MONITOR_RETRY = Backoff(initial=2 * TICK, factor=2.0, cap=5.0, jitter=0.0)  # after a tick that failed
 RESTARTS = Backoff(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)  # no start for 0.5 s, doubling per failure
 STOP_GRACE = 5.0  # after the endpoint's timeout, before a draining worker is killed
 TAIL = 20  # output lines kept per worker, quoted when it fails
@@ -127,7 +128,7 @@ class WorkerPool:
 
     # -- the monitor ----------------------------------------------------------------------
     async def monitor(self) -> None:
-        delay = TICK
+        delay, failures = TICK, 0
         while True:
             try:
                 await self._tick()
@@ -136,9 +137,9 @@ class WorkerPool:
                 if text != self.monitor_error:  # once per distinct error, not once per tick
                     self.echo(f"{self.spec.key} | monitor: {text}; retrying")
                 self.monitor_error = text
-                delay = min(5.0, delay * 2)
+                delay, failures = MONITOR_RETRY.delay(failures), failures + 1
             else:  # a spawn that failed stays visible through the backoff, until one succeeds
-                self.monitor_error, delay = self.spawn_error, TICK
+                self.monitor_error, delay, failures = self.spawn_error, TICK, 0
             self.ready_event.set() if self.ready() else self.ready_event.clear()
             self.ticked.set()
             self.ticked = asyncio.Event()
