@@ -27,7 +27,7 @@ from pathlib import Path
 
 from flash_pipeline.builder.output import BuildResult
 from flash_pipeline.config.envvars import callees_env, resolve_env
-from flash_pipeline.config.model import Project
+from flash_pipeline.config.model import Endpoint, Project
 from flash_pipeline.errors import ApiError, BuildError
 from flash_pipeline.targets.local.messages import Address, Process, Reply, Request, SpecBody, State
 
@@ -193,27 +193,41 @@ def specs(
         port = (known["port"] if known else 0) or _next_free(taken)
         taken.add(port)
         ports[endpoint.key] = port
-        out.append(
-            {
-                "key": endpoint.key,
-                "name": endpoint.name,
-                "build_dir": str(entry.path),
-                "digest": entry.digest or "",  # set for every built endpoint
-                "env": resolve_env(endpoint, environ),  # callee URLs join it below, once every port is known
-                "workers_min": endpoint.workers.min,
-                "workers_max": endpoint.workers.max,
-                "scaler_value": endpoint.scaler_value,
-                "idle_timeout": endpoint.idle_timeout,
-                "port": port,
-                "source_dir": _shown(project.source_dir),
-                "timeout": min(endpoint.timeout, 330),  # the relay's and the drain's bound, as the worker's
-            }
-        )
+        env = resolve_env(endpoint, environ)  # callee URLs join it below, once every port is known
+        digest = entry.digest or ""  # set for every built endpoint
+        out.append(spec_body(endpoint, digest, env, build_dir=str(entry.path), port=port, source=project.source_dir))
     urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
     for spec, endpoint in zip(out, project.endpoints, strict=True):
         # Locally no call key is needed: the balancers take no Authorization, as RunPod's do.
         spec["env"] = {**spec["env"], **callees_env(endpoint, urls)}
     return out
+
+
+def spec_body(
+    endpoint: Endpoint,
+    digest: str,
+    env: dict[str, str],
+    *,
+    build_dir: str = "",
+    port: int = 0,
+    source: Path | None = None,
+) -> SpecBody:
+    """The one builder of what the supervisor runs for an endpoint (a deploy), or compares (a plan:
+    no build folder, no port)."""
+    return {
+        "key": endpoint.key,
+        "name": endpoint.name,
+        "build_dir": build_dir,
+        "digest": digest,
+        "env": env,
+        "workers_min": endpoint.workers.min,
+        "workers_max": endpoint.workers.max,
+        "scaler_value": endpoint.scaler_value,
+        "idle_timeout": endpoint.idle_timeout,
+        "port": port,
+        "source_dir": _shown(source) if source is not None else "",
+        "timeout": min(endpoint.timeout, 330),  # the relay's and the drain's bound, as the worker's
+    }
 
 
 def _shown(folder: Path) -> str:

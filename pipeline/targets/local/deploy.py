@@ -175,18 +175,7 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
     for e in project.endpoints:
         if e.key not in hashes:
             continue  # prebuilt images do not run locally; deploy says so
-        spec = EndpointSpec(
-            e.key,
-            e.name,
-            "",
-            hashes[e.key],
-            resolve_env(e, env_source) | callees_env(e, urls),
-            e.workers.min,
-            e.workers.max,
-            e.scaler_value,
-            e.idle_timeout,
-            0,
-        )
-        desired[e.key] = spec.comparable()
+        env = resolve_env(e, env_source) | callees_env(e, urls)
+        desired[e.key] = EndpointSpec.from_dict(local.spec_body(e, hashes[e.key], env)).comparable()
     live = {key: info["spec"] for key, info in running.items()}
     return in_layers(plan_deploy(desired, live), project)
