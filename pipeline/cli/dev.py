@@ -23,6 +23,8 @@ from flash_pipeline.config.model import Project
 from flash_pipeline.errors import BuildError, ConfigError, FlashError, Interrupted
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local import process
+from flash_pipeline.targets.local import specs as local_specs
 from flash_pipeline.targets.local.messages import SpecBody
 
 
@@ -53,7 +55,7 @@ class Session:
         self.where = local.paths(project)
         state = local.read_state(self.where)
         if state is None:
-            self.pid, self.started = local.start_supervisor(self.where, detach=False).pid, True
+            self.pid, self.started = process.start_supervisor(self.where, detach=False).pid, True
             return
         self.pid = int(state["pid"])
         echo_err(f"flash: attached to the local deployment already running (supervisor pid {self.pid})")
@@ -68,8 +70,8 @@ class Session:
         started = time.monotonic()
         try:
             result = build(project)
-            local.check_dependencies(project)
-            local.specs(project, result, os.environ, {})  # an endpoint the local target cannot run: said here
+            local_specs.check_dependencies(project)
+            local_specs.specs(project, result, os.environ, {})  # an endpoint the local target cannot run: said here
         except ConfigError as exc:
             echo_err(report.config_error_text(exc.diagnostics, "the previous workers keep serving"))
             return
@@ -78,7 +80,9 @@ class Session:
             return
         specs, answer = local.apply(
             self.where,
-            lambda running: self._only_concerned(project, result, local.specs(project, result, os.environ, running)),
+            lambda running: self._only_concerned(
+                project, result, local_specs.specs(project, result, os.environ, running)
+            ),
         )
         self.applied = {spec["key"]: spec for spec in specs}
         changes: dict[str, str] = answer["changes"]

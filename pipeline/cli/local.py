@@ -45,7 +45,7 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
 def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
     """The end of a foreground run: stop the supervisor it started (Ctrl-C: within about a second);
     leave one it only attached to (a --detach deploy's) serving, and say so."""
-    from flash_pipeline.targets.local import control
+    from flash_pipeline.targets.local import control, process
     from flash_pipeline.targets.local.deploy import STOP_GRACE
 
     if not started:
@@ -56,7 +56,7 @@ def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
         )
         return
     click.echo("flash: stopping local endpoints ...", err=True)
-    control.stop(
+    process.stop(
         where, control.read_state(where) or {"pid": pid, "pgid": pid}, wait=STOP_GRACE if interrupted else 30.0
     )
     click.echo("flash: stopped; no worker is left running", err=True)

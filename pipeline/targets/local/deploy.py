@@ -13,6 +13,7 @@ from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import GateResult
 from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local import process, specs
 from flash_pipeline.targets.local.gates import abandon, gate_all, no_interrupts, wanted_revision
 from flash_pipeline.targets.local.messages import Remembered, Reply
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
@@ -54,7 +55,7 @@ def deploy_local(
     about a second, and nothing else: a supervisor it only attached to keeps serving.
     """
     where = local.paths(project)
-    local.check_dependencies(project)
+    specs.check_dependencies(project)
     cancel = cancel if cancel is not None else Cancel()
     started, pid, answer = False, 0, None
     try:
@@ -62,18 +63,18 @@ def deploy_local(
             env = environ if environ is not None else os.environ
             state = local.read_state(where)
             if state is None:
-                pid, started = local.start_supervisor(where, detach=detach).pid, True
+                pid, started = process.start_supervisor(where, detach=detach).pid, True
             else:
                 pid = int(state["pid"])
             env = environ if environ is not None else os.environ
-            _, answer = local.apply(where, lambda running: local.specs(project, result, env, running))
+            _, answer = local.apply(where, lambda running: specs.specs(project, result, env, running))
         wanted = {key: wanted_revision(info) for key, info in answer["endpoints"].items()}
         gates = gate_all(project, where, wanted, timeout, echo, cancel)
     except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: what this deploy started must not linger
         cancel.set()
         with no_interrupts():
             if started:
-                local.stop(where, {"pid": pid, "pgid": pid}, wait=STOP_GRACE)
+                process.stop(where, {"pid": pid, "pgid": pid}, wait=STOP_GRACE)
             elif answer is not None:
                 abandon(where, answer.get("endpoints", {}), answer.get("changes"))
         raise
@@ -90,7 +91,7 @@ def deploy_local(
         # Nothing was running before this deploy: leave nothing running after it, unless a detached
         # deploy has healthy endpoints to keep (status then shows why the others cannot start).
         if started and (not detach or len(failed) == len(deployed)):
-            local.stop(where, {"pid": pid, "pgid": pid})
+            process.stop(where, {"pid": pid, "pgid": pid})
         first = failed[0]
         hint = _failure_hint(first.gate, detach, where)
         detail = first.gate.reason if first.gate.reason.startswith("cannot start") else ""
@@ -155,7 +156,7 @@ def local_destroy(project: Project) -> list[str]:
     if state is None:
         return []
     keys = sorted(state.get("endpoints", {}))
-    local.stop(where, state)
+    process.stop(where, state)
     (where.state_dir / FAILURES).unlink(missing_ok=True)
     return keys
 
@@ -176,6 +177,6 @@ def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> li
         if e.key not in hashes:
             continue  # prebuilt images do not run locally; deploy says so
         env = resolve_env(e, env_source) | callees_env(e, urls)
-        desired[e.key] = EndpointSpec.from_dict(local.spec_body(e, hashes[e.key], env)).comparable()
+        desired[e.key] = EndpointSpec.from_dict(specs.spec_body(e, hashes[e.key], env)).comparable()
     live = {key: info["spec"] for key, info in running.items()}
     return in_layers(plan_deploy(desired, live), project)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
+STATE_FILE = "state.json"  # in the state folder: a StateFile
+ALREADY_RUNNING = 75  # the supervisor's exit code when another one holds the state folder
+
 
 class SpecBody(TypedDict):
     """One endpoint for the supervisor to run (balancer.EndpointSpec); env values resolved, held
@@ -129,7 +132,7 @@ class Address(TypedDict):
 
 
 class Process(TypedDict):
-    """The supervisor's process and process group (what control.stop signals)."""
+    """The supervisor's process and process group (what process.stop signals)."""
 
     pid: int
     pgid: int

@@ -28,13 +28,11 @@ from typing import Any
 from flash_pipeline.errors import BuildError
 from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
-from flash_pipeline.targets.local.messages import EndpointStatus, Reply, Request, StateFile
+from flash_pipeline.targets.local.messages import ALREADY_RUNNING, STATE_FILE, EndpointStatus, Reply, Request, StateFile
 
 OUTPUT = logging.getLogger("flash.local")  # worker output and supervisor events, one line each
 LOG_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 2  # a detached supervisor's log: at most ~30 MB on disk
-STATE_FILE = "state.json"
 LOCK_FILE = "supervisor.lock"
-ALREADY_RUNNING = 75  # exit code: another supervisor holds this folder
 
 
 class RateLimited(logging.Filter):
