@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypedDict
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
@@ -38,12 +38,29 @@ SYNC_POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("FLASH_SYNC_THREAD
 log = logging.getLogger("flash.worker")
 
 App = Sanic[Any, Any]  # the config and ctx types are Sanic's defaults
+
+
+class RouteFlags(TypedDict, total=False):
+    """A route's options in the generated worker's ROUTES."""
+
+    body_keys: bool  # parameters bind from the JSON body's keys
+
+
+class Facts(TypedDict, total=False):
+    """Who the worker is, as the generated worker's MANIFEST says (templates/flash_worker.py.j2)."""
+
+    app: str
+    environment: str | None
+    endpoint: str  # its key in flash.toml
+    calls: list[str]  # the keys of the endpoints it calls
+
+
 # (METHOD, "/path/{param}", "module:function"), then the batch options of a batched route (or None),
-# then the route's options ({"body_keys": True}: parameters bind from the JSON body's keys)
+# then the route's options
 RouteSpec = (
     tuple[str, str, str]
     | tuple[str, str, str, Mapping[str, int] | None]
-    | tuple[str, str, str, Mapping[str, int] | None, Mapping[str, Any]]
+    | tuple[str, str, str, Mapping[str, int] | None, RouteFlags]
 )
 batch_size: contextvars.ContextVar[int] = contextvars.ContextVar("flash_batch_size", default=0)
 
@@ -101,7 +118,7 @@ def create_app(
     init: str | None = None,
     *,
     timeout: float = 330.0,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: Facts | None = None,
 ) -> App:
     """A Sanic app serving routes and /ping; init runs in the background once serving starts.
 
@@ -134,15 +151,16 @@ def create_app(
 
     app.add_route(manifest_route, "/manifest", methods=["GET", "HEAD"], name="flash_manifest")
     served: list[Route] = []
-    for index, (method, path, ref, *options) in enumerate(routes):
+    for index, route in enumerate(routes):
+        method, path, ref = route[0], route[1], route[2]
         if method == "WS":  # flash_runtime.wsserver
             ws_parts = (_sanic_path(path), load_callable(ref), lifecycle, sockets, _error, _request_id, _forwarded)
             served.append(add_websocket_route(app, f"route_{index}", path, ref, *ws_parts))
             continue
         methods = [method, "HEAD"] if method == "GET" else [method]  # HEAD: GET's answer, no body (Sanic drops it)
-        handler, func, binding = _route_handler(
-            method, path, ref, lifecycle, options[0] if options else None, options[1] if len(options) > 1 else None
-        )
+        batch = route[3] if len(route) > 3 else None
+        flags = route[4] if len(route) > 4 else None
+        handler, func, binding = _route_handler(method, path, ref, lifecycle, batch, flags)
         served.append((method, path, func, binding))
         app.add_route(handler, _sanic_path(path), methods=methods, name=f"route_{index}")
     title = " ".join(str(v) for v in (described["app"], described["endpoint"]) if v) or name
@@ -167,7 +185,7 @@ def create_app(
     return app
 
 
-def _manifest(facts: Mapping[str, Any], routes: Sequence[RouteSpec]) -> dict[str, Any]:
+def _manifest(facts: Facts, routes: Sequence[RouteSpec]) -> dict[str, Any]:
     """GET /manifest: who this worker is, which build it runs, what it serves, whom it calls (by URL)."""
     known = json.loads(os.environ.get("FLASH_ENDPOINTS") or "{}")
     return {
@@ -213,7 +231,7 @@ def _route_handler(
     ref: str,
     lifecycle: Lifecycle,
     batch: Mapping[str, int] | None = None,
-    flags: Mapping[str, Any] | None = None,
+    flags: RouteFlags | None = None,
 ) -> tuple[Callable[..., Any], Callable[..., Any], Binding]:
     func = load_callable(ref)
     path_params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
@@ -221,7 +239,7 @@ def _route_handler(
         binding = plan_batch(func)
         call = _batched(f"{method} {path}", func, binding, BatchOptions(**batch))
     else:
-        body_keys = bool((flags or {}).get("body_keys"))
+        body_keys = bool(flags and flags.get("body_keys"))
         binding, call = plan(func, method, path_params, Request, body_keys=body_keys), func
     is_async = batch is not None or inspect.iscoroutinefunction(func)
 

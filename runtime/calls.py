@@ -23,9 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from flash_runtime.backoff import RetryPolicy
+from flash_runtime.backoff import Backoff
 
-__all__ = ["CallError", "Endpoint", "RetryPolicy", "close", "current_headers", "endpoint", "with_retries"]
+__all__ = ["Backoff", "CallError", "Endpoint", "close", "current_headers", "endpoint", "with_retries"]
 
 # Set by the worker for the request being handled: the headers a call forwards (X-Request-ID,
 # traceparent), made only when a call is made (most requests make none: no id is minted for them).
@@ -49,7 +49,7 @@ Send = Callable[[], Awaitable[tuple[int | None, Any, Mapping[str, str] | None]]]
 async def with_retries(
     send: Send,
     *,
-    policy: RetryPolicy,
+    policy: Backoff,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random,
@@ -73,7 +73,7 @@ async def with_retries(
 class Endpoint:
     """One callee. Methods return the decoded JSON of a 2xx answer, else raise CallError."""
 
-    def __init__(self, name: str, url: str, key: str | None, policy: RetryPolicy) -> None:
+    def __init__(self, name: str, url: str, key: str | None, policy: Backoff) -> None:
         self.name, self.url, self.key, self.policy = name, url.rstrip("/"), key, policy
 
     def _headers(self, headers: Mapping[str, str] | None, worker: str | None) -> dict[str, str]:
@@ -201,7 +201,7 @@ class SyncEndpoint:
         return self.request("DELETE", path, **kw)
 
 
-def endpoint(name: str, *, environ: Mapping[str, str] | None = None, policy: RetryPolicy | None = None) -> Endpoint:
+def endpoint(name: str, *, environ: Mapping[str, str] | None = None, policy: Backoff | None = None) -> Endpoint:
     """A callee by endpoint key; LookupError naming `calls` if this endpoint does not call it."""
     env = os.environ if environ is None else environ
     known = json.loads(env.get("FLASH_ENDPOINTS") or "{}")
@@ -211,7 +211,7 @@ def endpoint(name: str, *, environ: Mapping[str, str] | None = None, policy: Ret
             f"endpoint {name!r} is not in this endpoint's `calls` (it may call: {listed}); "
             f"add it to calls = [...] in flash.toml and deploy again"
         )
-    return Endpoint(name, known[name], env.get("FLASH_CALL_KEY") or None, policy or RetryPolicy())
+    return Endpoint(name, known[name], env.get("FLASH_CALL_KEY") or None, policy or Backoff())
 
 
 def _decode(raw: bytes) -> Any:

@@ -25,12 +25,13 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TypedDict
 
 import aiohttp
 from aiohttp import web
 
-from flash_runtime.relay import GRACE, MAX_BODY, Fixed, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
+from flash_runtime.backoff import Backoff
+from flash_runtime.relay import GRACE, MAX_BODY, Fixed, Relay, Upstream, error, not_allowed, request_id
 
 log = logging.getLogger("flash.mothership")
 STATE_TTL = 5.0  # seconds a /ping state is trusted for /manifest and routing
@@ -39,21 +40,29 @@ TIMEOUT = 330.0  # RunPod's LB processing limit: no endpoint's request outlives 
 _NOT_SENT = frozenset({"authorization"})  # the client's own key never travels on
 
 
+class AppFacts(TypedDict):
+    """The app as the config declares it (the generated mothership's APP, templates/mothership.py.j2)."""
+
+    app: str
+    environment: str | None
+    endpoints: dict[str, list[str]]  # endpoint key -> its routes ("METHOD /path")
+
+
 class Mothership:
     def __init__(
         self,
-        app: Mapping[str, Any],
+        app: AppFacts,
         urls: Mapping[str, str],
         key: str | None,
         *,
         build: str | None = None,
-        policy: RetryPolicy | None = None,
+        policy: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.app, self.key, self.build = app, key, build
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or Backoff()
         self.clock, self.sleep, self.rng = clock, sleep, random.Random()
         self.states: dict[str, tuple[float, int | str, str | None]] = {}  # name -> (checked at, /ping, build)
         self.upstreams = {name: Fixed(url) for name, url in self.urls.items()}
@@ -188,7 +197,7 @@ class Mothership:
         return await self.relay.forward(request, pick, rest)
 
 
-def main(app: Mapping[str, Any]) -> None:
+def main(app: AppFacts) -> None:
     """Entry point of the generated mothership worker: serve on $HOST:$PORT until SIGTERM."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(message)s")
     env = os.environ

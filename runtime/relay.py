@@ -1,5 +1,5 @@
 """The one HTTP relay of flash: the local balancer and the mothership forward requests with it, and
-`flash_runtime.endpoint()` calls share its retry rules (`RetryPolicy`). aiohttp on both sides.
+`flash_runtime.endpoint()` calls share its retry rules (`Backoff`). aiohttp on both sides.
 
 The contract (docs/worker.md, "Relaying", says the same):
 
@@ -10,7 +10,7 @@ The contract (docs/worker.md, "Relaying", says the same):
   `X-Flash-No-Worker: 1` so they are told apart from an app's. Every other answer, every 5xx an
   app returns included, goes to the client as it is, at once.
 - A request whose body is held in memory (no body, or a Content-Length up to `REPLAYABLE`) is
-  tried again, with `RetryPolicy`'s backoff, until its deadline; a streamed body (larger, or
+  tried again, with `Backoff`'s backoff, until its deadline; a streamed body (larger, or
   chunked) is sent once only.
 - **Never hang a client.** A client that disconnects cancels the upstream request (its handler
   sees the connection go); an upstream that fails after the answer started ends the client's
@@ -60,12 +60,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from flash_runtime.backoff import NO_WORKER, RUNPOD_NO_WORKER, RetryPolicy
+from flash_runtime.backoff import NO_WORKER, RUNPOD_NO_WORKER, Backoff
 from flash_runtime.calls import CallError
 from flash_runtime.websocket import MAX_MESSAGE_BYTES, PING_INTERVAL, bridge
 from flash_runtime.wsclient import ClientWebSocket, connect
 
-__all__ = ["NO_WORKER", "Fixed", "Relay", "RetryPolicy", "Upstream", "error", "not_allowed", "request_id"]
+__all__ = ["NO_WORKER", "Fixed", "Relay", "Upstream", "error", "not_allowed", "request_id"]
 
 log = logging.getLogger("flash.relay")
 
@@ -183,7 +183,7 @@ class Relay:
         self,
         via: str,
         *,
-        policy: RetryPolicy | None = None,
+        policy: Backoff | None = None,
         timeout: float = 330.0,
         limit: int = LIMIT,
         clock: Callable[[], float] = time.monotonic,
@@ -195,7 +195,7 @@ class Relay:
         """`add`: headers sent with every request, replacing the client's of those names; `drop`:
         client headers never sent on (lower case)."""
         self.via = f"1.1 {via}"
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or Backoff()
         self.timeout = aiohttp.ClientTimeout(total=timeout + GRACE, sock_connect=CONNECT)
         self.limit, self.clock, self.sleep, self.rng = limit, clock, sleep, random.Random()
         self.answer_expect = answer_expect  # a low-level aiohttp server does not answer Expect itself
@@ -507,7 +507,7 @@ class Relay:
         if RUNPOD_NO_WORKER.encode() not in body.lower():
             return False
         try:
-            return RetryPolicy.retryable(status, json.loads(body))
+            return Backoff.retryable(status, json.loads(body))
         except ValueError:
             return False
 

@@ -16,12 +16,12 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sanic.server.protocols.http_protocol import HttpProtocol
 
-from flash_runtime.app import App, Lifecycle, RouteSpec, create_app
+from flash_runtime.app import App, Facts, Lifecycle, RouteSpec, create_app
 
 log = logging.getLogger("flash.worker")
 _REASONS = {200: "OK", 204: "No Content", 503: "Service Unavailable", 404: "Not Found"}
@@ -32,7 +32,7 @@ def serve(
     routes: Sequence[RouteSpec],
     init: str | None = None,
     timeout: float = 330.0,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: Facts | None = None,
 ) -> None:
     """Entry point of a generated worker: configure logging, build the app, serve until SIGTERM."""
     logging.basicConfig(
@@ -121,7 +121,7 @@ async def _close_when_idle(app: App) -> None:
     while True:
         for connection in list(getattr(app.ctx, "connections", ())):
             connection.close_if_idle()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a poll, not a retry: a connection says nothing when it turns idle
 
 
 def _app_name(name: str) -> str:

@@ -292,10 +292,9 @@ def status(configs: tuple[str, ...], target: str | None, fmt: str) -> int:
             rows = runpod_provider().status(project)
             render = report.runpod_status_json(rows) if fmt == "json" else report.runpod_status_text(rows, app)
         else:
-            from flash_pipeline.targets.local import LocalProvider
-            from flash_pipeline.targets.local.deploy import last_failures
+            from flash_pipeline.targets.local.deploy import last_failures, local_status
 
-            answer, failures = LocalProvider().status(project), last_failures(project)
+            answer, failures = local_status(project), last_failures(project)
             if fmt == "json":
                 render = report.local_status_json(project, answer, failures)
             else:
@@ -330,12 +329,11 @@ def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
         from flash_pipeline.cli import runpod as runpod_cli
 
         return runpod_cli.destroy(config, yes, app)
-    from flash_pipeline.targets.local import LocalProvider
+    from flash_pipeline.targets.local.deploy import local_destroy
 
-    provider = LocalProvider()
     project = load(config, "nothing was destroyed")
     confirm(yes, f"Stop every local endpoint of {project.name}?")
-    keys = provider.destroy(project)
+    keys = local_destroy(project)
     click.echo(
         f"flash: stopped {', '.join(keys)} on the local target"
         if keys

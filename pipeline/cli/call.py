@@ -15,12 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, UsageError
+
+if TYPE_CHECKING:  # requests loads only when a call is sent
+    import requests
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "WS")
 
@@ -74,11 +77,11 @@ def endpoint_url(project: Project, key: str, target: str) -> tuple[str, dict[str
     if target == "local":
         from flash_pipeline.targets.local.deploy import local_status
 
-        answer = local_status(project) or {}
-        info = answer.get("endpoints", {}).get(key)
+        answer = local_status(project)
+        info = answer.get("endpoints", {}).get(key) if answer else None
         if not info:
             raise UsageError(f"{key} is not running locally", "deploy it first: flash deploy --target local --detach")
-        return str(info["url"]), {}
+        return info["url"], {}
     from flash_pipeline.cli.common import runpod_provider
 
     provider = runpod_provider()
@@ -99,13 +102,13 @@ def send(
     echo: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Any:
+) -> requests.Response:
     """The response, after riding out a cold start; ApiError when none came within the deadline."""
     import requests
 
-    from flash_runtime.backoff import RetryPolicy
+    from flash_runtime.backoff import Backoff
 
-    policy, rng, start, attempt = RetryPolicy(deadline=deadline), random.Random(), clock(), 0
+    policy, rng, start, attempt = Backoff(deadline=deadline), random.Random(), clock(), 0
     sent = {"Content-Type": "application/json", **headers} if body is not None else dict(headers)
     while True:
         try:
@@ -141,14 +144,14 @@ def _cannot_start(status: int | None, detail: Any) -> str | None:
     return error if isinstance(error, str) and " cannot start: " in error else None
 
 
-def _json(answer: Any) -> Any:
+def _json(answer: requests.Response) -> Any:  # the JSON boundary
     try:
         return answer.json()
     except ValueError:
         return None
 
 
-def show(answer: Any, include: bool) -> str:
+def show(answer: requests.Response, include: bool) -> str:
     """The body (pretty JSON on a terminal); with include, the status line and headers first."""
     lines = []
     if include:

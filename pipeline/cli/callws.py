@@ -62,7 +62,7 @@ async def _talk(
 ) -> tuple[int | None, str]:
     import aiohttp
 
-    from flash_runtime.calls import CallError, RetryPolicy
+    from flash_runtime.calls import Backoff, CallError
     from flash_runtime.wsclient import connect
 
     def describe(status: int | None, body: Any) -> CallError:
@@ -79,7 +79,7 @@ async def _talk(
                 url,
                 headers,
                 params=None,
-                policy=RetryPolicy(deadline=deadline),
+                policy=Backoff(deadline=deadline),
                 describe=describe,
                 notice=notice,
             )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ from flash_pipeline.config.model import Project
 from flash_pipeline.errors import BuildError, ConfigError, FlashError, Interrupted
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local import process
+from flash_pipeline.targets.local import specs as local_specs
+from flash_pipeline.targets.local.messages import SpecBody
 
 
 class Session:
@@ -30,7 +33,7 @@ class Session:
 
     def __init__(self, config: str) -> None:
         self.config = config
-        self.applied: dict[str, dict[str, Any]] = {}  # key -> the spec last sent
+        self.applied: dict[str, SpecBody] = {}  # key -> the spec last sent
         self.identity: dict[str, str] = {}  # key -> the fingerprint of its own files when last sent
         self.cancel = Cancel()  # Ctrl-C
         self.newer = Cancel()  # set by the watcher when a save comes: a slow start is not waited out
@@ -52,7 +55,7 @@ class Session:
         self.where = local.paths(project)
         state = local.read_state(self.where)
         if state is None:
-            self.pid, self.started = local.start_supervisor(self.where, detach=False).pid, True
+            self.pid, self.started = process.start_supervisor(self.where, detach=False).pid, True
             return
         self.pid = int(state["pid"])
         echo_err(f"flash: attached to the local deployment already running (supervisor pid {self.pid})")
@@ -61,14 +64,14 @@ class Session:
         """Build and hand the supervisor the new specs; wait for the endpoints that restart."""
         from flash_pipeline import report
         from flash_pipeline.builder.output import build
-        from flash_pipeline.targets.local.gates import gate_all
+        from flash_pipeline.targets.local.gates import gate_all, wanted_revision
 
         assert self.where is not None
         started = time.monotonic()
         try:
             result = build(project)
-            local.check_dependencies(project)
-            local.specs(project, result, os.environ, {})  # an endpoint the local target cannot run: said here
+            local_specs.check_dependencies(project)
+            local_specs.specs(project, result, os.environ, {})  # an endpoint the local target cannot run: said here
         except ConfigError as exc:
             echo_err(report.config_error_text(exc.diagnostics, "the previous workers keep serving"))
             return
@@ -77,7 +80,9 @@ class Session:
             return
         specs, answer = local.apply(
             self.where,
-            lambda running: self._only_concerned(project, result, local.specs(project, result, os.environ, running)),
+            lambda running: self._only_concerned(
+                project, result, local_specs.specs(project, result, os.environ, running)
+            ),
         )
         self.applied = {spec["key"]: spec for spec in specs}
         changes: dict[str, str] = answer["changes"]
@@ -88,7 +93,7 @@ class Session:
             if changed is not None:
                 echo_err("flash: no endpoint's build, settings or env changed")
             return
-        wanted = {key: _wanted(info) for key, info in answer["endpoints"].items()}
+        wanted = {key: wanted_revision(info) for key, info in answer["endpoints"].items()}
         try:
             gates = gate_all(project, self.where, wanted, None, lambda _: None, self.newer, keys=moved)
         except Interrupted:
@@ -110,9 +115,7 @@ class Session:
                 kept = "the previous workers keep serving" if "keep serving" in gate.reason else "fix it and save"
                 echo_err(f"flash: {key}: the new build cannot start ({reason}); {kept}")
 
-    def _only_concerned(
-        self, project: Project, result: BuildResult, specs: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    def _only_concerned(self, project: Project, result: BuildResult, specs: list[SpecBody]) -> list[SpecBody]:
         """Keep the last build of an endpoint whose own files and settings did not change (a saved
         module only another endpoint imports changes every build hash, not this one's code)."""
         from flash_pipeline.targets.local.reload import identities
@@ -136,19 +139,14 @@ class Session:
         if not self.started:
             try:
                 state = local.send(self.where, {"cmd": "status"}, timeout=2)
-                abandon(self.where, {"changes": {}, "endpoints": state["endpoints"]})
+                abandon(self.where, state.get("endpoints", {}))
             except FlashError:
                 pass
         finish(self.where, self.started, self.pid, interrupted=interrupted)
 
 
-def _same_settings(before: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+def _same_settings(before: SpecBody, spec: SpecBody) -> bool:
     return {k: v for k, v in before.items() if k != "digest"} == {k: v for k, v in spec.items() if k != "digest"}
-
-
-def _wanted(info: Mapping[str, Any]) -> str:
-    rollout = info.get("rollout")
-    return str(rollout["revision"] if rollout else info["revision"])
 
 
 def dev(config: str) -> int:

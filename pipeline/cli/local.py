@@ -16,10 +16,9 @@ if TYPE_CHECKING:
 def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     from flash_pipeline import report
     from flash_pipeline.builder.output import build as build_project
-    from flash_pipeline.targets.local import LocalProvider
     from flash_pipeline.targets.local.control import paths
+    from flash_pipeline.targets.local.deploy import deploy_local
 
-    provider = LocalProvider()
     project = load(config, "nothing was deployed")
     try:
         result = build_project(project)
@@ -28,7 +27,7 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
         raise
     # SIGTERM and SIGHUP (a closed terminal) during the deploy act as Ctrl-C: what it started is stopped.
     _signals_interrupt()
-    outcome = provider.apply(project, result, detach=detach, timeout=timeout, echo=echo_err)
+    outcome = deploy_local(project, result, detach=detach, timeout=timeout, echo=echo_err)
     interrupted = True
     try:  # from here on, a foreground run ends in finish(), however it ends
         click.echo(
@@ -46,7 +45,7 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
 def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
     """The end of a foreground run: stop the supervisor it started (Ctrl-C: within about a second);
     leave one it only attached to (a --detach deploy's) serving, and say so."""
-    from flash_pipeline.targets.local import control
+    from flash_pipeline.targets.local import control, process
     from flash_pipeline.targets.local.deploy import STOP_GRACE
 
     if not started:
@@ -57,8 +56,9 @@ def finish(where: Paths, started: bool, pid: int, *, interrupted: bool) -> None:
         )
         return
     click.echo("flash: stopping local endpoints ...", err=True)
-    state = control.read_state(where) or {"pid": pid, "pgid": pid}
-    control.stop(where, state, wait=STOP_GRACE if interrupted else 30.0)
+    process.stop(
+        where, control.read_state(where) or {"pid": pid, "pgid": pid}, wait=STOP_GRACE if interrupted else 30.0
+    )
     click.echo("flash: stopped; no worker is left running", err=True)
 
 

@@ -102,7 +102,7 @@ def _tail(path: Path, handle: TextIO, emit: Callable[[str], None], sleep: Callab
         if line:
             emit(line.rstrip("\n"))
             continue
-        sleep(0.25)
+        sleep(0.25)  # a poll, not a retry (`tail -f`): a regular file gives no event for new lines
         try:
             rotated = path.stat().st_ino != inode
         except FileNotFoundError:
@@ -169,7 +169,8 @@ def runpod_logs(
                 target=_pump, args=(provider, name, f"{path}?{query}", stop, lock, echo), daemon=True
             )
             thread.start()
-        if stop.wait(poll):  # Ctrl-C raises KeyboardInterrupt here, in the main thread
+        # A poll, not a retry: new workers appear with no event. Ctrl-C raises KeyboardInterrupt here.
+        if stop.wait(poll):
             return
         try:
             _, streams = _workers(project, keys, provider)

@@ -34,10 +34,10 @@ def plan(
                 from flash_pipeline.targets.runpod.apply import runpod_plan_insight
 
                 return runpod_plan_insight(project, provider)
-            from flash_pipeline.targets.local import LocalProvider
+            from flash_pipeline.targets.local.deploy import local_plan
 
             computes = {"endpoints": {e.key: {"compute": compute_text(e)} for e in project.endpoints}}
-            return LocalProvider().plan(project), computes if fmt == "markdown" else None
+            return local_plan(project), computes if fmt == "markdown" else None
         except FlashError as exc:
             if isinstance(exc, ConfigError):
                 exc.consequence = "nothing was planned"

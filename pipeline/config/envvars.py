@@ -6,6 +6,7 @@ supervisor's memory) and nowhere else; nothing here prints or writes them.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -42,3 +43,12 @@ def _missing(endpoint: Endpoint, key: str, name: str) -> Diagnostic:
         f"${{{name}}} is not set in the deploying environment",
         f"export {name}=… before deploying",
     )
+
+
+def callees_env(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:
+    """The one builder of FLASH_ENDPOINTS (both targets): for a caller, {callee key: URL} as JSON,
+    "" while a callee's URL is not known yet (flash_runtime.calls reads it); {} for an endpoint that
+    calls none."""
+    if not endpoint.calls:
+        return {}
+    return {"FLASH_ENDPOINTS": json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)}

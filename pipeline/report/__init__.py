@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the same names as _WHERE (tests/pipeline/test_lazy_exports.py checks)
     from flash_pipeline.report.build import build_text as build_text
     from flash_pipeline.report.build import push_text as push_text
     from flash_pipeline.report.config import app_error_text as app_error_text

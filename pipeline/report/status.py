@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from flash_pipeline.targets.gate import describe
 
 if TYPE_CHECKING:
     from flash_pipeline.config.model import Project
+    from flash_pipeline.targets.local.messages import EndpointStatus, Remembered, Reply
+    from flash_pipeline.targets.runpod.rows import StatusRow
 
 
 def local_status_text(
-    project: Project, answer: dict[str, Any] | None, failures: dict[str, Any] | None = None, *, named: bool = False
+    project: Project,
+    answer: Reply | None,
+    failures: Mapping[str, Remembered] | None = None,
+    *,
+    named: bool = False,
 ) -> str:
     """One line per endpoint (and a failed start's reason); `named` (several configs): under a line naming the app."""
-    running = (answer or {}).get("endpoints", {})
+    running = answer.get("endpoints", {}) if answer else {}
     width = max(len(e.key) for e in project.endpoints)
     lines = [f"status of {project.name} on the local target:"] if named else []
     for e in project.endpoints:
@@ -32,16 +38,16 @@ def local_status_text(
         )
         ping = "200 ready" if info["ready"] else ("204 initializing" if "starting" in states else "no ready worker")
         lines.append(f"{e.key.ljust(width)}  {info['url']}  workers: {summary}  /ping: {ping}")
-        if info.get("failure"):
+        if info["failure"]:
             lines.append(f"{' ' * width}  cannot start: {info['failure']['reason']}")
-        if info.get("rollout"):
+        if info["rollout"]:
             lines.append(f"{' ' * width}  a new build is starting beside the serving workers")
-        if info.get("last_failure"):
+        if info["last_failure"]:
             lines.append(
                 f"{' ' * width}  the last build could not start: {info['last_failure']['reason']}; "
                 "the previous workers keep serving"
             )
-        if info.get("monitor_error"):
+        if info["monitor_error"]:
             lines.append(f"{' ' * width}  supervisor error (retrying): {info['monitor_error']}")
     lines.append(
         f"flash: local supervisor pid {answer['pid']}" if answer else "flash: nothing is running on the local target"
@@ -49,14 +55,14 @@ def local_status_text(
     return "\n".join(lines)
 
 
-def _without_spec(info: dict[str, Any] | None, failure: dict[str, Any] | None) -> dict[str, Any] | None:
+def _without_spec(info: EndpointStatus | None, failure: Remembered | None) -> dict[str, object] | None:
     if info is None:  # not running: why the last deploy could not start it, when known
         return None if failure is None else {"running": False, "last_failure": failure}
     return {k: v for k, v in info.items() if k != "spec"}
 
 
-def local_status_json(project: Project, answer: dict[str, Any] | None, failures: dict[str, Any] | None = None) -> str:
-    running = (answer or {}).get("endpoints", {})
+def local_status_json(project: Project, answer: Reply | None, failures: Mapping[str, Remembered] | None = None) -> str:
+    running = answer.get("endpoints", {}) if answer else {}
     failures = failures or {}
     return json.dumps(
         {
@@ -69,7 +75,7 @@ def local_status_json(project: Project, answer: dict[str, Any] | None, failures:
     )
 
 
-def runpod_status_text(rows: Sequence[dict[str, Any]], app: str | None = None) -> str:
+def runpod_status_text(rows: Sequence[StatusRow], app: str | None = None) -> str:
     """One line per endpoint; with `app` (several configs) under a line naming the app."""
     lines = [f"status of {app} on RunPod:"] if app else []
     for row in rows:
@@ -98,7 +104,7 @@ def runpod_status_text(rows: Sequence[dict[str, Any]], app: str | None = None) -
     return "\n".join(lines)
 
 
-def runpod_status_json(rows: Sequence[dict[str, Any]]) -> str:
+def runpod_status_json(rows: Sequence[StatusRow]) -> str:
     return json.dumps({"target": "runpod", "endpoints": list(rows)}, indent=2)
 
 

@@ -1,37 +1,24 @@
 """The /ping health gate, shared by the local and RunPod targets.
 
 200 passes; 204 (initializing), 5xx, connection errors and timeouts keep waiting with
-exponential backoff until the deadline; 401/403/404 fail at once (waiting cannot fix them).
+the one backoff (flash_runtime.backoff) until the deadline; 401/403/404 fail at once (waiting cannot fix them).
 Clock, sleep and randomness are parameters so tests drive time without patching anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from flash_runtime.backoff import Backoff
 
 if TYPE_CHECKING:  # `random` costs ~5 ms to import, and report (on the validate path) imports describe()
     import random
 
 Probe = Callable[[], "int | str"]  # an HTTP status, or a short description of a transport error
+GATE = Backoff(initial=0.5, factor=2.0, cap=10.0, jitter=0.1)  # between probes; `timeout` is the deadline
 FATAL = {401: "the API key is not accepted", 403: "access is forbidden", 404: "no such endpoint or route"}
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between probes: initial, times factor each step, capped, with +/- jitter."""
-
-    initial: float = 0.5
-    factor: float = 2.0
-    cap: float = 10.0
-    jitter: float = 0.1
-
-    def delays(self, rng: random.Random) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield max(0.0, delay * (1 + rng.uniform(-self.jitter, self.jitter)))
-            delay = min(self.cap, delay * self.factor)
 
 
 @dataclass(frozen=True)
@@ -56,7 +43,7 @@ def wait_healthy(
     timeout: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = GATE,
     rng: random.Random | None = None,
     on_probe: Callable[[int | str, float], None] | None = None,
     failed: Callable[[], str | None] | None = None,
@@ -64,10 +51,6 @@ def wait_healthy(
     """Probe until 200, a fatal status, `failed()` giving a reason, or timeout seconds have passed."""
     start = clock()
     first_204: float | None = None
-    if rng is None:
-        import random
-
-        rng = random.Random()
     delays = backoff.delays(rng)
     probes = 0
     while True:

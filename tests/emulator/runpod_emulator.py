@@ -134,9 +134,9 @@ class Emulator:
         self.server.shutdown()
         self.server.server_close()
         if self.supervisor is not None:
-            from flash_pipeline.targets.local import control as local
+            from flash_pipeline.targets.local import process
 
-            local.stop(self.supervisor, {"pid": self.supervisor_pid, "pgid": self.supervisor_pid})
+            process.stop(self.supervisor, {"pid": self.supervisor_pid, "pgid": self.supervisor_pid})
 
     # -- real workers behind the data plane (the local target's supervisor) -------------------
     supervisor: Any = None
@@ -152,10 +152,11 @@ class Emulator:
         if not builds:
             return
         from flash_pipeline.targets.local import control as local
+        from flash_pipeline.targets.local import process
 
         if self.supervisor is None:
             where = local.Paths(self.state_dir, self.state_dir / "emu.sock", self.state_dir / "emu.log")
-            self.supervisor_pid = local.start_supervisor(where, detach=True).pid
+            self.supervisor_pid = process.start_supervisor(where, detach=True).pid
             self.supervisor = where
         specs = []
         for endpoint_id, deployed in self.endpoints.items():

@@ -30,6 +30,7 @@ from flash_pipeline.targets.runpod.apply import write_github_outputs
 from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.ownership import MARKER_APP, MARKER_ENDPOINT, MARKER_ENV
 from flash_pipeline.targets.runpod.provider import RunpodProvider
+from flash_runtime.backoff import Backoff
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "stm"
@@ -143,7 +144,9 @@ class World:
     def provider(self) -> RunpodProvider:
         client = Client(self.emu.url, self.emu.api_key, retries=4, backoff_factor=0.001)
         provider = RunpodProvider(client, self.environ(), graphql=self.graphql)
-        provider.lease_poll = (0.05, 1.5, 0.2)  # a waiter looks about 20 times a second, not more
+        provider.lease_poll = Backoff(
+            initial=0.05, factor=1.5, cap=0.2, jitter=0.0
+        )  # a waiter looks about 20 times a second, not more
         provider.clock = self.clock
         return provider
 

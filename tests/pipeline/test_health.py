@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from flash_pipeline.targets.gate import Backoff, wait_healthy
+from flash_pipeline.targets.gate import wait_healthy
+from flash_runtime.backoff import Backoff
 
 
 class FakeTime:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from flash_pipeline.cli.logs import runpod_logs
 from flash_pipeline.config.validate import validate_file
-from flash_pipeline.targets.gate import Backoff
 from flash_pipeline.targets.runpod import sse
+from flash_runtime.backoff import Backoff
 
 REPO = Path(__file__).resolve().parents[2]
 BODY = (

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from flash_runtime.calls import CallError, RetryPolicy, close, current_headers, endpoint, with_retries
+from flash_runtime.calls import Backoff, CallError, close, current_headers, endpoint, with_retries
 
 
 class FakeClock:
@@ -29,13 +29,13 @@ class FakeClock:
         self.now += seconds
 
 
-DEFAULT = RetryPolicy()
+DEFAULT = Backoff()
 
 
 MARKED = {"X-Flash-No-Worker": "1"}  # the local balancer's own "no worker available"
 
 
-def _run(answers: list[tuple[Any, ...]], policy: RetryPolicy = DEFAULT) -> tuple[Any, FakeClock, int]:
+def _run(answers: list[tuple[Any, ...]], policy: Backoff = DEFAULT) -> tuple[Any, FakeClock, int]:
     """answers: (status, body) or (status, body, headers), one per attempt (the last repeats)."""
     clock, sent = FakeClock(), [0]
 
@@ -82,7 +82,7 @@ def test_an_answer_that_may_have_been_processed_is_never_retried(status: int) ->
 
 
 def test_the_deadline_bounds_every_wait() -> None:
-    policy = RetryPolicy(deadline=30.0)
+    policy = Backoff(deadline=30.0)
     result, clock, attempts = _run([(503, {"error": "busy"}, MARKED)], policy)
     assert isinstance(result, CallError) and result.status == 503
     assert attempts == len(clock.slept) + 1
@@ -134,7 +134,7 @@ def callee() -> Iterator[Callee]:
 
 def test_a_real_call_retries_then_returns_json_with_key_and_request_id(callee: Callee) -> None:
     env = {"FLASH_ENDPOINTS": json.dumps({"inference": callee.url}), "FLASH_CALL_KEY": "k-123"}
-    fast = RetryPolicy(initial=0.01, cap=0.02)
+    fast = Backoff(initial=0.01, cap=0.02)
 
     async def handler() -> Any:
         current_headers.set({"X-Request-ID": "req-7", "traceparent": "00-abc-def-01"})
@@ -157,7 +157,7 @@ def test_a_real_call_retries_then_returns_json_with_key_and_request_id(callee: C
 def test_the_sync_twin_makes_the_same_call_from_a_thread(callee: Callee) -> None:
     env = {"FLASH_ENDPOINTS": json.dumps({"inference": callee.url})}
     callee.script = [(422, {"error": "bad values"})]
-    target = endpoint("inference", environ=env, policy=RetryPolicy(initial=0.01))
+    target = endpoint("inference", environ=env, policy=Backoff(initial=0.01))
     with pytest.raises(CallError) as caught:
         target.sync.post("/predict", json={"values": "x"})
     assert (caught.value.endpoint, caught.value.path, caught.value.status) == ("inference", "/predict", 422)
@@ -167,7 +167,7 @@ def test_the_sync_twin_makes_the_same_call_from_a_thread(callee: Callee) -> None
 
 def test_a_callee_that_never_listens_fails_within_the_deadline() -> None:
     env = {"FLASH_ENDPOINTS": json.dumps({"inference": "http://127.0.0.1:1"})}
-    target = endpoint("inference", environ=env, policy=RetryPolicy(deadline=0.3, initial=0.05, cap=0.1))
+    target = endpoint("inference", environ=env, policy=Backoff(deadline=0.3, initial=0.05, cap=0.1))
 
     async def call() -> Any:
         try:

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from flash_runtime.calls import RetryPolicy
+from flash_runtime.calls import Backoff
 from flash_runtime.mothership import Mothership
 
 APP = {"app": "shop", "environment": None, "endpoints": {"inference": ["POST /predict"], "api": ["GET /items"]}}
-QUICK = RetryPolicy(deadline=1.0, initial=0.01, factor=2.0, cap=0.1)
+QUICK = Backoff(deadline=1.0, initial=0.01, factor=2.0, cap=0.1)
 
 
 class Upstream:

@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
+from flash_runtime.backoff import Backoff
 from flash_runtime.mothership import Mothership
-from flash_runtime.relay import RetryPolicy
 
 UPSTREAM = Path(__file__).with_name("relay_upstream.py")
 BOUND = 20.0  # seconds any awaited event may take on a loaded machine before the test fails
@@ -158,7 +158,7 @@ class Ship(Proxied):
         wait_until(lambda: not _refused(self.upstream_port), "the upstream listens")
         self.loop = Loop()
         app = {"app": "relay", "environment": None, "endpoints": {"ep": []}}
-        policy = RetryPolicy(deadline=BOUND, initial=0.05, cap=0.5)
+        policy = Backoff(deadline=BOUND, initial=0.05, cap=0.5)
         self.ship = Mothership(app, {"ep": self.direct()}, None, policy=policy)
 
         async def start() -> tuple[web.AppRunner, int]:

@@ -21,8 +21,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec, parse_affinity
+from flash_runtime.backoff import Backoff
 from flash_runtime.mothership import Mothership
-from flash_runtime.relay import RetryPolicy
 from tests.runtime.test_relay import BOUND, Loop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ class Front:
         self.ship = ""
         if ship:
             app = {"app": "ws-test", "environment": None, "endpoints": {"rt": []}}
-            policy = RetryPolicy(deadline=BOUND, initial=0.05, cap=0.5)
+            policy = Backoff(deadline=BOUND, initial=0.05, cap=0.5)
             mothership = Mothership(app, {"rt": f"http://127.0.0.1:{spec.port}"}, "k-ship", policy=policy)
 
             async def start() -> tuple[web.AppRunner, int]:
@@ -210,7 +210,7 @@ def test_endpoint_calls_pin_a_worker_through_either_proxy(base: str) -> None:
     from flash_runtime import CallError, endpoint
 
     url = base.replace("ws://", "http://")
-    callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=RetryPolicy(deadline=BOUND))
+    callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=Backoff(deadline=BOUND))
 
     async def calls() -> tuple[Any, Any]:
         from flash_runtime.calls import close
@@ -237,7 +237,7 @@ def test_a_socket_to_an_http_route_is_answered_as_it_came_and_is_a_call_error(ba
 
     assert run(refused()) == (200, {"hello": "world"})  # an HTTP route's answer, never a 101
     url = base.replace("ws://", "http://")
-    callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=RetryPolicy(deadline=BOUND))
+    callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=Backoff(deadline=BOUND))
 
     async def opened() -> tuple[Any, str]:
         from flash_runtime.calls import close

@@ -343,10 +343,10 @@ def test_flash_call_ws_exit_codes(tmp_path: Path, flash) -> None:
 
 def test_a_socket_the_callee_refuses_or_that_never_opens_is_a_call_error(rt: Any) -> None:
     from flash_runtime import CallError, endpoint
-    from flash_runtime.calls import RetryPolicy, close
+    from flash_runtime.calls import Backoff, close
 
     async def open_socket(url: str, path: str) -> str:
-        callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=RetryPolicy(deadline=1))
+        callee = endpoint("rt", environ={"FLASH_ENDPOINTS": json.dumps({"rt": url})}, policy=Backoff(deadline=1))
         try:
             async with callee.websocket(path):
                 return "opened"

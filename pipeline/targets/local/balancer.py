@@ -31,14 +31,15 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from flash_pipeline.targets.local import rollout
+from flash_pipeline.targets.local.messages import Comparable, EndpointStatus, LastFailure, SpecBody
 from flash_pipeline.targets.local.workers import Worker, WorkerPool
-from flash_runtime.relay import GRACE, Relay, RetryPolicy, Upstream, error, not_allowed, request_id
+from flash_runtime.backoff import Backoff
+from flash_runtime.relay import GRACE, Relay, Upstream, error, not_allowed, request_id
 
 COLD_START_WAIT = 120.0  # RunPod's LB waits about two minutes for a worker
 AFFINITY_WAIT = 300.0  # RunPod waits up to ~5 minutes for the worker a `strict` request names
@@ -47,7 +48,7 @@ _AFFINITY_MODES = {"strict": False, "strict-resume": True}  # mode -> starts the
 HEADER_TIMEOUT = 10.0  # a connection must send a whole request head within this (and idle no longer)
 REQUEST_TIMEOUT = 330.0  # RunPod's LB processing limit, when the spec names no timeout
 # A worker that cannot be reached is marked unhealthy and the request goes to the next one soon.
-RETRIES = RetryPolicy(deadline=COLD_START_WAIT, initial=0.05, cap=1.0)
+RETRIES = Backoff(deadline=COLD_START_WAIT, initial=0.05, cap=1.0)
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE}
 _REVISION_KEY = os.urandom(32)  # see EndpointSpec.revision
 
@@ -81,7 +82,7 @@ class EndpointSpec:
     timeout: float = REQUEST_TIMEOUT  # the endpoint's `timeout` (at most RunPod's 330 s): the relay's and the drain's
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
+    def from_dict(cls, data: SpecBody) -> EndpointSpec:
         return cls(**data)
 
     def revision(self) -> str:
@@ -93,7 +94,7 @@ class EndpointSpec:
     def same_code(self, other: EndpointSpec) -> bool:
         return (self.digest, self.env, self.build_dir) == (other.digest, other.env, other.build_dir)
 
-    def comparable(self) -> dict[str, Any]:
+    def comparable(self) -> Comparable:
         """What `flash plan` compares; env as a digest, so no value ever leaves the supervisor."""
         env_digest = hashlib.sha256(json.dumps(sorted(self.env.items())).encode()).hexdigest()[:12]
         return {
@@ -116,7 +117,7 @@ class Endpoint:
         self.probes: aiohttp.ClientSession | None = None  # health checks never queue behind requests
         self.monitor: asyncio.Task[None] | None = None
         self.rollout: rollout.Rollout | None = None  # a new build starting beside the serving workers
-        self.last_failure: dict[str, Any] | None = None  # the last build that could not start, kept for status
+        self.last_failure: LastFailure | None = None  # the last build that could not start, kept for status
         self.affinity_wait = AFFINITY_WAIT
 
     async def start(self) -> None:
@@ -294,7 +295,7 @@ class Endpoint:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return None
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> EndpointStatus:
         pool = self.pool
         return {
             "url": f"http://127.0.0.1:{self.spec.port}",

@@ -1,7 +1,9 @@
-"""The local target, CLI side: start or reuse the supervisor, hand it the endpoints, gate, stop.
+"""The local target, CLI side: where a folder's supervisor lives, and the one conversation with it
+over its unix socket (status, apply, abandon, stop: messages.py types them); /ping of a balancer.
 
-The supervisor (supervisor.py) runs in its own session so Ctrl-C in the terminal reaches
-only the CLI, which then stops it cleanly; `--detach` leaves it running in the background.
+specs.py says what the supervisor should run; process.py starts and stops its process. The
+supervisor (supervisor.py) runs in its own session so Ctrl-C in the terminal reaches only the CLI,
+which then stops it cleanly; `--detach` leaves it running in the background.
 """
 
 from __future__ import annotations
@@ -9,31 +11,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import http.client
-import importlib.metadata
 import json
 import os
-import re
-import signal
 import socket
 import stat
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from flash_pipeline.builder.output import BuildResult
-from flash_pipeline.config.envvars import resolve_env
-from flash_pipeline.config.model import Endpoint, Project
+from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, BuildError
-
-FIRST_PORT = 8080
-ALREADY_RUNNING = 75  # the supervisor's exit code when another one holds the folder
-_REQUIREMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
+from flash_pipeline.targets.local.messages import STATE_FILE, Address, Reply, Request, SpecBody, State
 
 
 @dataclass(frozen=True)
@@ -44,7 +34,7 @@ class Paths:
 
     @property
     def state_file(self) -> Path:
-        return self.state_dir / "state.json"
+        return self.state_dir / STATE_FILE
 
 
 def paths(project: Project) -> Paths:
@@ -77,7 +67,7 @@ def runtime_dir() -> Path:
     )
 
 
-def read_state(where: Paths) -> dict[str, Any] | None:
+def read_state(where: Paths) -> State | None:
     """The running supervisor's facts (pid, endpoints), from the supervisor itself; None if none answers.
 
     Asking the socket, not trusting a pid in a file: a pid can be reused by an unrelated process.
@@ -86,8 +76,11 @@ def read_state(where: Paths) -> dict[str, Any] | None:
         answer = send(where, {"cmd": "status"}, timeout=5)
     except ApiError:
         return None
-    endpoints = {k: {"url": v["url"], "port": v["port"]} for k, v in answer.get("endpoints", {}).items()}
-    return {"pid": answer["pid"], "pgid": answer.get("pgid", answer["pid"]), "endpoints": endpoints}
+    endpoints: dict[str, Address] = {
+        k: {"url": v["url"], "port": v["port"]} for k, v in answer.get("endpoints", {}).items()
+    }
+    pid = answer.get("pid", 0)
+    return {"pid": pid, "pgid": answer.get("pgid", pid), "endpoints": endpoints}
 
 
 @contextmanager
@@ -109,7 +102,7 @@ def deploy_lock(where: Paths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+def send(where: Paths, request: Request, timeout: float = 60.0) -> Reply:
     """One command to the supervisor; ApiError if it does not answer."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -122,7 +115,7 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
                 if not chunk:
                     break
                 data += chunk
-        answer: dict[str, Any] = json.loads(data)
+        answer: Reply = json.loads(data)  # the JSON boundary: the supervisor answers a Reply
     except (OSError, ValueError) as exc:
         raise ApiError(
             "local supervisor",
@@ -135,8 +128,8 @@ def send(where: Paths, request: Mapping[str, Any], timeout: float = 60.0) -> dic
 
 
 def apply(
-    where: Paths, make: Callable[[Mapping[str, Any]], list[dict[str, Any]]], attempts: int = 3
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    where: Paths, make: Callable[[Mapping[str, Address]], list[SpecBody]], attempts: int = 3
+) -> tuple[list[SpecBody], Reply]:
     """Hand the running supervisor the specs make(what runs now) gives, and its answer. A port
     another process took between choosing it here and binding it there is chosen again."""
     for attempt in range(1, attempts + 1):
@@ -148,159 +141,6 @@ def apply(
             if "address already in use" not in str(exc) or attempt == attempts:
                 raise
     raise AssertionError("unreachable")
-
-
-def check_dependencies(project: Project) -> None:
-    """Each endpoint's dependencies must be installed here: local workers use this Python."""
-    for endpoint in project.endpoints:
-        for requirement in endpoint.dependencies:
-            match = _REQUIREMENT_NAME.match(requirement)
-            if not match:
-                continue
-            try:
-                importlib.metadata.distribution(match.group(0))
-            except importlib.metadata.PackageNotFoundError:
-                raise BuildError(
-                    f"endpoint {endpoint.key} needs {match.group(0)}, which is not installed for the local target",
-                    f"pip install '{requirement}' (local workers run with {sys.executable})",
-                ) from None
-
-
-def specs(
-    project: Project,
-    result: BuildResult,
-    environ: Mapping[str, str],
-    previous: Mapping[str, Any],
-    avoid: Collection[int] = (),
-) -> list[dict[str, Any]]:
-    """What the supervisor should run; ports stay those of the previous deploy when there was one.
-    avoid: ports found taken since they were probed."""
-    taken: set[int] = set(avoid)
-    out: list[dict[str, Any]] = []
-    ports: dict[str, int] = {}
-    built = {e.key: e for e in result.endpoints}
-    for endpoint in project.endpoints:
-        entry = built[endpoint.key]
-        if entry.path is None:
-            raise BuildError(
-                f"endpoint {endpoint.key} sets image = {endpoint.image!r}; the local target runs only built endpoints",
-                "remove image to run it locally",
-            )
-        port = int(previous.get(endpoint.key, {}).get("port", 0)) or _next_free(taken)
-        taken.add(port)
-        ports[endpoint.key] = port
-        out.append(
-            {
-                "key": endpoint.key,
-                "name": endpoint.name,
-                "build_dir": str(entry.path),
-                "digest": entry.digest,
-                "env": resolve_env(endpoint, environ),  # callee URLs join it below, once every port is known
-                "workers_min": endpoint.workers.min,
-                "workers_max": endpoint.workers.max,
-                "scaler_value": endpoint.scaler_value,
-                "idle_timeout": endpoint.idle_timeout,
-                "port": port,
-                "source_dir": _shown(project.source_dir),
-                "timeout": min(endpoint.timeout, 330),  # the relay's and the drain's bound, as the worker's
-            }
-        )
-    urls = {key: f"http://127.0.0.1:{port}" for key, port in ports.items()}
-    for spec, endpoint in zip(out, project.endpoints, strict=True):
-        spec["env"] = {**spec["env"], **wiring(endpoint, urls)}
-    return out
-
-
-def _shown(folder: Path) -> str:
-    """A folder as the user sees it: relative to where they run flash when below it, else absolute."""
-    relative = os.path.relpath(folder)
-    return folder.as_posix() if relative.startswith("..") else relative
-
-
-def wiring(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:
-    """The env a caller needs to find its callees (their balancers' URLs). Locally no call key is
-    needed: the balancers take no Authorization, as RunPod's do."""
-    if not endpoint.calls:
-        return {}
-    return {"FLASH_ENDPOINTS": json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)}
-
-
-def _next_free(taken: set[int]) -> int:
-    port = FIRST_PORT
-    while port in taken or not _port_free(port):
-        port += 1
-    return port
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the balancer binds: TIME_WAIT is free
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def start_supervisor(where: Paths, *, detach: bool) -> subprocess.Popen[bytes]:
-    """Spawn the supervisor in its own session; wait until its socket answers."""
-    where.state_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
-    # Detached, the supervisor writes its log itself (rotated, so a load test cannot fill the disk)
-    # and only a crash's traceback arrives through this file; attached, its output is the
-    # terminal's, and it ends with its CLI, however the CLI ends.
-    output = open(where.log, "ab") if detach else None  # noqa: SIM115 - handed to the child
-    mode = ["--log", str(where.log)] if detach else ["--attached"]
-    proc = subprocess.Popen(
-        # -P: the app's folder (the working directory) never goes on sys.path, so a user's
-        # `pipeline.py` or `flash_pipeline/` cannot stand in for flash's own modules.
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "flash_pipeline.targets.local.supervisor",
-            str(where.state_dir),
-            str(where.socket),
-            *mode,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT if output else None,
-        env=env,
-        start_new_session=True,
-    )
-    if output:
-        output.close()
-    try:
-        _wait_started(proc, where)
-    except BaseException:  # Ctrl-C while it starts, or it never answered: it must not linger
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    return proc
-
-
-def _wait_started(proc: subprocess.Popen[bytes], where: Paths) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() == ALREADY_RUNNING:
-            raise ApiError(
-                "local supervisor",
-                "another local supervisor already runs for this folder",
-                hint="`flash status --target local` shows it; deploy again to update it",
-            )
-        if proc.poll() is not None:
-            raise ApiError(
-                "local supervisor",
-                f"the local supervisor exited at start (code {proc.returncode})",
-                hint=f"see {where.log}",
-            )
-        try:
-            send(where, {"cmd": "status"}, timeout=2)
-            return
-        except ApiError:
-            time.sleep(0.05)
-    raise ApiError("local supervisor", "the local supervisor did not start within 20s")
 
 
 def ping(url: str, timeout: float = 5.0) -> int | str:
@@ -316,71 +156,3 @@ def ping(url: str, timeout: float = 5.0) -> int | str:
         return f"connection error ({exc.strerror or type(exc).__name__})"
     finally:
         conn.close()
-
-
-def stop(
-    where: Paths, state: Mapping[str, Any], *, wait: float = 30.0, sleep: Callable[[float], None] = time.sleep
-) -> None:
-    """Stop the supervisor and every worker; escalate to SIGKILL of its process group if needed.
-
-    `state` must come from the supervisor itself (read_state) or from starting it: its pid is
-    then known to be the supervisor's, never a stranger's that reused a recorded number.
-    """
-    pid, pgid = int(state["pid"]), int(state.get("pgid", state["pid"]))
-    try:
-        send(where, {"cmd": "stop"}, timeout=5)
-    except ApiError:
-        _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
-    while _alive(pid) and time.monotonic() < deadline:
-        sleep(0.05)
-    # Stragglers: while any member of the group lives, the kernel never hands its id to a new
-    # process, so whatever this reaches is ours.
-    _signal_group(pgid, signal.SIGKILL)
-    _wait_group_gone(pgid, sleep)
-    where.state_file.unlink(missing_ok=True)
-    where.socket.unlink(missing_ok=True)
-
-
-def _wait_group_gone(pgid: int, sleep: Callable[[float], None], limit: float = 10.0) -> None:
-    """Until no live process is left in the group (SIGKILL is delivered, not yet acted on, when
-    killpg returns): whoever runs next sees nothing of it. Linux: read from /proc; else no wait."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and _group_members(pgid):
-        sleep(0.02)
-
-
-def _group_members(pgid: int) -> bool:
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return False
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
-            return True
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie child of ours counts as gone
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return True
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except OSError:
-        pass

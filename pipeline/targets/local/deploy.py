@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from flash_pipeline.builder.output import BuildResult
 from flash_pipeline.config.model import Project
-from flash_pipeline.errors import HealthError
+from flash_pipeline.errors import BuildError, HealthError
+from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import GateResult
 from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local import process, specs
 from flash_pipeline.targets.local.gates import abandon, gate_all, no_interrupts, wanted_revision
+from flash_pipeline.targets.local.messages import Remembered, Reply
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 
 
@@ -53,7 +55,7 @@ def deploy_local(
     about a second, and nothing else: a supervisor it only attached to keeps serving.
     """
     where = local.paths(project)
-    local.check_dependencies(project)
+    specs.check_dependencies(project)
     cancel = cancel if cancel is not None else Cancel()
     started, pid, answer = False, 0, None
     try:
@@ -61,20 +63,20 @@ def deploy_local(
             env = environ if environ is not None else os.environ
             state = local.read_state(where)
             if state is None:
-                pid, started = local.start_supervisor(where, detach=detach).pid, True
+                pid, started = process.start_supervisor(where, detach=detach).pid, True
             else:
                 pid = int(state["pid"])
             env = environ if environ is not None else os.environ
-            _, answer = local.apply(where, lambda running: local.specs(project, result, env, running))
+            _, answer = local.apply(where, lambda running: specs.specs(project, result, env, running))
         wanted = {key: wanted_revision(info) for key, info in answer["endpoints"].items()}
         gates = gate_all(project, where, wanted, timeout, echo, cancel)
     except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a failure mid-deploy: what this deploy started must not linger
         cancel.set()
         with no_interrupts():
             if started:
-                local.stop(where, {"pid": pid, "pgid": pid}, wait=STOP_GRACE)
+                process.stop(where, {"pid": pid, "pgid": pid}, wait=STOP_GRACE)
             elif answer is not None:
-                abandon(where, answer)
+                abandon(where, answer.get("endpoints", {}), answer.get("changes"))
         raise
     urls = {key: info["url"] for key, info in answer["endpoints"].items()}
     changes: dict[str, str] = answer["changes"]
@@ -85,11 +87,11 @@ def deploy_local(
     if failed:
         _remember_failures(where, failed)
         # A new build still starting when its gate gave up (a hanging init hook): drop it, the old one serves.
-        abandon(where, {"changes": {}, "endpoints": {d.key: answer["endpoints"][d.key] for d in failed}})
+        abandon(where, {d.key: answer["endpoints"][d.key] for d in failed})
         # Nothing was running before this deploy: leave nothing running after it, unless a detached
         # deploy has healthy endpoints to keep (status then shows why the others cannot start).
         if started and (not detach or len(failed) == len(deployed)):
-            local.stop(where, {"pid": pid, "pgid": pid})
+            process.stop(where, {"pid": pid, "pgid": pid})
         first = failed[0]
         hint = _failure_hint(first.gate, detach, where)
         detail = first.gate.reason if first.gate.reason.startswith("cannot start") else ""
@@ -104,23 +106,23 @@ FAILURES = "last-failures.json"  # why endpoints could not start, kept for `flas
 def _remember_failures(where: local.Paths, failed: list[Deployed]) -> None:
     import json
 
-    def entry(gate: GateResult) -> dict[str, Any]:
+    def entry(gate: GateResult) -> Remembered:
         verdict, _, output = (gate.reason or f"/ping {gate.last_status}").partition("; its last output:")
         lines = [line.removeprefix("    ") for line in output.splitlines() if line]
         return {"reason": verdict.removeprefix("cannot start: "), "output": lines}
 
     try:
-        (where.state_dir / FAILURES).write_text(json.dumps({d.key: entry(d.gate) for d in failed}))
-    except OSError:
+        write_atomically(where.state_dir / FAILURES, json.dumps({d.key: entry(d.gate) for d in failed}))
+    except BuildError:  # only `flash status` reads it: the deploy's own error says more
         pass
 
 
-def last_failures(project: Project) -> dict[str, Any]:
+def last_failures(project: Project) -> dict[str, Remembered]:
     """The endpoints the last local deploy could not start, and why (kept after it stopped them)."""
     import json
 
     try:
-        found: dict[str, Any] = json.loads((local.paths(project).state_dir / FAILURES).read_text())
+        found: dict[str, Remembered] = json.loads((local.paths(project).state_dir / FAILURES).read_text())
     except (OSError, ValueError):
         return {}
     return found
@@ -139,13 +141,12 @@ def _failure_hint(gate: GateResult, detach: bool, where: local.Paths) -> str:
     return f"{cause}; {where_logs}"
 
 
-def local_status(project: Project) -> dict[str, Any] | None:
+def local_status(project: Project) -> Reply | None:
     """The supervisor's view of every endpoint, or None if nothing runs locally."""
     where = local.paths(project)
     if local.read_state(where) is None:
         return None
-    answer: dict[str, Any] = local.send(where, {"cmd": "status"}, timeout=10)
-    return answer
+    return local.send(where, {"cmd": "status"}, timeout=10)
 
 
 def local_destroy(project: Project) -> list[str]:
@@ -155,7 +156,7 @@ def local_destroy(project: Project) -> list[str]:
     if state is None:
         return []
     keys = sorted(state.get("endpoints", {}))
-    local.stop(where, state)
+    process.stop(where, state)
     (where.state_dir / FAILURES).unlink(missing_ok=True)
     return keys
 
@@ -163,29 +164,19 @@ def local_destroy(project: Project) -> list[str]:
 def local_plan(project: Project, environ: Mapping[str, str] | None = None) -> list[Action]:
     """What `flash deploy --target local` would change, from an in-memory build; changes nothing."""
     from flash_pipeline.builder.output import content_hashes
-    from flash_pipeline.config.envvars import resolve_env
+    from flash_pipeline.config.envvars import callees_env, resolve_env
     from flash_pipeline.targets.local.balancer import EndpointSpec
 
     hashes = content_hashes(project)
     env_source = environ if environ is not None else os.environ
     answer = local_status(project)
-    urls = {key: info["url"] for key, info in (answer or {}).get("endpoints", {}).items()}
+    running = answer.get("endpoints", {}) if answer else {}
+    urls = {key: info["url"] for key, info in running.items()}
     desired = {}
     for e in project.endpoints:
         if e.key not in hashes:
             continue  # prebuilt images do not run locally; deploy says so
-        spec = EndpointSpec(
-            e.key,
-            e.name,
-            "",
-            hashes[e.key],
-            resolve_env(e, env_source) | local.wiring(e, urls),
-            e.workers.min,
-            e.workers.max,
-            e.scaler_value,
-            e.idle_timeout,
-            0,
-        )
-        desired[e.key] = spec.comparable()
-    live = {key: info["spec"] for key, info in (answer or {}).get("endpoints", {}).items()}
+        env = resolve_env(e, env_source) | callees_env(e, urls)
+        desired[e.key] = EndpointSpec.from_dict(specs.spec_body(e, hashes[e.key], env)).comparable()
+    live = {key: info["spec"] for key, info in running.items()}
     return in_layers(plan_deploy(desired, live), project)

@@ -13,29 +13,32 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError
 from flash_pipeline.targets.cancel import Cancel
-from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.targets.gate import GateResult, describe, wait_healthy
 from flash_pipeline.targets.local import control as local
+from flash_pipeline.targets.local.messages import EndpointStatus, Failure
+from flash_runtime.backoff import Backoff
 
 # Local workers start in about a second: probe often, so the gate adds little to that.
 LOCAL_BACKOFF = Backoff(initial=0.1, factor=1.5, cap=1.0, jitter=0.1)
 
 
-def wanted_revision(info: Mapping[str, Any]) -> str:
+def wanted_revision(info: EndpointStatus) -> str:
     """The revision this deploy asked for: the one rolling out, else the one serving."""
-    rollout = info.get("rollout")
-    return str(rollout["revision"] if rollout else info["revision"])
+    rollout = info["rollout"]
+    return rollout["revision"] if rollout else info["revision"]
 
 
-def abandon(where: local.Paths, answer: Mapping[str, Any]) -> None:
-    """Drop what an apply started in a supervisor this command did not start: new endpoints, new builds."""
-    changes = answer.get("changes", {})
-    rollouts = [k for k, info in answer["endpoints"].items() if info.get("rollout")]
-    created = [k for k, change in changes.items() if change == "created"]
+def abandon(
+    where: local.Paths, endpoints: Mapping[str, EndpointStatus], changes: Mapping[str, str] | None = None
+) -> None:
+    """Drop what an apply (its answer's `endpoints` and `changes`) started in a supervisor this
+    command did not start: new endpoints, new builds."""
+    rollouts = [k for k, info in endpoints.items() if info["rollout"]]
+    created = [k for k, change in (changes or {}).items() if change == "created"]
     try:
         local.send(where, {"cmd": "abandon", "rollouts": rollouts, "created": created}, timeout=2)
     except ApiError:
@@ -70,16 +73,15 @@ def gate_all(
     """Wait until each endpoint serves the revision this deploy asked for (/ping 200), cannot
     start, or times out. Runs in daemon threads: Ctrl-C in the calling thread is never held up."""
 
-    def look(key: str) -> dict[str, Any] | None:
+    def look(key: str) -> EndpointStatus | None:
         try:
-            found: dict[str, Any] | None = local.send(where, {"cmd": "status"}, timeout=5)["endpoints"].get(key)
+            return local.send(where, {"cmd": "status"}, timeout=5).get("endpoints", {}).get(key)
         except ApiError:
             return None
-        return found
 
     def gate(key: str, limit: float) -> GateResult:
-        last: list[Any] = [None]
-        seen: dict[str, Any] = {}
+        last: list[int | str | None] = [None]
+        seen: dict[str, EndpointStatus | None] = {}
 
         def probe() -> int | str:
             info = seen["info"] = look(key)
@@ -94,14 +96,14 @@ def gate_all(
             info = seen.get("info")
             if not info:
                 return None
-            kept = info.get("last_failure")
+            kept, rollout, failed = info["last_failure"], info["rollout"], info["failure"]
             if info["revision"] != wanted[key]:
-                if kept and kept.get("revision") == wanted[key]:
+                if kept and kept["revision"] == wanted[key]:
                     return cannot_start(kept, kept=True)
-                if not info.get("rollout") or info["rollout"]["revision"] != wanted[key]:
+                if not rollout or rollout["revision"] != wanted[key]:
                     return "cannot start: replaced by another deploy meanwhile"
                 return None
-            return cannot_start(info["failure"]) if info.get("failure") else None
+            return cannot_start(failed) if failed else None
 
         def on_probe(status: int | str, waited: float) -> None:
             if status != last[0]:
@@ -141,7 +143,7 @@ def gate_all(
     return results
 
 
-def cannot_start(found: Mapping[str, Any], *, kept: bool = False) -> str:
-    output = "".join(f"\n    {line}" for line in found.get("output", [])[-8:])
+def cannot_start(found: Failure, *, kept: bool = False) -> str:
+    output = "".join(f"\n    {line}" for line in found["output"][-8:])
     verdict = f"cannot start: {found['reason']}" + ("; the previous workers keep serving" if kept else "")
     return verdict + (f"; its last output:{output}" if output else "")

@@ -8,11 +8,10 @@ reason for `flash status` (`last_failure`). A newer deploy, or an interrupted on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from flash_pipeline.targets.local.workers import TICK, WorkerPool
+from flash_pipeline.targets.local.workers import TICK, Ping, WorkerPool
 
 if TYPE_CHECKING:
     from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
@@ -28,7 +27,7 @@ class Rollout:
     abandoned: str = ""
 
 
-def begin(endpoint: Endpoint, spec: EndpointSpec, ping: Callable[..., Any]) -> Rollout:
+def begin(endpoint: Endpoint, spec: EndpointSpec, ping: Ping) -> Rollout:
     """Start the new build's pool beside the serving one (worker numbers continue the endpoint's)."""
     staged = WorkerPool(spec, endpoint.pool.echo, ping, numbers=endpoint.pool.numbers, crash_limit=1)
     started = Rollout(spec, staged)

@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flash_pipeline.errors import BuildError
+from flash_pipeline.files import write_atomically
 from flash_pipeline.targets.local.balancer import Endpoint, EndpointSpec
+from flash_pipeline.targets.local.messages import ALREADY_RUNNING, STATE_FILE, EndpointStatus, Reply, Request, StateFile
 
 OUTPUT = logging.getLogger("flash.local")  # worker output and supervisor events, one line each
 LOG_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 2  # a detached supervisor's log: at most ~30 MB on disk
-STATE_FILE = "state.json"
 LOCK_FILE = "supervisor.lock"
-ALREADY_RUNNING = 75  # exit code: another supervisor holds this folder
 
 
 class RateLimited(logging.Filter):
@@ -97,7 +98,7 @@ class Supervisor:
     async def _watch(self) -> None:
         """Stop with an attached CLI that is gone; keep the state file there while we live."""
         parent = os.getppid()
-        while True:
+        while True:  # a poll, not a retry: no event says the parent died or the file was removed
             await asyncio.sleep(0.5)
             if self.attached and os.getppid() != parent:
                 self.echo("supervisor | the deploy that started it is gone; stopping")
@@ -106,13 +107,13 @@ class Supervisor:
             if not (self.state_dir / STATE_FILE).exists():
                 try:
                     self._write_state()
-                except OSError:
+                except BuildError:  # the folder is unwritable now: try again on the next look
                     pass
 
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
-            request = json.loads(line)
+            request: Request = json.loads(line)  # the JSON boundary: control.send sends a Request
             answer = await self._handle(request)
         except Exception as exc:  # the CLI shows this; the supervisor keeps serving
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -120,30 +121,29 @@ class Supervisor:
         await writer.drain()
         writer.close()
 
-    async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("cmd")
-        if command == "apply":
+    async def _handle(self, request: Request) -> Reply:
+        if request["cmd"] == "apply":
             try:
                 changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
             except _PortInUse as exc:  # the CLI picks another free port and applies again
                 return {"ok": False, "error": f"port {exc.port} is taken", "port_taken": exc.port}
             self._write_state()
             return {"ok": True, "changes": changes, "endpoints": self._status()}
-        if command == "status":
+        if request["cmd"] == "status":
             return {"ok": True, "pid": os.getpid(), "pgid": os.getpgid(0), "endpoints": self._status()}
-        if command == "stop":
+        if request["cmd"] == "stop":
             self.done.set()
             return {"ok": True}
-        if command == "abandon":  # an interrupted deploy: drop what it started, keep what served before
-            for key in request.get("rollouts", []):
+        if request["cmd"] == "abandon":  # an interrupted deploy: drop what it started, keep what served before
+            for key in request["rollouts"]:
                 if key in self.endpoints:
                     await self.endpoints[key].abandon("the deploy that started it was interrupted")
-            for key in request.get("created", []):
+            for key in request["created"]:
                 if key in self.endpoints:
                     await self.endpoints.pop(key).stop()
             self._write_state()
             return {"ok": True, "endpoints": self._status()}
-        return {"ok": False, "error": f"unknown command {command!r}"}
+        return {"ok": False, "error": f"unknown command {request.get('cmd')!r}"}
 
     async def _apply(self, specs: list[EndpointSpec]) -> dict[str, str]:
         changes: dict[str, str] = {}
@@ -166,12 +166,12 @@ class Supervisor:
                 changes[key] = "created"
         return changes
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self) -> dict[str, EndpointStatus]:
         return {key: endpoint.status() for key, endpoint in self.endpoints.items()}
 
     def _write_state(self) -> None:
         """Non-secret facts for `flash status/destroy`: pid, socket, ports. Atomic replace."""
-        state = {
+        state: StateFile = {
             "pid": os.getpid(),
             "pgid": os.getpgid(0),
             "socket": str(self.socket_path),
@@ -179,10 +179,7 @@ class Supervisor:
                 k: {"url": f"http://127.0.0.1:{e.spec.port}", "port": e.spec.port} for k, e in self.endpoints.items()
             },
         }
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_dir / (STATE_FILE + ".tmp")
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(self.state_dir / STATE_FILE)
+        write_atomically(self.state_dir / STATE_FILE, json.dumps(state, indent=2))
 
 
 def _configure_logging(path: Path | None) -> None:

@@ -18,26 +18,31 @@ import ctypes
 import itertools
 import math
 import os
-import random
 import signal
 import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flash_runtime.backoff import RetryPolicy
+from flash_pipeline.targets.local.messages import Failure
+from flash_runtime.backoff import Backoff
+
+if TYPE_CHECKING:  # the balancer imports this module
+    from flash_pipeline.targets.local.balancer import EndpointSpec
+
+Ping = Callable[["Worker"], Awaitable["tuple[int, str | None] | None"]]  # balancer.Endpoint._ping_worker
 
 TICK = 0.2  # seconds between health checks and scaling decisions
 CRASH_LIMIT = 3  # start failures in a row before the endpoint reports it cannot start
 UNHEALTHY_AFTER = 3  # failed checks in a row before a ready worker is replaced
-RESTARTS = RetryPolicy(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)  # no start for 0.5 s, doubling per failure
+MONITOR_RETRY = Backoff(initial=2 * TICK, factor=2.0, cap=5.0, jitter=0.0)  # after a tick that failed
+RESTARTS = Backoff(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)  # no start for 0.5 s, doubling per failure
 STOP_GRACE = 5.0  # after the endpoint's timeout, before a draining worker is killed
 TAIL = 20  # output lines kept per worker, quoted when it fails
-_NO_JITTER = random.Random(0)
 
 
 @dataclass
@@ -86,14 +91,14 @@ class WorkerPool:
 
     def __init__(
         self,
-        spec: Any,
+        spec: EndpointSpec,
         echo: Callable[[str], None],
-        ping: Callable[[Worker], Any],
+        ping: Ping,
         *,
         numbers: Iterator[int] | None = None,
         crash_limit: int = CRASH_LIMIT,
     ) -> None:
-        self.spec = spec  # local_balancer.EndpointSpec
+        self.spec = spec
         self.echo = echo
         self._ping = ping  # async: (status, state from the body) or None when nothing answered
         self.workers: list[Worker] = []
@@ -105,7 +110,7 @@ class WorkerPool:
         self.ready_event = asyncio.Event()
         self.start_failures = 0  # in a row, since the last worker that became ready
         self.next_start = 0.0  # monotonic time before which no worker is started (backoff)
-        self.failure: dict[str, Any] | None = None
+        self.failure: Failure | None = None
         self.monitor_error: str | None = None
         self.spawn_error: str | None = None  # the last failed worker start, until one succeeds
         self.restarts = 0
@@ -113,7 +118,7 @@ class WorkerPool:
         self.ticked = asyncio.Event()  # set (and replaced) after every tick of the monitor
         self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
-    def spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -123,7 +128,7 @@ class WorkerPool:
 
     # -- the monitor ----------------------------------------------------------------------
     async def monitor(self) -> None:
-        delay = TICK
+        delay, failures = TICK, 0
         while True:
             try:
                 await self._tick()
@@ -132,9 +137,9 @@ class WorkerPool:
                 if text != self.monitor_error:  # once per distinct error, not once per tick
                     self.echo(f"{self.spec.key} | monitor: {text}; retrying")
                 self.monitor_error = text
-                delay = min(5.0, delay * 2)
+                delay, failures = MONITOR_RETRY.delay(failures), failures + 1
             else:  # a spawn that failed stays visible through the backoff, until one succeeds
-                self.monitor_error, delay = self.spawn_error, TICK
+                self.monitor_error, delay, failures = self.spawn_error, TICK, 0
             self.ready_event.set() if self.ready() else self.ready_event.clear()
             self.ticked.set()
             self.ticked = asyncio.Event()
@@ -199,7 +204,7 @@ class WorkerPool:
     def _back_off(self) -> float:
         """Count a start failure; no start for 0.5 s, doubling per failure in a row, up to the cap."""
         self.start_failures += 1
-        wait = RESTARTS.delay(self.start_failures - 1, _NO_JITTER)
+        wait = RESTARTS.delay(self.start_failures - 1)
         self.next_start = time.monotonic() + wait
         return wait
 

@@ -23,6 +23,7 @@ from urllib3.util.retry import Retry
 
 from flash_pipeline import __version__
 from flash_pipeline.errors import ApiError
+from flash_runtime.backoff import Backoff
 
 log = logging.getLogger("flash.http")
 DEFAULT_BASE_URL = "https://api.runpod.io"
@@ -111,12 +112,15 @@ class Client:
         self._key = key
         self._local = threading.local()  # the operation each thread is running, for retry reports
         self.on_wait: Callable[[str], None] | None = None  # progress output for Retry-After waits
+        # One backoff for the sessions' Retry (urllib3 sleeps factor * 2**(n-1), capped) and the
+        # backends' own loops over ambiguous writes (backoff.delay(attempt)).
+        self.backoff = Backoff(initial=backoff_factor, factor=2.0, cap=backoff_max, jitter=0.0)
         idempotent = _Retry(
             total=retries,
             status_forcelist=RETRY_STATUSES,
             allowed_methods=None,  # only idempotent calls use this session
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
+            backoff_factor=self.backoff.initial,
+            backoff_max=self.backoff.cap,
             raise_on_status=False,
         )
         writes = _Retry(
@@ -125,11 +129,10 @@ class Client:
             other=0,
             status_forcelist={429},  # a 429 applied nothing; a 5xx may have
             allowed_methods=frozenset({"POST"}),
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
+            backoff_factor=self.backoff.initial,
+            backoff_max=self.backoff.cap,
             raise_on_status=False,
         )
-        self.backoff_factor = backoff_factor
         headers = {
             "Authorization": f"Bearer {key}",
             "User-Agent": f"flash-pipeline/{__version__}",

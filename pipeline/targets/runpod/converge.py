@@ -17,11 +17,12 @@ from typing import Any
 from flash_pipeline.config.model import Endpoint
 from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.cancel import Cancel
-from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
+from flash_pipeline.targets.gate import GATE, GateResult, describe, wait_healthy
 from flash_pipeline.targets.plan import Action
 from flash_pipeline.targets.runpod.backend import Backend
 from flash_pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
 from flash_pipeline.targets.runpod.wiring import BUILD
+from flash_runtime.backoff import Backoff
 
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 
@@ -55,7 +56,7 @@ class Context:
     cancel: Cancel
     echo: Callable[[str], None]
     owner: Callable[[str], dict[str, str]]  # endpoint key -> owner markers
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = GATE
     writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
     catalog: Any = None  # flash_pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
     guard: Callable[[], None] = lambda: None  # raises once the deploy lease is not ours any more

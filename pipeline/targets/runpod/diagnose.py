@@ -11,6 +11,7 @@ from typing import Any
 
 from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.runpod.api import Client
+from flash_pipeline.targets.runpod.rows import Availability, Diagnosis, StatusRow
 
 STATES = ("running", "idle", "initializing", "throttled", "unhealthy")
 SPEND_WINDOW = "bucketSize=hour&lastN=24"  # the last 24 hourly buckets, the current one included
@@ -29,23 +30,25 @@ def spend_24h(client: Client, endpoint_id: str, name: str) -> float | None:
 
 def diagnosis(
     client: Client, catalog: Any, endpoint_id: str, name: str, live: Mapping[str, Any], summary: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> Diagnosis:
     """The JSON-ready diagnosis of one live endpoint, from its worker summary (already read)."""
-    found: dict[str, Any] = {"workers_by_state": {s: int(summary.get(s) or 0) for s in STATES}}
-    found["stale_workers"] = int(summary.get("stale") or 0)
-    found["availability"] = None
     stock = catalog.stock(live) if catalog is not None else None
+    availability: Availability | None = None
     if stock is not None:
-        found["availability"] = {"level": stock.level, "data_centers": list(stock.where)}
-        found["availability"]["problems"] = [*stock.blocking, *stock.errors, *stock.warnings]
-    found["spend_24h"] = spend_24h(client, endpoint_id, name)
-    return found
+        problems = [*stock.blocking, *stock.errors, *stock.warnings]
+        availability = {"level": stock.level, "data_centers": list(stock.where), "problems": problems}
+    return {
+        "workers_by_state": {s: int(summary.get(s) or 0) for s in STATES},
+        "stale_workers": int(summary.get("stale") or 0),
+        "availability": availability,
+        "spend_24h": spend_24h(client, endpoint_id, name),
+    }
 
 
-def diagnosis_lines(found: Mapping[str, Any]) -> list[str]:
-    """The diagnosis as lines (without indentation)."""
+def diagnosis_lines(found: Diagnosis | StatusRow) -> list[str]:
+    """The diagnosis (alone, or in a status row) as lines (without indentation)."""
     lines = []
-    throttled = found["workers_by_state"].get("throttled", 0)
+    throttled = found.get("workers_by_state", {}).get("throttled", 0)
     if throttled:
         lines.append(f"{throttled} throttled: waiting for capacity in the endpoint's pools")
     stale = found.get("stale_workers", 0)
@@ -55,7 +58,8 @@ def diagnosis_lines(found: Mapping[str, Any]) -> list[str]:
     if stock is not None:
         where = f" ({', '.join(stock['data_centers'])})" if stock["data_centers"] else ""
         lines.append(f"availability now: {stock['level']}{where}")
-        lines.extend(stock.get("problems") or [])
-    if found.get("spend_24h") is not None:
-        lines.append(f"spend, last 24 h: ${found['spend_24h']:.2f}")
+        lines.extend(stock["problems"])
+    spend = found.get("spend_24h")
+    if spend is not None:
+        lines.append(f"spend, last 24 h: ${spend:.2f}")
     return lines

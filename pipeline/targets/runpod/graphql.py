@@ -201,7 +201,7 @@ class GraphqlBackend:
             applied = settle()
             if applied is not None:
                 return applied
-            self.sleep(self.client.backoff_factor * 2**attempt)
+            self.sleep(self.client.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
     def _template(self, body: Mapping[str, Any], carried: Mapping[str, str], current: Mapping[str, Any] | None) -> str:

@@ -30,10 +30,11 @@ from typing import Any, Protocol
 
 from flash_pipeline.errors import ApiError, FlashError, Interrupted
 from flash_pipeline.targets.cancel import Cancel
+from flash_runtime.backoff import Backoff
 
 LEASE_TTL = 120.0  # seconds a lease lives without being renewed
 RENEW_EVERY = 30.0
-POLL = (1.0, 1.5, 5.0)  # first delay, factor, cap: seconds between looks at a lease someone else holds
+POLL = Backoff(initial=1.0, factor=1.5, cap=5.0, jitter=0.0)  # between looks at a lease someone else holds
 HOLDER = "FLASH_LEASE_HOLDER"
 EXPIRES = "FLASH_LEASE_EXPIRES"
 TAKEN = "FLASH_LEASE_TAKEN"
@@ -87,7 +88,7 @@ class Lease:
         """Renew in a daemon thread until released (a renewal that fails is retried next time)."""
 
         def renew() -> None:
-            while not self.stop.wait(RENEW_EVERY):
+            while not self.stop.wait(RENEW_EVERY):  # a period, not a backoff: the lease must outlive its TTL
                 try:
                     if self.verify():
                         self.store.update_template(self.template_id, self.env())
@@ -144,7 +145,7 @@ def acquire(
     echo: Callable[[str], None],
     now: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
-    poll: tuple[float, float, float] = POLL,
+    poll: Backoff = POLL,
 ) -> Lease:
     """Take the lease, waiting up to `wait` seconds for another holder; ApiError if it stays held.
     Interrupted (or failing) before it is held, it leaves no template of its own behind."""
@@ -177,12 +178,12 @@ def _acquire(
     echo: Callable[[str], None],
     now: Callable[[], float],
     clock: Callable[[], float],
-    poll: tuple[float, float, float],
+    poll: Backoff,
 ) -> Lease:
     started = clock()
     told = False
     failures_left = 3
-    delay = poll[0]
+    delays = poll.delays()
     lease = Lease(store, name, "", holder, now)
     while True:
         cancel.check()
@@ -227,8 +228,7 @@ def _acquire(
         if not told:
             echo(f"flash: waiting for another deploy to finish ({who})")
             told = True
-        cancel.sleep(min(delay, max(0.01, wait - (clock() - started))))  # never sleep past the deadline
-        delay = min(poll[2], delay * poll[1])
+        cancel.sleep(min(next(delays), max(0.01, wait - (clock() - started))))  # never sleep past the deadline
 
 
 def _number(text: str | None) -> float | None:

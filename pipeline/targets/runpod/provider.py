@@ -26,6 +26,7 @@ from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
 from flash_pipeline.targets.runpod.rest import RestBackend, health_url
+from flash_pipeline.targets.runpod.rows import StatusRow
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
@@ -41,7 +42,7 @@ class RunpodProvider:
         self.taking: list[tuple[str, str]] = []  # (lease name, holder) of every lease this run took or began to take
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
         self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
-        self.lease_poll = POLL  # (first, factor, cap) seconds between looks at another run's lease
+        self.lease_poll = POLL  # the backoff between looks at another run's lease
         self.clock: Callable[[], float] = time.monotonic  # what health gates measure their timeout on
 
     @classmethod
@@ -115,15 +116,15 @@ class RunpodProvider:
         finally:
             _release(held)
 
-    def status(self, project: Project) -> list[dict[str, Any]]:
+    def status(self, project: Project) -> list[StatusRow]:
         keys = [e.key for e in project.endpoints]
         claims = claim(project.name, project.environment, keys, self.backend.list())
         live = claims.live()
         template = lb_template(self.environ)
-        rows: list[dict[str, Any]] = []
+        rows: list[StatusRow] = []
         for endpoint in project.endpoints:
             found = live.get(endpoint.key)
-            row: dict[str, Any] = {"endpoint": endpoint.key, "name": endpoint.name, "id": None}
+            row: StatusRow = {"endpoint": endpoint.key, "name": endpoint.name, "id": None}
             if endpoint.key in claims.foreign and found is None:
                 row["owner"] = claims.foreign[endpoint.key][1].describe()
             if found is None:
@@ -138,7 +139,7 @@ class RunpodProvider:
             row |= {"id": found["id"], "url": base, "workers": summary, "ping": self.client.probe(health)}
             row |= {"duplicates": extra, "adopt": endpoint.key not in claims.ours}
             live_max = (found.get("workers") or {}).get("max")
-            row |= diagnosis(self.client, self.catalog, str(found["id"]), endpoint.name, found, summary)
+            row = {**row, **diagnosis(self.client, self.catalog, str(found["id"]), endpoint.name, found, summary)}
             row["max_workers_zero"] = live_max == 0 and endpoint.workers.max > 0
             if live_max == 0 and endpoint.workers.max > 0:  # RunPod's doing after 7 days without requests
                 row["warning"] = (

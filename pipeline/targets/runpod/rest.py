@@ -159,7 +159,7 @@ class RestBackend:
             found = known()
             if found is not None:
                 return found
-            self.sleep(self.client.backoff_factor * 2**attempt)
+            self.sleep(self.client.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
     def update(self, endpoint_id: str, patch: Mapping[str, Any], name: str) -> dict[str, Any]:

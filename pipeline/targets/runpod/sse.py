@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import requests
 
-from flash_pipeline.targets.gate import Backoff
+from flash_runtime.backoff import Backoff
 
+RECONNECT = Backoff(initial=0.5, factor=2.0, cap=10.0, jitter=0.1)  # between connections that gave no event
 FINAL = frozenset({401, 403, 404, 410})  # a stream refused with one of these is not retried
 
 
@@ -110,12 +111,12 @@ def connect(
 def resume(
     open_stream: Callable[[str], Iterator[Event]],
     stop: threading.Event,
-    backoff: Backoff | None = None,
+    backoff: Backoff = RECONNECT,
     rng: random.Random | None = None,
 ) -> Iterator[Event]:
     """`open_stream(last_event_id)` again and again until `stop`; see the module's contract."""
-    policy, rng = backoff or Backoff(), rng or random.Random()
-    delays = policy.delays(rng)
+    rng = rng or random.Random()
+    delays = backoff.delays(rng)
     cursor = ""
     while not stop.is_set():
         first, delivered = True, False
@@ -134,7 +135,7 @@ def resume(
             if exc.status in FINAL:
                 return
         if delivered:  # a stream that gave events and closed is resumed at once
-            delays = policy.delays(rng)
+            delays = backoff.delays(rng)
         elif stop.wait(next(delays)):
             return
 

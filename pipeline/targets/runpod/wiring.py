@@ -8,11 +8,10 @@ deploy, and its callers' env is completed then, before they are written.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flash_pipeline.config.envvars import resolve_value
+from flash_pipeline.config.envvars import callees_env, resolve_value
 from flash_pipeline.config.model import Endpoint, Project
 
 BUILD = "FLASH_BUILD"
@@ -33,10 +32,9 @@ def wiring(
     build = build_of(endpoint, image)
     if build:
         env[BUILD] = build
-    if endpoint.calls:
-        env["FLASH_ENDPOINTS"] = json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)
-        if project.call_key:
-            env["FLASH_CALL_KEY"] = resolve_value(project.call_key, environ)
+    env.update(callees_env(endpoint, urls))
+    if endpoint.calls and project.call_key:
+        env["FLASH_CALL_KEY"] = resolve_value(project.call_key, environ)
     return env
 
 
@@ -44,8 +42,7 @@ def rewired(body: Mapping[str, Any], endpoint: Endpoint, urls: Mapping[str, str]
     """The body with FLASH_ENDPOINTS naming the callees' URLs as deployed."""
     if not endpoint.calls:
         return dict(body)
-    known = json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)
-    return {**body, "env": {**body["env"], "FLASH_ENDPOINTS": known}}
+    return {**body, "env": {**body["env"], **callees_env(endpoint, urls)}}
 
 
 def waits_on(endpoint: Endpoint, failed: Sequence[str]) -> str | None:
