@@ -61,7 +61,7 @@ def plan(
     changes = any(has_changes(actions) for _, (actions, _) in planned)
     if fmt == "json":
         apps = [
-            report.app_json(p.name, names[i], target, {"changes": False, "actions": []}, error=a)
+            report.app_json(p.name, names[i], target, _unplanned(target), error=a)
             if isinstance(a, FlashError)
             else report.app_json(p.name, names[i], target, report.plan_json(*a), ok=not problems[p.name])
             for i, (p, a) in enumerate(zip(projects, answers, strict=True))
@@ -80,3 +80,8 @@ def plan(
     if failed or any(problems.values()):
         return max([error.exit_code for _, error in failed] + ([Exit.API] if any(problems.values()) else []))
     return Exit.CHANGES if detailed_exitcode and changes else Exit.OK
+
+
+def _unplanned(target: str) -> dict[str, Any]:
+    """A failed app's plan fields: the keys of a planned one, empty."""
+    return {"changes": False, "actions": []} | ({"cost": None} if target == "runpod" else {})

@@ -111,6 +111,7 @@ def test_a_plan_that_fails_for_one_app_names_it_and_plans_the_others(tmp_path: P
     [failed] = [a["app"] for a in apps if a["error"] is not None]
     [ok] = [a for a in apps if a["error"] is None]
     assert ok["ok"] and ok["actions"] and [a["error"]["exit_code"] for a in apps if a["app"] == failed] == [4]
+    assert [sorted(a) for a in apps] == [sorted(ok)] * 2  # a failed app has the same keys, empty
     assert planned.err.startswith(f"flash: error: {failed}: ")
     assert planned.err.count("flash: error:") == 1, planned.err
 
