@@ -339,7 +339,7 @@ def status(configs: tuple[str, ...], target: str | None, fmt: str) -> int:
                 fields = report.local_status_json(project, answer, failures)
                 text = report.local_status_text(project, answer, failures, named=app is not None)
         except FlashError as exc:
-            unknown = {"endpoints": {}} | ({"running": None} if where == "local" else {})  # the same keys
+            unknown: dict[str, Any] = {"endpoints": {}} | ({"running": None} if where == "local" else {})
             apps.append(report.app_json(project.name, config, where, unknown, error=exc))
             raise
         apps.append(report.app_json(project.name, config, where, fields))
