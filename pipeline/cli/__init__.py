@@ -57,6 +57,7 @@ ALLOW_UNAVAILABLE = click.option(
 LOCK_TIMEOUT = click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
+    metavar="S",
     default=600,
     show_default=True,
     help="runpod: seconds to wait while another deploy (or destroy) of the same app and environment runs.",
