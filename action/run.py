@@ -1,7 +1,7 @@
 """The GitHub Action's step: run one flash command, print its report, expose outputs.
 
 Inputs arrive as FLASH_COMMAND, FLASH_CONFIG (a path or a glob, for every command), FLASH_TARGET,
-FLASH_ENV (read by flash itself) and FLASH_ARGS (split as a shell would: `--timeout '60'`).
+FLASH_ENV (read by flash itself) and FLASH_ARGS (split as a shell would: `--health-timeout '60'`).
 Whatever flash's exit code, the report is printed and the outputs are written before this step
 exits with that same code. Runs as is outside GitHub too (the tests do): without GITHUB_OUTPUT
 or GITHUB_STEP_SUMMARY nothing is written.
@@ -38,14 +38,17 @@ def _flash(words: list[str]) -> subprocess.CompletedProcess[str]:
 
 def endpoints_output(report: str) -> str:
     """`endpoints=` for $GITHUB_OUTPUT: the live endpoints a `deploy --format json` report names
-    (on a failed deploy too); `{}` when there is no report (flash stopped before deploying)."""
+    (version 1: {"apps": [{"app", "endpoints": {key: {...}}}]}; on a failed deploy too), keyed by
+    endpoint, or "app/endpoint" when several configs were deployed (as action.yml documents);
+    `{}` when there is no report (flash stopped before deploying)."""
     try:
-        endpoints = json.loads(report).get("endpoints") or {}
+        apps = [a for a in json.loads(report).get("apps") or [] if isinstance(a, dict)]
     except (ValueError, AttributeError):
-        endpoints = {}
+        apps = []
     live = {
-        key: {"url": item.get("url"), "id": item.get("id")}
-        for key, item in endpoints.items()
+        (f"{app.get('app')}/{key}" if len(apps) > 1 else key): {"url": item.get("url"), "id": item.get("id")}
+        for app in apps
+        for key, item in (app.get("endpoints") or {}).items()
         if isinstance(item, dict) and item.get("id") and item.get("action") not in GONE
     }
     return "endpoints=" + json.dumps(live, separators=(",", ":")) + "\n"

@@ -55,7 +55,7 @@ def main(rounds: int = 10, block: int = 200) -> None:
             capture_output=True,
             text=True,
         )
-        url = json.loads(status.stdout)["endpoints"]["inference"]["url"]
+        url = json.loads(status.stdout)["apps"][0]["endpoints"]["inference"]["url"]
         samples = asyncio.run(measure(url, rounds, block))
     finally:
         subprocess.run([*FLASH, "destroy", "-c", CONFIG, "--target", "local", "--yes"], capture_output=True)

@@ -63,7 +63,7 @@ def _redeploy(folder: Path, saves: int) -> list[float]:
         status = subprocess.run(
             [*flash, "status", "--target", "local", "--format", "json"], cwd=root, check=True, capture_output=True
         )
-        url = __import__("json").loads(status.stdout)["endpoints"]["api"]["url"] + "/hello"
+        url = __import__("json").loads(status.stdout)["apps"][0]["endpoints"]["api"]["url"] + "/hello"
         for version in range(2, saves + 2):
             started = time.monotonic()
             save(root / "app" / "helper.py", f"VERSION = {version}\n")

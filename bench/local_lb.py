@@ -29,7 +29,7 @@ def main(rounds: int = 3, seconds: int = 5) -> None:
                     text=True,
                 ).stdout
             )
-            endpoint = status["endpoints"]["async"]
+            endpoint = status["apps"][0]["endpoints"]["async"]
             targets = {
                 "worker called directly": f"http://127.0.0.1:{endpoint['workers'][0]['port']}/echo",
                 "through the local load balancer": endpoint["url"] + "/echo",

@@ -31,8 +31,8 @@ def main(rounds: int = 3, seconds: int = 5, connections: int = 32) -> None:
                 ).stdout
             )  # fmt: skip
             targets = {
-                "endpoint called directly": status["endpoints"]["async"]["url"] + "/echo",
-                "through the mothership": status["endpoints"]["mothership"]["url"] + "/async/echo",
+                "endpoint called directly": status["apps"][0]["endpoints"]["async"]["url"] + "/echo",
+                "through the mothership": status["apps"][0]["endpoints"]["mothership"]["url"] + "/async/echo",
             }
             runs: dict[str, list] = {name: [] for name in targets}
             for _ in range(rounds):

@@ -32,7 +32,7 @@ def _deploy(folder: Path, env: dict[str, str]) -> dict[str, str]:
                    capture_output=True, cwd=folder)  # fmt: skip
     out = subprocess.run([*flash, "status", "-c", str(config), "--target", "local", "--format", "json"],
                          check=True, capture_output=True, text=True, env=env, cwd=folder).stdout  # fmt: skip
-    endpoints = json.loads(out)["endpoints"]
+    endpoints = json.loads(out)["apps"][0]["endpoints"]
     endpoint = endpoints["async"]
     return {
         "direct": f"http://127.0.0.1:{endpoint['workers'][0]['port']}/echo",

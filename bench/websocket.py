@@ -53,7 +53,7 @@ def paths() -> Iterator[dict[str, str]]:
         try:
             out = subprocess.run([*flash, "status", "--target", "local", "--format", "json"], check=True, env=env,
                                  cwd=folder, capture_output=True, text=True).stdout  # fmt: skip
-            endpoints = json.loads(out)["endpoints"]
+            endpoints = json.loads(out)["apps"][0]["endpoints"]
             worker = f"http://127.0.0.1:{endpoints['rt']['workers'][0]['port']}"
             wait_http(worker + "/ping", want=200)  # past its init hook
             yield {"direct": ws(worker), "balancer": ws(endpoints["rt"]["url"]),

@@ -17,28 +17,22 @@ import click
 from flash_pipeline import __version__
 from flash_pipeline.cli import tools
 from flash_pipeline.cli.common import (
-    CONFIG,
+    CONFIGS,
     DEPLOY_TARGET,
     ENVIRONMENT,
     TARGET,
+    config_paths,
     confirm,
+    echo_err,
     environment,
     load,
+    one_config,
     pick_target,
     runpod_provider,
 )
 from flash_pipeline.errors import ConfigError, Exit, FlashError, Interrupted, UsageError
 
 FORMATS = click.Choice(["text", "json", "github"])
-CONFIGS = click.option(
-    "-c",
-    "--config",
-    "configs",
-    multiple=True,
-    default=["flash.toml"],
-    show_default=True,
-    help="Config file or glob (repeatable).",
-)
 
 
 BUILDER = click.option(
@@ -59,6 +53,14 @@ ALLOW_UNAVAILABLE = click.option(
     "--allow-unavailable",
     is_flag=True,
     help="runpod: deploy even where the catalog shows no stock (or no host with the CUDA asked for).",
+)
+LOCK_TIMEOUT = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    metavar="S",
+    default=600,
+    show_default=True,
+    help="runpod: seconds to wait while another deploy (or destroy) of the same app and environment runs.",
 )
 INSECURE = click.option(
     "--insecure-registry", is_flag=True, help="The registry speaks plain HTTP (a local or air-gapped registry)."
@@ -94,8 +96,8 @@ def cli(verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
-@click.option("-c", "--config", "configs", multiple=True, help="Config file (repeatable). Default: flash.toml.")
+@click.argument("files", nargs=-1, metavar="[FILE|GLOB]...", type=click.Path(dir_okay=True, path_type=str))
+@CONFIGS
 @click.option(
     "--format",
     "fmt",
@@ -107,13 +109,13 @@ def cli(verbose: bool) -> None:
 @click.option("--fix", is_flag=True, help="Apply the fixes that are safe (comments and layout kept), then report.")
 @click.option("--diff", is_flag=True, help="With --fix: show the fixes as a diff; write nothing.")
 def validate(files: tuple[str, ...], configs: tuple[str, ...], fmt: str | None, fix: bool, diff: bool) -> int:
-    """Check config files; report every problem with file:line:col."""
+    """Check config files; report every problem with file:line:col. FILE|GLOB... is the same as -c
+    (pre-commit passes the staged files so)."""
     from flash_pipeline import report
     from flash_pipeline.builder.handlers import with_sources
-    from flash_pipeline.config.many import expand
     from flash_pipeline.config.validate import check_file
 
-    names = expand(list(configs) + list(files)) or ["flash.toml"]
+    names = config_paths([*configs, *files])
     results = [with_sources(check_file(Path(name), name, environment())) for name in names]
     unfixed = diff and any(r.diagnostics for r in results)  # --diff writes nothing: the files still fail
     if fix or diff:
@@ -145,7 +147,7 @@ def init(directory: Path, force: bool) -> int:
 
 
 @cli.command()
-@CONFIG
+@CONFIGS
 @click.option(
     "-o",
     "--out",
@@ -156,8 +158,20 @@ def init(directory: Path, force: bool) -> int:
 @BUILDER
 @INSECURE
 @ENVIRONMENT
-def build(config: str, out: Path | None, push: bool, builder: str, insecure_registry: bool) -> int:
-    """Render workers, Dockerfiles and manifest.json for every endpoint."""
+def build(configs: tuple[str, ...], out: Path | None, push: bool, builder: str, insecure_registry: bool) -> int:
+    """Render workers, Dockerfiles and manifest.json for every endpoint. Several -c (or globs): each app in turn."""
+    from flash_pipeline.cli.many import run_each
+
+    names = config_paths(configs)
+    if out is not None and len(names) > 1:
+        raise UsageError(
+            f"-o names one output folder, but -c names {len(names)} configs: {', '.join(names)}",
+            "leave -o out (each config builds into .flash/build next to it), or pass one -c",
+        )
+    return run_each(names, "nothing was built", lambda config, _: _build(config, out, push, builder, insecure_registry))
+
+
+def _build(config: str, out: Path | None, push: bool, builder: str, insecure_registry: bool) -> int:
     import time
 
     from flash_pipeline import report
@@ -197,16 +211,21 @@ def build(config: str, out: Path | None, push: bool, builder: str, insecure_regi
     help="runpod: do not ask the registry whether the images are there (for registries flash cannot query).",
 )
 @click.option(
-    "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for /ping 200 (default: health.timeout)."
-)
-@click.option(
-    "--lock-timeout",
+    "--health-timeout",
     type=click.FloatRange(min=0),
-    default=600,
-    show_default=True,
-    help="runpod: seconds to wait while another deploy of the same app and environment runs.",
+    metavar="S",
+    help="Seconds each endpoint may take to answer /ping 200 (default: its health.timeout).",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--timeout", "old_timeout", type=click.FloatRange(min=0), hidden=True)  # deprecated: --health-timeout
+@LOCK_TIMEOUT
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the versioned document of docs/commands.md (with --dry-run: the plan's).",
+)
 @MAX_FLOOR
 @ALLOW_UNAVAILABLE
 @ENVIRONMENT
@@ -222,7 +241,8 @@ def deploy(
     builder: str,
     insecure_registry: bool,
     no_registry_check: bool,
-    timeout: float | None,
+    health_timeout: float | None,
+    old_timeout: float | None,
     lock_timeout: float,
     fmt: str,
     max_floor: float | None,
@@ -231,28 +251,40 @@ def deploy(
     """Build, provision every endpoint, wait for /ping 200, print the URLs. Several -c: all, in parallel."""
     from flash_pipeline.cli.plan import plan as run_plan
 
-    target = pick_target(target, configs[0])
+    if old_timeout is not None:
+        echo_err(
+            "flash: deploy --timeout is deprecated; it is now --health-timeout "
+            "(`--timeout` is `flash call`'s limit on one request)"
+        )
+        health_timeout = old_timeout if health_timeout is None else health_timeout
+    names = config_paths(configs)
+    target = pick_target(target, names[0])
     if dry_run:
-        return run_plan(list(configs), target, "text", False, max_floor=max_floor, allow_unavailable=allow_unavailable)
+        return run_plan(names, target, fmt, False, max_floor=max_floor, allow_unavailable=allow_unavailable)
     if target == "local":
-        if len(configs) != 1:
-            raise UsageError("the local target runs one config at a time", "pass a single -c")
         from flash_pipeline.cli import local as local_cli
 
-        return local_cli.deploy(configs[0], detach, timeout, fmt)
+        return local_cli.deploy(one_config(names, "the local target"), detach, health_timeout, fmt)
     from flash_pipeline.cli import runpod as runpod_cli
 
     options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
-    options |= {"timeout": timeout, "builder": builder, "insecure": insecure_registry}
+    options |= {"timeout": health_timeout, "builder": builder, "insecure": insecure_registry}
     options["registry_check"] = not no_registry_check
     options |= {"max_floor": max_floor, "allow_unavailable": allow_unavailable}
-    return runpod_cli.deploy(configs, options, lock_timeout, fmt)
+    return runpod_cli.deploy(names, options, lock_timeout, fmt)
 
 
 @cli.command()
 @CONFIGS
 @TARGET
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="json: the versioned document of docs/commands.md.",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 10 when there are changes, 0 when none.")
 @MAX_FLOOR
 @ALLOW_UNAVAILABLE
@@ -268,67 +300,83 @@ def plan(
     """What deploy would create, update, keep or orphan, and what it costs; changes nothing. Several -c (or globs): all, in parallel."""
     from flash_pipeline.cli.plan import plan as run_plan
 
-    target = pick_target(target, configs[0])
-    return run_plan(
-        list(configs), target, fmt, detailed_exitcode, max_floor=max_floor, allow_unavailable=allow_unavailable
-    )
+    names = config_paths(configs)
+    target = pick_target(target, names[0])
+    return run_plan(names, target, fmt, detailed_exitcode, max_floor=max_floor, allow_unavailable=allow_unavailable)
 
 
 @cli.command()
 @CONFIGS
 @TARGET
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the versioned document of docs/commands.md.",
+)
 @ENVIRONMENT
 def status(configs: tuple[str, ...], target: str | None, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping. Several -c (or globs): each app in turn."""
     from flash_pipeline import report
     from flash_pipeline.cli.many import run_each
 
-    shown: list[tuple[str, str]] = []
+    texts: list[str] = []
+    apps: list[dict[str, Any]] = []  # the JSON document's entries, a failed app's included
 
     def one(config: str, app: str | None) -> int:
         project = load(config, "")
-        if pick_target(target, config) == "runpod":
-            rows = runpod_provider().status(project)
-            render = report.runpod_status_json(rows) if fmt == "json" else report.runpod_status_text(rows, app)
-        else:
-            from flash_pipeline.targets.local.deploy import last_failures, local_status
-
-            answer, failures = local_status(project), last_failures(project)
-            if fmt == "json":
-                render = report.local_status_json(project, answer, failures)
+        where = pick_target(target, config)
+        try:
+            if where == "runpod":
+                rows = runpod_provider().status(project)
+                fields, text = report.runpod_status_json(rows), report.runpod_status_text(rows, app)
             else:
-                render = report.local_status_text(project, answer, failures, named=app is not None)
-        shown.append((project.name, render))
+                from flash_pipeline.targets.local.deploy import last_failures, local_status
+
+                answer, failures = local_status(project), last_failures(project)
+                fields = report.local_status_json(project, answer, failures)
+                text = report.local_status_text(project, answer, failures, named=app is not None)
+        except FlashError as exc:
+            unknown: dict[str, Any] = {"endpoints": {}} | ({"running": None} if where == "local" else {})
+            apps.append(report.app_json(project.name, config, where, unknown, error=exc))
+            raise
+        apps.append(report.app_json(project.name, config, where, fields))
+        texts.append(text)
         return 0
 
-    code = run_each(configs, "", one)
-    if fmt == "json" and len(shown) > 1:
-        click.echo(report.statuses_json(shown))
-    elif shown:
-        click.echo("\n\n".join(text for _, text in shown))
-    return code
+    try:
+        return run_each(configs, "", one)
+    finally:  # what was found is printed, a failure's error then follows on stderr
+        if fmt == "json" and apps:
+            click.echo(report.json_document("status", apps))
+        elif fmt != "json" and texts:
+            click.echo("\n\n".join(texts))
 
 
 @cli.command()
 @CONFIGS
 @TARGET
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@LOCK_TIMEOUT
 @ENVIRONMENT
-def destroy(configs: tuple[str, ...], target: str | None, yes: bool) -> int:
+def destroy(configs: tuple[str, ...], target: str | None, yes: bool, lock_timeout: float) -> int:
     """Delete the app's endpoints, listing each one (stop them, on the local target). Several -c (or globs): each app in turn."""
     from flash_pipeline.cli.many import run_each
 
     return run_each(
-        configs, "nothing was destroyed", lambda config, app: _destroy(config, pick_target(target, config), yes, app)
+        configs,
+        "nothing was destroyed",
+        lambda config, app: _destroy(config, pick_target(target, config), yes, app, lock_timeout),
     )
 
 
-def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
+def _destroy(config: str, target: str, yes: bool, app: str | None, lock_timeout: float) -> int:
     if target == "runpod":
         from flash_pipeline.cli import runpod as runpod_cli
 
-        return runpod_cli.destroy(config, yes, app)
+        return runpod_cli.destroy(config, yes, app, lock_timeout)
     from flash_pipeline.targets.local.deploy import local_destroy
 
     project = load(config, "nothing was destroyed")
@@ -345,25 +393,32 @@ def _destroy(config: str, target: str, yes: bool, app: str | None) -> int:
 
 
 @cli.command()
-@CONFIG
+@CONFIGS
 @ENVIRONMENT
-def dev(config: str) -> int:
+def dev(configs: tuple[str, ...]) -> int:
     """Run the app locally in the foreground; reload an endpoint when its files, settings or env change."""
     from flash_pipeline.cli.dev import dev as run_dev
 
-    return run_dev(config)
+    return run_dev(one_config(configs))
 
 
 @cli.command()
-@CONFIG
+@CONFIGS
 @ENVIRONMENT
-def unlock(config: str) -> int:
-    """Break the deploy lease of this app (after a deploy that crashed or was killed)."""
-    project = load(config, "")
-    provider = runpod_provider()
-    holder = provider.unlock(project)
-    click.echo(f"flash: removed the deploy lease held by {holder}" if holder else "flash: no deploy lease is held")
-    return 0
+def unlock(configs: tuple[str, ...]) -> int:
+    """Break the deploy lease of this app (after a deploy that crashed or was killed). Several -c (or globs): each app in turn."""
+    from flash_pipeline.cli.many import run_each
+
+    def one(config: str, app: str | None) -> int:
+        project = load(config, "")
+        holder = runpod_provider().unlock(project)
+        of = f" of {app}" if app else ""
+        click.echo(
+            f"flash: removed the deploy lease{of} held by {holder}" if holder else f"flash: no deploy lease{of} is held"
+        )
+        return 0
+
+    return run_each(configs, "", one)
 
 
 @cli.command()

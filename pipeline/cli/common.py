@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,16 @@ if TYPE_CHECKING:
 
 
 TARGETS = click.Choice(["runpod", "local"])
-CONFIG = click.option("-c", "--config", default="flash.toml", show_default=True, help="Config file.")
+# -c is the same option in every command that reads configs: repeatable, files and globs (`**`
+# included, expanded by flash); config_paths() resolves it, one_config() where a command acts on one app.
+CONFIGS = click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="FILE|GLOB",
+    help="Config file or glob (repeatable). Default: flash.toml.",
+)
 _TARGET_HELP = (
     "Default: the local deployment of this config when one runs and no RunPod key is configured, "
     "else runpod (or set FLASH_TARGET)."
@@ -48,6 +58,26 @@ def environment() -> str | None:
 
 def echo_err(line: str) -> None:
     click.echo(line, err=True)
+
+
+def config_paths(patterns: Sequence[str]) -> list[str]:
+    """The config paths -c names, globs expanded in a stable order (flash.toml when none is given);
+    a glob that matches nothing stays, to be reported as a missing file."""
+    from flash_pipeline.config.many import expand
+
+    return expand(patterns) or ["flash.toml"]
+
+
+def one_config(patterns: Sequence[str], what: str = "") -> str:
+    """The one config of a command that acts on one app; several are a usage error naming them."""
+    names = config_paths(patterns)
+    if len(names) > 1:
+        what = what or f"flash {click.get_current_context().info_name}"
+        raise UsageError(
+            f"{what} acts on one app, but -c names {len(names)} configs: {', '.join(names)}",
+            "pass one -c (a file, or a glob that matches one config)",
+        )
+    return names[0]
 
 
 def pick_target(target: str | None, config: str) -> str:

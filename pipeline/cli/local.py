@@ -30,9 +30,11 @@ def deploy(config: str, detach: bool, timeout: float | None, fmt: str) -> int:
     outcome = deploy_local(project, result, detach=detach, timeout=timeout, echo=echo_err)
     interrupted = True
     try:  # from here on, a foreground run ends in finish(), however it ends
-        click.echo(
-            report.local_deploy_json(outcome) if fmt == "json" else report.local_deploy_text(outcome, detach=detach)
-        )
+        if fmt == "json":
+            entry = report.app_json(project.name, config, "local", report.local_deploy_json(outcome))
+            click.echo(report.json_document("deploy", [entry]))
+        else:
+            click.echo(report.local_deploy_text(outcome, detach=detach))
         if not detach:
             _wait_for_stop_signal()
         interrupted = False

@@ -1,7 +1,8 @@
-"""`flash plan` on either target, for one config or many in parallel."""
+"""`flash plan` (and `deploy --dry-run`) on either target, for one config or many in parallel."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,7 +13,7 @@ from flash_pipeline.errors import ConfigError, Exit, FlashError
 
 
 def plan(
-    configs: list[str],
+    names: Sequence[str],
     target: str,
     fmt: str,
     detailed_exitcode: bool,
@@ -20,12 +21,14 @@ def plan(
     max_floor: float | None = None,
     allow_unavailable: bool = False,
 ) -> int:
+    """`names`: the configs, globs expanded. One app's failure is reported with its name and the
+    others are planned; with one config, its error is the command's (after the JSON document)."""
     from flash_pipeline import report
-    from flash_pipeline.config.many import expand, in_parallel, load_all
+    from flash_pipeline.config.many import in_parallel, load_all
     from flash_pipeline.targets.plan import Action, has_changes
     from flash_pipeline.targets.runpod.insight import compute_text, refusals
 
-    projects = load_all(expand(configs), environment(), "nothing was planned")
+    projects = load_all(names, environment(), "nothing was planned")
     provider = runpod_provider() if target == "runpod" else None
 
     def plan_one(project: Project) -> tuple[list[Action], dict[str, Any] | None] | FlashError:
@@ -41,31 +44,44 @@ def plan(
         except FlashError as exc:
             if isinstance(exc, ConfigError):
                 exc.consequence = "nothing was planned"
-            if len(projects) == 1:
-                raise
-            return exc  # one app's failure is reported with its name; the others are planned
+            return exc
 
     answers = in_parallel(plan_one, projects)
+    problems: dict[str, list[str]] = {}  # per app: what deploy would refuse
+    for project, answer in zip(projects, answers, strict=True):
+        if isinstance(answer, FlashError):
+            continue
+        actions, found = answer
+        mine = [f"endpoint {a.key!r}: {a.note}" for a in actions if a.kind == "conflict"]
+        if found is not None and "floor_per_hour" in found:
+            mine += refusals(found, allow_unavailable=allow_unavailable, max_floor=max_floor)
+        problems[project.name] = mine
     planned = [(p, a) for p, a in zip(projects, answers, strict=True) if not isinstance(a, FlashError)]
     failed = [(p.name, a) for p, a in zip(projects, answers, strict=True) if isinstance(a, FlashError)]
-    render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(fmt, report.plan_text)
-    outputs = [render(p.name, target, actions, found) for p, (actions, found) in planned]
-    if outputs:
-        click.echo(report.join_plans(outputs, fmt, several=len(projects) > 1))
+    changes = any(has_changes(actions) for _, (actions, _) in planned)
+    if fmt == "json":
+        apps = [
+            report.app_json(p.name, names[i], target, _unplanned(target), error=a)
+            if isinstance(a, FlashError)
+            else report.app_json(p.name, names[i], target, report.plan_json(*a), ok=not problems[p.name])
+            for i, (p, a) in enumerate(zip(projects, answers, strict=True))
+        ]
+        click.echo(report.json_document("plan", apps, changes=changes))
+    elif planned:
+        render = report.plan_markdown if fmt == "markdown" else report.plan_text
+        click.echo(report.join_plans([render(p.name, target, actions, found) for p, (actions, found) in planned]))
+    if failed and len(projects) == 1:
+        raise failed[0][1]  # the command's own error, as for any one-config command
     for app, error in failed:
         click.echo(report.app_error_text(app, error), err=True)
-    problems = [
-        f"{p.name}: endpoint {a.key!r}: {a.note}"
-        for p, (actions, _) in planned
-        for a in actions
-        if a.kind == "conflict"
-    ]
-    for project, (_, found) in planned:
-        if found is not None and "floor_per_hour" in found:
-            reasons = refusals(found, allow_unavailable=allow_unavailable, max_floor=max_floor)
-            problems += [f"{project.name}: {reason}" for reason in reasons]
-    for problem in problems:  # deploy would refuse: say so with the exit code too
-        click.echo(report.error_text(problem), err=True)
-    if failed or problems:
-        return max([error.exit_code for _, error in failed] + ([Exit.API] if problems else []))
-    return Exit.CHANGES if detailed_exitcode and any(has_changes(a) for _, (a, _) in planned) else Exit.OK
+    for app, reasons in problems.items():  # deploy would refuse: say so with the exit code too
+        for reason in reasons:
+            click.echo(report.error_text(f"{app}: {reason}"), err=True)
+    if failed or any(problems.values()):
+        return max([error.exit_code for _, error in failed] + ([Exit.API] if any(problems.values()) else []))
+    return Exit.CHANGES if detailed_exitcode and changes else Exit.OK
+
+
+def _unplanned(target: str) -> dict[str, Any]:
+    """A failed app's plan fields: the keys of a planned one, empty."""
+    return {"changes": False, "actions": []} | ({"cost": None} if target == "runpod" else {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,9 +13,10 @@ from flash_pipeline.cli.common import confirm, echo_err, environment, load, runp
 from flash_pipeline.errors import Interrupted
 
 
-def destroy(config: str, yes: bool, app: str | None = None) -> int:
+def destroy(config: str, yes: bool, app: str | None = None, lock_timeout: float = 600.0) -> int:
     """Only endpoints that are provably this app's (exact name and owner markers) are deleted.
-    `app`: several configs are destroyed in turn, so the lines name the app."""
+    `app`: several configs are destroyed in turn, so the lines name the app. `lock_timeout`: how
+    long to wait for a running deploy's lease (as deploy's --lock-timeout)."""
     from flash_pipeline import report
     from flash_pipeline.targets.cancel import Cancel, run_interruptible
 
@@ -39,7 +41,9 @@ def destroy(config: str, yes: bool, app: str | None = None) -> int:
     confirm(yes, f"Delete these {len(doomed)} RunPod endpoint(s)?" if doomed else "Delete what that deploy makes?")
     cancel = Cancel()
     try:
-        deleted = run_interruptible(lambda: provider.destroy(project, doomed, cancel, echo_err), cancel)
+        deleted = run_interruptible(
+            lambda: provider.destroy(project, doomed, cancel, echo_err, lease_wait=lock_timeout), cancel
+        )
     except Interrupted:
         provider.release_all()
         what = f"destroy of {app}" if app else "destroy"
@@ -49,14 +53,14 @@ def destroy(config: str, yes: bool, app: str | None = None) -> int:
     return 0
 
 
-def deploy(configs: tuple[str, ...], options: dict[str, Any], lock_timeout: float, fmt: str) -> int:
+def deploy(names: Sequence[str], options: dict[str, Any], lock_timeout: float, fmt: str) -> int:
     """Build (unless --no-build), provision and gate every config's endpoints, all configs at once."""
     from flash_pipeline import report
-    from flash_pipeline.config.many import expand, load_all
+    from flash_pipeline.config.many import load_all
     from flash_pipeline.targets.cancel import Cancel, run_interruptible
     from flash_pipeline.targets.runpod.apply import deploy_configs
 
-    projects = load_all(expand(configs), environment(), "nothing was deployed")  # then the key, before any build
+    projects = load_all(names, environment(), "nothing was deployed")  # then the key, before any build
     provider = runpod_provider()
     progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
     options = {**options, "lease_wait": lock_timeout}
@@ -74,7 +78,13 @@ def deploy(configs: tuple[str, ...], options: dict[str, Any], lock_timeout: floa
         raise
     several = len(results) > 1
     if fmt == "json":
-        click.echo(report.runpod_deploys_json([(p.name, outcomes) for p, outcomes, _ in results]))
+        apps = [
+            report.app_json(
+                p.name, names[i], "runpod", report.runpod_deploy_json(o), error=e, ok=not any(x.error for x in o)
+            )
+            for i, (p, o, e) in enumerate(results)
+        ]
+        click.echo(report.json_document("deploy", apps))
     else:
         blocks = [report.runpod_deploy_text(o, p.name if several else None) for p, o, _ in results if o]
         click.echo("\n\n".join(blocks))

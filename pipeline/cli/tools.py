@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from flash_pipeline.cli.common import CONFIG, ENVIRONMENT, TARGET, echo_err, load, pick_target, runpod_provider
+from flash_pipeline.cli.common import (
+    CONFIGS,
+    ENVIRONMENT,
+    TARGET,
+    echo_err,
+    load,
+    one_config,
+    pick_target,
+    runpod_provider,
+)
 from flash_pipeline.errors import UsageError
 
 
@@ -18,21 +27,21 @@ def cli() -> None:
 
 
 @cli.command()
-@CONFIG
+@CONFIGS
 @ENVIRONMENT
 @click.option("--endpoint", "key", help="One endpoint's document (default: each built endpoint's, by key).")
-def openapi(config: str, key: str | None) -> int:
+def openapi(configs: tuple[str, ...], key: str | None) -> int:
     """Print the OpenAPI 3.1 document the workers serve at /openapi.json (imports the handlers)."""
     from flash_pipeline.cli.openapi import openapi_documents
 
-    click.echo(openapi_documents(load(config, "no document was made"), key))
+    click.echo(openapi_documents(load(one_config(configs), "no document was made"), key))
     return 0
 
 
 @cli.command()
 @click.argument("endpoint")
 @click.argument("request", nargs=-1, required=True, metavar="[METHOD|WS] PATH")
-@CONFIG
+@CONFIGS
 @ENVIRONMENT
 @TARGET
 @click.option(
@@ -42,29 +51,38 @@ def openapi(config: str, key: str | None) -> int:
 )
 @click.option("-H", "--header", multiple=True, help="'Name: value' (repeatable).")
 @click.option("-i", "--include", is_flag=True, help="Print the status line and headers too.")
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to ride out a cold start.")
-def call(config: str, endpoint: str, request: tuple[str, ...], **options: Any) -> int:
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds to wait for the answer to this one request, a cold start included.",
+)
+def call(configs: tuple[str, ...], endpoint: str, request: tuple[str, ...], **options: Any) -> int:
     """Send one request to a deployed endpoint by its key; exit 0 for 2xx, 4 otherwise.
 
     WS PATH opens a WebSocket: each line of stdin (or -d) is sent as a message and what arrives is
     printed until the endpoint closes it (exit 0 for close code 1000, 4 otherwise) or Ctrl-C."""
     from flash_pipeline.cli.call import call as call_endpoint
 
+    config = one_config(configs)
     options["target"] = pick_target(options["target"], config)
     return call_endpoint(load(config, "nothing was sent"), endpoint, request, options)
 
 
 @cli.command()
 @click.argument("endpoint", required=False)
-@CONFIG
+@CONFIGS
 @ENVIRONMENT
 @TARGET
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option("--since", help="Only lines newer than this: 30s, 10m, 2h, 1d.")
-def logs(config: str, endpoint: str | None, target: str | None, follow: bool, since: str | None) -> int:
+def logs(configs: tuple[str, ...], endpoint: str | None, target: str | None, follow: bool, since: str | None) -> int:
     """The workers' output, newest last, each line prefixed with its endpoint and worker."""
     from flash_pipeline.cli.logs import local_logs, parse_since, runpod_logs
 
+    config = one_config(configs)
     target = pick_target(target, config)
     project = load(config, "")
     if endpoint is not None and endpoint not in [e.key for e in project.endpoints]:

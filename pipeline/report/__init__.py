@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # the same names as _WHERE (tests/pipeline/test_lazy_exports.
     from flash_pipeline.report.deploy import local_deploy_text as local_deploy_text
     from flash_pipeline.report.deploy import runpod_deploy_json as runpod_deploy_json
     from flash_pipeline.report.deploy import runpod_deploy_text as runpod_deploy_text
-    from flash_pipeline.report.deploy import runpod_deploys_json as runpod_deploys_json
     from flash_pipeline.report.deploy import runpod_summary_markdown as runpod_summary_markdown
+    from flash_pipeline.report.document import app_json as app_json
+    from flash_pipeline.report.document import json_document as json_document
     from flash_pipeline.report.plan import change_text as change_text
     from flash_pipeline.report.plan import join_plans as join_plans
     from flash_pipeline.report.plan import plan_json as plan_json
@@ -41,17 +42,18 @@ if TYPE_CHECKING:  # the same names as _WHERE (tests/pipeline/test_lazy_exports.
     from flash_pipeline.report.status import local_status_text as local_status_text
     from flash_pipeline.report.status import runpod_status_json as runpod_status_json
     from flash_pipeline.report.status import runpod_status_text as runpod_status_text
-    from flash_pipeline.report.status import statuses_json as statuses_json
 
 _WHERE = {
     "Progress": "deploy",
     "app_error_text": "config",
+    "app_json": "document",
     "build_text": "build",
     "change_text": "plan",
     "config_error_text": "config",
     "deploy_counts": "deploy",
     "destroy_list": "deploy",
     "diagnostic_text": "config",
+    "json_document": "document",
     "error_text": "config",
     "github_annotation": "config",
     "interrupted_text": "deploy",
@@ -67,11 +69,9 @@ _WHERE = {
     "push_text": "build",
     "runpod_deploy_json": "deploy",
     "runpod_deploy_text": "deploy",
-    "runpod_deploys_json": "deploy",
     "runpod_status_json": "status",
     "runpod_status_text": "status",
     "runpod_summary_markdown": "deploy",
-    "statuses_json": "status",
     "summary": "config",
     "validation_github": "config",
     "validation_json": "config",

@@ -79,23 +79,27 @@ def validation_github(results: Sequence[FileResult]) -> str:
 
 
 def validation_json(results: Sequence[FileResult]) -> str:
+    """The versioned document (report/document.py) for files, not apps: a file that does not
+    parse has no app. Every file has the same keys."""
+    from flash_pipeline.report.document import VERSION
+
     files: list[dict[str, Any]] = []
     total = 0
     for result in results:
         endpoints = [e.name for e in result.project.endpoints] if result.project else []
-        problems = [
-            {"file": d.file, "line": d.line, "col": d.col, "path": d.path, "message": d.message, "hint": d.hint}
-            for d in result.diagnostics
-        ]
-        entry = {"file": result.display, "valid": not problems, "endpoints": endpoints, "errors": problems}
-        if result.project is not None and result.project.warnings:
-            entry["warnings"] = [
-                {"file": d.file, "line": d.line, "col": d.col, "path": d.path, "message": d.message, "hint": d.hint}
-                for d in result.project.warnings
-            ]
-        files.append(entry)
+        problems = [_diagnostic_json(d) for d in result.diagnostics]
+        warnings = [_diagnostic_json(d) for d in result.project.warnings] if result.project is not None else []
+        files.append(
+            {"file": result.display, "valid": not problems, "endpoints": endpoints, "errors": problems}
+            | {"warnings": warnings}
+        )
         total += len(problems)
-    return json.dumps({"valid": total == 0, "error_count": total, "files": files}, indent=2)
+    body = {"version": VERSION, "command": "validate", "ok": total == 0, "error_count": total, "files": files}
+    return json.dumps(body, indent=2)
+
+
+def _diagnostic_json(d: Diagnostic) -> dict[str, Any]:
+    return {"file": d.file, "line": d.line, "col": d.col, "path": d.path, "message": d.message, "hint": d.hint}
 
 
 def error_text(message: str, hint: str = "") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -33,7 +32,8 @@ def local_deploy_text(outcome: LocalDeploy, *, detach: bool) -> str:
     return "\n".join(lines)
 
 
-def local_deploy_json(outcome: LocalDeploy) -> str:
+def local_deploy_json(outcome: LocalDeploy) -> dict[str, Any]:
+    """One app's fields in the deploy document (report/document.py)."""
     endpoints = {
         d.key: {
             "url": d.url,
@@ -43,7 +43,7 @@ def local_deploy_json(outcome: LocalDeploy) -> str:
         }
         for d in outcome.endpoints
     }
-    return json.dumps({"target": "local", "supervisor_pid": outcome.supervisor_pid, "endpoints": endpoints}, indent=2)
+    return {"supervisor_pid": outcome.supervisor_pid, "endpoints": endpoints}
 
 
 _RESULTS = (
@@ -99,18 +99,9 @@ def _outcome_json(o: Outcome) -> dict[str, Any]:
     }
 
 
-def runpod_deploy_json(outcomes: Sequence[Outcome]) -> str:
-    items = {o.key: _outcome_json(o) for o in outcomes}
-    return json.dumps({"target": "runpod", "ok": not any(o.error for o in outcomes), "endpoints": items}, indent=2)
-
-
-def runpod_deploys_json(deploys: Sequence[tuple[str, Sequence[Outcome]]]) -> str:
-    """One JSON document for one config's deploy, or several (keys become "app/endpoint")."""
-    if len(deploys) == 1:
-        return runpod_deploy_json(deploys[0][1])
-    merged = {f"{app}/{o.key}": _outcome_json(o) for app, outcomes in deploys for o in outcomes}
-    ok = not any(o.error for _, outcomes in deploys for o in outcomes)
-    return json.dumps({"target": "runpod", "ok": ok, "endpoints": merged}, indent=2)
+def runpod_deploy_json(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """One app's fields in the deploy document (report/document.py): its endpoints by key."""
+    return {"endpoints": {o.key: _outcome_json(o) for o in outcomes}}
 
 
 def runpod_summary_markdown(app: str, outcomes: Sequence[Outcome]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -90,23 +89,20 @@ def plan_text(app: str, target: str, actions: Sequence[Action], insight: Insight
     return "\n".join(lines)
 
 
-def plan_json(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
+def plan_json(actions: Sequence[Action], insight: Insight | None = None) -> dict[str, Any]:
+    """One app's fields in the plan document (report/document.py); each action has the same keys
+    (cost and stock added on RunPod)."""
     items = []
     for a in actions:
         item: dict[str, Any] = {"endpoint": a.key, "action": a.kind, "changes": [_change_json(c) for c in a.changes]}
-        if a.note:
-            item["note"] = a.note
-        if a.duplicates:
-            item["duplicates"] = list(a.duplicates)
-        if a.after:
-            item["after"] = list(a.after)
+        item |= {"note": a.note or None, "duplicates": list(a.duplicates), "after": list(a.after)}
         if insight is not None and "floor_per_hour" in insight:
             item |= cost.endpoint_json(insight["endpoints"].get(a.key))
         items.append(item)
-    out = {"app": app, "target": target, "changes": any(a.kind != "keep" for a in actions), "actions": items}
+    out = {"changes": any(a.kind != "keep" for a in actions), "actions": items}
     if insight is not None and "floor_per_hour" in insight:
         out["cost"] = cost.app_json(insight)
-    return json.dumps(out, indent=2)
+    return out
 
 
 def plan_markdown(app: str, target: str, actions: Sequence[Action], insight: Insight | None = None) -> str:
@@ -129,12 +125,6 @@ def plan_markdown(app: str, target: str, actions: Sequence[Action], insight: Ins
     return "\n".join(lines)
 
 
-def join_plans(outputs: Sequence[str], fmt: str, *, several: bool | None = None) -> str:
-    """One report for several configs' plans (monorepos); a single plan is printed as is. `several`:
-    the run had several configs (some may have failed to plan), so JSON keeps its "plans" shape."""
-    if not (len(outputs) > 1 if several is None else several):
-        return outputs[0]
-    if fmt == "json":
-        plans = [json.loads(o) for o in outputs]
-        return json.dumps({"changes": any(p["changes"] for p in plans), "plans": plans}, indent=2)
+def join_plans(outputs: Sequence[str]) -> str:
+    """One text or markdown report for several configs' plans (monorepos)."""
     return "\n\n".join(outputs)

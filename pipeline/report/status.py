@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flash_pipeline.targets.gate import describe
 
@@ -61,18 +60,17 @@ def _without_spec(info: EndpointStatus | None, failure: Remembered | None) -> di
     return {k: v for k, v in info.items() if k != "spec"}
 
 
-def local_status_json(project: Project, answer: Reply | None, failures: Mapping[str, Remembered] | None = None) -> str:
+def local_status_json(
+    project: Project, answer: Reply | None, failures: Mapping[str, Remembered] | None = None
+) -> dict[str, Any]:
+    """One app's fields in the status document (report/document.py)."""
     running = answer.get("endpoints", {}) if answer else {}
     failures = failures or {}
-    return json.dumps(
-        {
-            "target": "local",
-            "running": answer is not None,
-            # "spec" holds an env digest for plans: never printed (a digest of a short secret is the secret)
-            "endpoints": {e.key: _without_spec(running.get(e.key), failures.get(e.key)) for e in project.endpoints},
-        },
-        indent=2,
-    )
+    return {
+        "running": answer is not None,
+        # "spec" holds an env digest for plans: never printed (a digest of a short secret is the secret)
+        "endpoints": {e.key: _without_spec(running.get(e.key), failures.get(e.key)) for e in project.endpoints},
+    }
 
 
 def runpod_status_text(rows: Sequence[StatusRow], app: str | None = None) -> str:
@@ -104,11 +102,7 @@ def runpod_status_text(rows: Sequence[StatusRow], app: str | None = None) -> str
     return "\n".join(lines)
 
 
-def runpod_status_json(rows: Sequence[StatusRow]) -> str:
-    return json.dumps({"target": "runpod", "endpoints": list(rows)}, indent=2)
-
-
-def statuses_json(documents: Sequence[tuple[str, str]]) -> str:
-    """Several configs' `status --format json` documents as one: {"apps": [{"app": …, …}]}."""
-    apps = [{"app": app, **json.loads(document)} for app, document in documents]
-    return json.dumps({"apps": apps}, indent=2)
+def runpod_status_json(rows: Sequence[StatusRow]) -> dict[str, Any]:
+    """One app's fields in the status document (report/document.py): its endpoints by key, as on
+    the local target."""
+    return {"endpoints": {row["endpoint"]: {k: v for k, v in row.items() if k != "endpoint"} for row in rows}}

@@ -298,7 +298,7 @@ def deploy_and_ask(
     deployed = flash("deploy", "--target", "local", "--detach", cwd=project)
     assert deployed.code == 0, deployed.err
     try:
-        status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)
+        status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)["apps"][0]
         urls = {key: value["url"] for key, value in status["endpoints"].items()}
         for case in cases:
             answer = requests.request(case.method, urls[case.endpoint] + case.path, json=case.body, timeout=60)

@@ -93,7 +93,7 @@ def _service(root: Path, app: str) -> None:
 
 def test_a_failed_deploy_still_prints_its_report_and_writes_its_outputs(workspace: Path, emulator) -> None:
     """The report and `endpoints` survive a failed deploy, and the step exits with flash's code;
-    `args` are split as a shell splits them (`--timeout '1'`)."""
+    `args` are split as a shell splits them (`--health-timeout '1'`)."""
     config = workspace / "flash.toml"
     config.write_text(
         config.read_text().replace(
@@ -101,11 +101,11 @@ def test_a_failed_deploy_still_prints_its_report_and_writes_its_outputs(workspac
             'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
         )
     )
-    done, values, summary = run_action(workspace, "deploy", FLASH_ARGS="--timeout '1'")
+    done, values, summary = run_action(workspace, "deploy", FLASH_ARGS="--health-timeout '1'")
     assert done.returncode == 5, done.stderr
     report = json.loads(done.stdout)
-    assert report["ok"] is False
-    broken = report["endpoints"]["data-api"]
+    assert (report["version"], report["ok"], report["apps"][0]["ok"]) == (1, False, False)
+    broken = report["apps"][0]["endpoints"]["data-api"]
     assert broken["action"] == "created" and broken["error"].startswith("data-api: not healthy after 1s")
     endpoints = json.loads(values["endpoints"])
     ids = {e.body["name"]: i for i, e in emulator.endpoints.items()}

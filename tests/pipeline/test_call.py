@@ -134,9 +134,9 @@ def test_logs_on_the_local_target(tmp_path: Path, flash) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        api = json.loads(flash("status", "--target", "local", "--format", "json", cwd=tmp_path).out)["endpoints"][
-            "api"
-        ]["url"]
+        api = json.loads(flash("status", "--target", "local", "--format", "json", cwd=tmp_path).out)["apps"][0][
+            "endpoints"
+        ]["api"]["url"]
         assert requests.post(api + "/ask", json={"values": [1]}, headers={"X-Request-ID": "logged-1"}, timeout=30).ok
         lines = flash("logs", "inference", "--target", "local", "--since", "10m", cwd=tmp_path).out.splitlines()
         assert lines and all(" inference-" in line.split(" | ")[0] for line in lines)  # only inference's workers

@@ -80,7 +80,9 @@ def test_json_format(flash, tmp_path: Path) -> None:
     result = flash("validate", "--format", "json", cwd=tmp_path)
     assert result.code == 2
     assert json.loads(result.out) == {
-        "valid": False,
+        "version": 1,
+        "command": "validate",
+        "ok": False,
         "error_count": 1,
         "files": [
             {
@@ -97,6 +99,7 @@ def test_json_format(flash, tmp_path: Path) -> None:
                         "hint": "lower the first number or raise the second",
                     }
                 ],
+                "warnings": [],
             }
         ],
     }
@@ -105,7 +108,7 @@ def test_json_format(flash, tmp_path: Path) -> None:
 def test_json_format_valid_lists_runpod_names(flash) -> None:
     result = flash("validate", "--format", "json", str(EXAMPLE))
     report = json.loads(result.out)
-    assert (result.code, report["valid"], report["files"][0]["endpoints"]) == (
+    assert (result.code, report["ok"], report["files"][0]["endpoints"]) == (
         0,
         True,
         ["demo-inference-api", "demo-data-api"],

@@ -33,7 +33,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def _status(flash, root: Path) -> dict:
     result = flash("status", "--format", "json", cwd=root)  # no --target: the local deployment runs
     assert result.code == 0, result.err
-    return json.loads(result.out)["endpoints"]
+    return json.loads(result.out)["apps"][0]["endpoints"]
 
 
 def _pids(info: dict) -> set[int]:
@@ -183,7 +183,7 @@ def test_a_failed_first_deploy_that_stops_everything_still_says_why_in_status(ap
     assert flash("deploy", "--target", "local", "--detach", cwd=app).code == 5  # nothing healthy: nothing kept
     guess = flash("status", cwd=app)  # nothing runs: RunPod, as before
     assert guess.code == 4 and guess.err.startswith("flash: error: no RunPod API key")
-    status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=app).out)
+    status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=app).out)["apps"][0]
     assert status["running"] is False
     for key in ("api", "other"):
         kept = status["endpoints"][key]

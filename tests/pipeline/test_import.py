@@ -80,9 +80,9 @@ def test_rewrite_removes_exactly_the_runpod_flash_lines_and_the_app_serves_local
     try:
         urls = {
             k: v["url"]
-            for k, v in json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)[
-                "endpoints"
-            ].items()
+            for k, v in json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)["apps"][
+                0
+            ]["endpoints"].items()
         }
         # The requests runpod-flash's handlers answered (keyword bodies keep their signatures).
         assert requests.post(urls["inference-api"] + "/predict", json={"values": [1, 2]}, timeout=30).json() == {
@@ -161,7 +161,7 @@ def test_queue_workers_sharing_an_endpoint_become_one_endpoint_and_serve_their_k
     assert "runpod_flash" not in (project / "worker.py").read_text()
     assert flash("deploy", "--target", "local", "--detach", cwd=project).code == 0
     try:
-        status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)
+        status = json.loads(flash("status", "--target", "local", "--format", "json", cwd=project).out)["apps"][0]
         url = status["endpoints"]["jobs"]["url"]
         # runpod-flash's job {"input": {"data": {...}}} is now the body itself
         assert requests.post(url + "/train", json={"data": {"x": 1}}, timeout=30).json() == {"x": 1}

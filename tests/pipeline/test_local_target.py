@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _status(flash, config: str, cwd: Path) -> dict:
     result = flash("status", "-c", config, "--target", "local", "--format", "json", cwd=cwd)
     assert result.code == 0, result.err
-    return json.loads(result.out)
+    return json.loads(result.out)["apps"][0]
 
 
 def _pids(status: dict) -> set[int]:
@@ -218,7 +218,9 @@ def test_second_deploy_restarts_only_changed_endpoints(app_dir: Path, flash) -> 
 
 def test_failing_init_exits_5_and_leaves_nothing_running(app_dir: Path, flash) -> None:
     # The deploy fails as soon as the supervisor sees the init hook fail, not after the timeout.
-    result = flash("deploy", "-c", "broken.toml", "--target", "local", "--detach", "--timeout", "300", cwd=app_dir)
+    result = flash(
+        "deploy", "-c", "broken.toml", "--target", "local", "--detach", "--health-timeout", "300", cwd=app_dir
+    )
     assert result.code == 5
     lines = result.err.splitlines()
     start = lines.index(
@@ -328,7 +330,7 @@ def test_plan_shows_create_then_keep_then_the_changed_fields(example_dir: Path, 
         "**1 to create, 1 to update, 1 unchanged, 0 orphaned**",
     ]
     assert '    n_data_api["data-api<br/>update<br/>cpu3c-4-8"]' in changed.out.splitlines()  # the Mermaid graph
-    report = json.loads(flash("plan", "--target", "local", "--format", "json", cwd=example_dir).out)
+    report = json.loads(flash("plan", "--target", "local", "--format", "json", cwd=example_dir).out)["apps"][0]
     assert report["changes"] is True
     assert [a["action"] for a in report["actions"]] == ["keep", "update", "create"]
 
@@ -460,7 +462,7 @@ def test_two_apps_deployed_at_the_same_moment_both_run(tmp_path: Path) -> None:
     try:
         outputs = [run.communicate(timeout=120) for run in runs]
         assert [run.returncode for run in runs] == [0, 0], outputs
-        first, second = ({k: v for k, v in json.loads(out)["endpoints"].items()} for out, _ in outputs)
+        first, second = ({k: v for k, v in json.loads(out)["apps"][0]["endpoints"].items()} for out, _ in outputs)
         ports = [item["url"] for item in [*first.values(), *second.values()]]
         assert len(set(ports)) == len(ports) == 4, ports  # calls-demo's api, inference, mothership; hello's api
         assert {item["action"] for item in [*first.values(), *second.values()]} == {"created"}

@@ -37,7 +37,7 @@ def _steady(text: str) -> str:
 def test_deploy_status_destroy_of_several_configs_name_each_app(tmp_path: Path, flash, emulator) -> None:
     _service(tmp_path, "svc-a")
     _service(tmp_path, "svc-b", broken=True)
-    deployed = flash("deploy", "-c", GLOB, "--timeout", "1", cwd=tmp_path)
+    deployed = flash("deploy", "-c", GLOB, "--health-timeout", "1", cwd=tmp_path)
     assert deployed.code == 5
     ids = {e.body["name"]: i for i, e in emulator.endpoints.items()}
 
@@ -107,9 +107,11 @@ def test_a_plan_that_fails_for_one_app_names_it_and_plans_the_others(tmp_path: P
     emulator.faults.draw = draw
     planned = flash("plan", "-c", GLOB, "--format", "json", cwd=tmp_path)
     assert planned.code == 4
-    plans = json.loads(planned.out)["plans"]  # the shape of several configs, though one plan is left
-    assert len(plans) == 1
-    failed = ({"svc-a", "svc-b"} - {plans[0]["app"]}).pop()
+    apps = json.loads(planned.out)["apps"]  # every app, the failed one with its error
+    [failed] = [a["app"] for a in apps if a["error"] is not None]
+    [ok] = [a for a in apps if a["error"] is None]
+    assert ok["ok"] and ok["actions"] and [a["error"]["exit_code"] for a in apps if a["app"] == failed] == [4]
+    assert [sorted(a) for a in apps] == [sorted(ok)] * 2  # a failed app has the same keys, empty
     assert planned.err.startswith(f"flash: error: {failed}: ")
     assert planned.err.count("flash: error:") == 1, planned.err
 

@@ -70,7 +70,7 @@ def test_a_callee_that_never_turns_healthy_leaves_its_callers_undeployed(project
     (project / "flash.toml").write_text(
         text.replace('gpu = "ADA_24"', 'image = "ghcr.io/acme/unhealthy:1"\ngpu = "ADA_24"')
     )
-    failed = flash("deploy", "--timeout", "1", cwd=project)
+    failed = flash("deploy", "--health-timeout", "1", cwd=project)
     assert failed.code == 5
     lines = failed.out.splitlines()
     assert lines[1].split() == [
@@ -101,7 +101,7 @@ def test_the_gate_refuses_an_old_worker_still_answering(project: Path, flash, em
         (project / "examples" / "demo" / "app" / "data.py").read_text() + "\n# a new release\n"
     )
     emulator.stale = {"demo-data-api": old}  # RunPod ended the rollout, yet an old worker still serves
-    failed = flash("deploy", "--timeout", "1.5", cwd=project)
+    failed = flash("deploy", "--health-timeout", "1.5", cwd=project)
     assert failed.code == 5, failed.err
     refused = re.search(rf"data-api: /ping 200, but /manifest reports build {old}, not (\w+) after ", failed.err)
     assert refused is not None and refused.group(1) != old
@@ -147,7 +147,7 @@ def test_a_caller_reaches_its_callee_through_runpod_with_the_call_key(tmp_path: 
     emulator.data_keys = {"rpa_calls_only"}
     deployed = flash("deploy", "--format", "json", cwd=tmp_path)
     assert deployed.code == 0, deployed.err
-    urls = {k: v["url"] for k, v in json.loads(deployed.out)["endpoints"].items()}
+    urls = {k: v["url"] for k, v in json.loads(deployed.out)["apps"][0]["endpoints"].items()}
     asked = requests.post(
         urls["api"] + "/ask", json={"values": [1, 2]},
         headers={"Authorization": f"Bearer {emulator.api_key}", "X-Request-ID": "trace-9"}, timeout=30,

@@ -67,7 +67,7 @@ def test_plan_shows_floor_and_ceiling_for_gpu_cpu_and_multi_pool_and_the_change(
         "flash: idle floor $1.26/h (+ $1.26/h while idle)\n"
         "flash: 3 to create, 0 to update, 0 unchanged, 0 orphaned\n"
     )
-    as_json = json.loads(flash("plan", "--format", "json", cwd=app).out)
+    as_json = json.loads(flash("plan", "--format", "json", cwd=app).out)["apps"][0]
     assert [(a["endpoint"], a["compute"], a["cost"], a["floor_change_per_hour"]) for a in as_json["actions"]] == [
         ("embed", "ADA_24|AMPERE_24", {"floor_per_hour": 1.1, "ceiling_per_hour": 3.3}, 1.1),  # a range: the highest
         ("llm", "ADA_80_PRO x2", {"floor_per_hour": 0.0, "ceiling_per_hour": 16.72}, 0.0),
@@ -198,7 +198,11 @@ def test_status_shows_throttled_and_stale_workers_availability_and_spend(app: Pa
         "  LOW stock of ADA_80_PRO (US-KS-2)",
         "  spend, last 24 h: $8.90",
     ]
-    row = next(r for r in json.loads(flash("status", "--format", "json", cwd=app).out)["endpoints"] if r["id"] == llm)
+    row = next(
+        r
+        for r in json.loads(flash("status", "--format", "json", cwd=app).out)["apps"][0]["endpoints"].values()
+        if r["id"] == llm
+    )
     assert row["workers_by_state"] == {"running": 0, "idle": 1, "initializing": 0, "throttled": 2, "unhealthy": 0}
     assert (row["stale_workers"], row["spend_24h"], row["max_workers_zero"]) == (1, 8.9, False)
     assert row["availability"] == {
@@ -213,7 +217,7 @@ def test_a_gate_timeout_prints_the_diagnosis(app: Path, flash, emulator) -> None
     emulator.market.worker_states["shop-embed"] = [{"status": "THROTTLED", "isStale": False}]
     emulator.market.stock("ADA_24", "NONE")
     emulator.market.stock("AMPERE_24", "LOW", "EU-RO-1")
-    result = flash("deploy", "--timeout", "1", cwd=app)
+    result = flash("deploy", "--health-timeout", "1", cwd=app)
     assert result.code == 5
     lines = result.err.splitlines()
     start = lines.index("flash: error: embed: not healthy after 1s (last /ping: HTTP 503); workers: 1 throttled")
@@ -233,7 +237,7 @@ def test_catalog_unreadable_plan_says_so_and_goes_on(app: Path, flash, emulator)
     assert plan.code == 0
     assert plan.out.splitlines()[-2].startswith("flash: costs unknown: the RunPod catalog could not be read (")
     assert emulator.market.reads >= 1 and "cost:" not in plan.out
-    assert json.loads(flash("plan", "--format", "json", cwd=app).out)["actions"][0]["cost"] is None
+    assert json.loads(flash("plan", "--format", "json", cwd=app).out)["apps"][0]["actions"][0]["cost"] is None
 
 
 SETTINGS = """\
@@ -251,7 +255,7 @@ routes = { "POST /v1/chat" = "app:chat" }
 def test_settings_reach_the_rest_body_show_in_plan_and_rollback_restores_them(tmp_path: Path, flash, emulator) -> None:
     emulator.market.add_gpu("NVIDIA RTX 4000 Ada", "ADA_24", 0.9)
     (tmp_path / "flash.toml").write_text('[app]\nname = "shop"\n\n' + SETTINGS)
-    first = flash("deploy", "--timeout", "5", cwd=tmp_path)
+    first = flash("deploy", "--health-timeout", "5", cwd=tmp_path)
     assert first.code == 0, first.err
     body = emulator.endpoints[_id(emulator, "shop-vllm")].body
     assert body["flashboot"] == "PRIORITY_FLASHBOOT"
@@ -276,7 +280,7 @@ def test_settings_reach_the_rest_body_show_in_plan_and_rollback_restores_them(tm
         '      gpu.minCudaVersion: "12.8" -> null',
         '      gpu.allowedCudaVersions: null -> ["12.8", "12.9"]',
     ]
-    updated = flash("deploy", "--timeout", "5", cwd=tmp_path)
+    updated = flash("deploy", "--health-timeout", "5", cwd=tmp_path)
     assert updated.code == 0, updated.err
     body = emulator.endpoints[_id(emulator, "shop-vllm")].body
     assert body["gpu"] == {  # the exclusion survived a PATCH that changed the pools; the floor was cleared
@@ -293,7 +297,7 @@ def test_settings_reach_the_rest_body_show_in_plan_and_rollback_restores_them(tm
     edit(tmp_path, 'cuda = ["12.8", "12.9"]', 'cuda = ">=12.9"')
     edit(tmp_path, "flashboot = true", 'flashboot = "priority"')
     edit(tmp_path, 'health = { path = "/health" }', 'health = { path = "/healthz" }')
-    failed = flash("deploy", "--timeout", "1", cwd=tmp_path)
+    failed = flash("deploy", "--health-timeout", "1", cwd=tmp_path)
     assert failed.code == 5
     assert "vllm: rolling back image, env, flashboot, gpu" in failed.err
     after = emulator.endpoints[_id(emulator, "shop-vllm")].body
@@ -319,7 +323,9 @@ def test_graphql_refuses_what_it_cannot_express_before_any_write(
     assert emulator.gql_endpoints == {} and emulator.templates == {}  # not even the deploy lease
     edit(tmp_path, 'flashboot = "priority"\n', "")
     edit(tmp_path, 'gpu_exclude = ["NVIDIA RTX 4000 Ada"]\n', "")
-    assert flash("deploy", "--timeout", "5", cwd=tmp_path).code == 0  # the CUDA floor and health path: GraphQL can
+    assert (
+        flash("deploy", "--health-timeout", "5", cwd=tmp_path).code == 0
+    )  # the CUDA floor and health path: GraphQL can
     node = next(iter(emulator.gql_endpoints.values()))
     assert node["minCudaVersion"] == "12.8"
 

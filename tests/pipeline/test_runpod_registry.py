@@ -60,7 +60,7 @@ def test_pushed_tags_pass_the_check_and_the_deploy_goes_on(
     monkeypatch.delenv("FLASH_NO_REGISTRY_CHECK")
     images = _tags(project, flash)
     registry.tags.update(image.split("/", 1)[1] for image in images.values())
-    result = flash("deploy", "--insecure-registry", "--timeout", "0", cwd=project)
+    result = flash("deploy", "--insecure-registry", "--health-timeout", "0", cwd=project)
     assert "not in the registry" not in result.err
     assert sorted(e.body["name"] for e in emulator.endpoints.values()) == ["demo-data-api", "demo-inference-api"]
     heads = [path for method, path, _ in registry.requests if method == "HEAD"]
@@ -76,7 +76,7 @@ def test_an_unreachable_registry_is_reported_and_not_held_against_the_deploy(
     monkeypatch.delenv("FLASH_NO_REGISTRY_CHECK")
     config = project / "flash.toml"
     config.write_text(config.read_text().replace('registry = "127.0.0.1:', 'registry = "127.0.0.1:1/x-'))
-    result = flash("deploy", "--insecure-registry", "--timeout", "0", cwd=project)
+    result = flash("deploy", "--insecure-registry", "--health-timeout", "0", cwd=project)
     assert "cannot ask the registry whether 127.0.0.1:1/" in result.err
     assert len(emulator.endpoints) == 2
 

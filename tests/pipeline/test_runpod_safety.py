@@ -213,7 +213,7 @@ def test_a_failed_gpu_change_is_rolled_back_with_the_pools_restored(tmp_path: Pa
     config.write_text(
         config.read_text().replace(GPU, 'gpu = ["AMPERE_24", "ADA_24"]\nimage = "ghcr.io/acme/x:unhealthy"')
     )
-    failed = flash("deploy", "--no-build", "--timeout", "1.5", cwd=tmp_path)
+    failed = flash("deploy", "--no-build", "--health-timeout", "1.5", cwd=tmp_path)
     assert failed.code == 5, failed.err
     assert "gpu: rolling back image, env, gpu" in failed.err  # env: the build hash the gate checks
     body = emulator.endpoints[endpoint_id].body
@@ -236,7 +236,7 @@ def test_a_compute_family_change_replaces_the_endpoint(tmp_path: Path, flash, em
     assert "      (GPU -> CPU: RunPod cannot change it in place)" in plan.out.splitlines()
 
     config.write_text(config.read_text().replace(CPU, CPU + '\nimage = "ghcr.io/acme/x:unhealthy"'))
-    failed = flash("deploy", "--no-build", "--timeout", "1", cwd=tmp_path)
+    failed = flash("deploy", "--no-build", "--health-timeout", "1", cwd=tmp_path)
     assert failed.code == 5
     assert by_name(emulator, "demo-api") == [old] and emulator.endpoints[old].body.get("gpu")
     assert "the old endpoint " + old + " is kept as it was" in failed.err
@@ -259,7 +259,7 @@ def test_an_unchanged_endpoint_waits_for_a_rollout_in_progress(tmp_path: Path, f
     deployed = emulator.endpoints[endpoint_id]
     deployed.rollout_until = time.monotonic() + 0.5  # a cancelled run's release still rolling out...
     deployed.healthy_from = time.monotonic() + 3600  # ...whose new workers never get ready
-    result = flash("deploy", "--no-build", "--timeout", "1.5", cwd=tmp_path)
+    result = flash("deploy", "--no-build", "--health-timeout", "1.5", cwd=tmp_path)
     assert result.code == 5  # the old workers' 200 during the rollout did not pass the gate
     assert "hint: api: nothing was changed: the endpoint was unhealthy already" in result.err
     assert "rollback is off" not in result.out + result.err
@@ -335,7 +335,7 @@ def test_a_plan_never_shows_env_values_or_digests_of_them(
     monkeypatch.setenv("SECRET", "hunter2-second")
     outputs = [flash("plan", "--format", fmt, cwd=tmp_path).out for fmt in ("text", "json", "markdown")]
     assert "      env: TOKEN changed" in outputs[0].splitlines()
-    assert json.loads(outputs[1])["actions"][0]["changes"] == [{"field": "env", "detail": "TOKEN changed"}]
+    assert json.loads(outputs[1])["apps"][0]["actions"][0]["changes"] == [{"field": "env", "detail": "TOKEN changed"}]
     for value in ("hunter2-first", "hunter2-second"):
         digests = [hashlib.new(algo, value.encode()).hexdigest() for algo in ("sha256", "sha1", "md5", "sha512")]
         for text in outputs:
@@ -389,10 +389,11 @@ def test_reports_are_honest_about_every_endpoint(tmp_path: Path, flash, emulator
             f"[endpoints.{key}]\n{CPU}", f'[endpoints.{key}]\n{CPU}\nimage = "ghcr.io/acme/{key}:unhealthy"'
         )
     config.write_text(text)
-    result = flash("deploy", "--no-build", "--no-rollback", "--timeout", "1", "--format", "json", cwd=tmp_path)
+    result = flash("deploy", "--no-build", "--no-rollback", "--health-timeout", "1", "--format", "json", cwd=tmp_path)
     assert result.code == 5
-    report = json.loads(result.out)
-    assert report["ok"] is False
+    document = json.loads(result.out)
+    report = document["apps"][0]
+    assert (document["ok"], report["ok"]) == (False, False)
     assert {k: (v["action"], v["healthy"], bool(v["error"])) for k, v in report["endpoints"].items()} == {
         "a": ("updated", False, True),
         "b": ("updated", False, True),
@@ -400,7 +401,7 @@ def test_reports_are_honest_about_every_endpoint(tmp_path: Path, flash, emulator
     }
     assert report["endpoints"]["c"]["id"] == by_name(emulator, "demo-c")[0]
     assert "flash: error: a: not healthy" in result.err and "\nb: not healthy" in result.err
-    text_run = flash("deploy", "--no-build", "--no-rollback", "--timeout", "1", cwd=tmp_path)
+    text_run = flash("deploy", "--no-build", "--no-rollback", "--health-timeout", "1", cwd=tmp_path)
     assert (
         text_run.out.splitlines()[-1]
         == "flash: deploy to RunPod failed: 0 created, 0 updated, 2 failed, 1 unchanged, 0 deleted, 0 orphaned"
@@ -421,7 +422,7 @@ def test_github_outputs_are_keyed_by_app_when_several_configs_deploy(
 
 def test_status_answers_when_worker_logs_do_not(tmp_path: Path, flash, emulator) -> None:
     write_app(tmp_path, "demo", {"api": CPU + '\nimage = "ghcr.io/acme/x:unhealthy"'})
-    assert flash("deploy", "--no-build", "--timeout", "0.5", cwd=tmp_path).code == 5
+    assert flash("deploy", "--no-build", "--health-timeout", "0.5", cwd=tmp_path).code == 5
     emulator.endpoints.clear()  # the workers answer, their logs 404...
     made_elsewhere(emulator, "demo-api", "x:unhealthy", {"FLASH_APP": "demo", "FLASH_ENDPOINT": "api"})
     original = emulator.faults.draw

@@ -68,7 +68,7 @@ def test_full_lifecycle(project: Path, flash, emulator) -> None:
         'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
         'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
     )
-    failed = flash("deploy", "--timeout", "2", cwd=project)
+    failed = flash("deploy", "--health-timeout", "2", cwd=project)
     assert failed.code == 5
     assert "data-api: rolling back image" in failed.err
     assert "data-api: not healthy after 2s (last /ping: HTTP 503); workers: 1 unhealthy" in failed.err
@@ -190,7 +190,7 @@ def test_github_outputs_and_step_summary(
 
 
 def test_status_and_json_deploy(project: Path, flash, emulator) -> None:
-    deployed = json.loads(flash("deploy", "--format", "json", cwd=project).out)
+    deployed = json.loads(flash("deploy", "--format", "json", cwd=project).out)["apps"][0]
     assert set(deployed["endpoints"]) == {"inference-api", "data-api"}
     status = flash("status", cwd=project)
     assert status.code == 0
@@ -252,7 +252,7 @@ def test_unhealthy_create_is_left_for_inspection_and_exits_5(project: Path, flas
         'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
         'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
     )
-    result = flash("deploy", "--timeout", "1.5", cwd=project)
+    result = flash("deploy", "--health-timeout", "1.5", cwd=project)
     assert result.code == 5
     endpoint_id = _id(emulator, "demo-data-api")
     lines = result.err.splitlines()
@@ -278,7 +278,7 @@ def test_no_rollback_leaves_the_failed_update(project: Path, flash, emulator) ->
         'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
         'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
     )
-    result = flash("deploy", "--no-rollback", "--timeout", "1.5", cwd=project)
+    result = flash("deploy", "--no-rollback", "--health-timeout", "1.5", cwd=project)
     assert result.code == 5
     assert (
         result.err.splitlines()[-1] == "  hint: data-api: rollback is off: the endpoint keeps the new, unhealthy spec"
@@ -304,7 +304,7 @@ def test_graphql_failed_update_rolls_back_and_prune_deletes_orphans(
         'cpu = "cpu3c-4-8"               # <flavor>-<vCPU>-<RAM GB>',
         'cpu = "cpu3c-4-8"\nimage = "ghcr.io/acme/broken:unhealthy"',
     )
-    failed = flash("deploy", "--timeout", "1.5", cwd=project)
+    failed = flash("deploy", "--health-timeout", "1.5", cwd=project)
     assert failed.code == 5
     assert "data-api: rolling back image" in failed.err
     node = next(n for n in emulator.gql_endpoints.values() if n["name"] == "demo-data-api")
@@ -329,7 +329,7 @@ def test_an_emulated_deploy_serves_the_real_routes(project: Path, flash, emulato
     )
     deployed = flash("deploy", "--format", "json", cwd=project)
     assert deployed.code == 0, deployed.err
-    urls = {k: v["url"] for k, v in json.loads(deployed.out)["endpoints"].items()}
+    urls = {k: v["url"] for k, v in json.loads(deployed.out)["apps"][0]["endpoints"].items()}
     headers = {"Authorization": f"Bearer {emulator.api_key}"}
     predicted = requests.post(urls["inference-api"] + "/predict", json={"values": [1, 2]}, headers=headers)
     assert predicted.json() == {"predictions": [2.5, 4.5], "model": "tiny-linear"}
@@ -350,7 +350,7 @@ def test_environments_deploy_side_by_side(project: Path, flash, emulator) -> Non
     (project / "flash.toml").write_text((project / "flash.toml").read_text() + STAGING)
     assert flash("deploy", cwd=project).code == 0
     staged_plan = flash("plan", "--env", "staging", "--format", "json", cwd=project)
-    assert [(a["endpoint"], a["action"]) for a in json.loads(staged_plan.out)["actions"]] == [
+    assert [(a["endpoint"], a["action"]) for a in json.loads(staged_plan.out)["apps"][0]["actions"]] == [
         ("inference-api", "create"),
         ("data-api", "create"),
     ]
@@ -392,7 +392,7 @@ def test_monorepo_plan_and_deploy_many_configs_at_once(tmp_path: Path, flash, em
     plan = flash("plan", "-c", "services/*/flash.toml", "--format", "json", "--detailed-exitcode", cwd=tmp_path)
     assert plan.code == 10
     report = json.loads(plan.out)
-    assert report["changes"] is True and [p["app"] for p in report["plans"]] == ["svc-0", "svc-1", "svc-2"]
+    assert report["changes"] is True and [p["app"] for p in report["apps"]] == ["svc-0", "svc-1", "svc-2"]
     deployed = flash("deploy", "-c", "services/*/flash.toml", cwd=tmp_path)
     assert deployed.code == 0, deployed.err
     assert len(emulator.endpoints) == 6

@@ -448,7 +448,7 @@ def test_flash_call_ws_and_a_socket_through_the_mothership_of_a_local_deployment
             "flash: the socket closed with 4003: asked to",
         )
         status = flash("status", "--target", "local", "--format", "json", cwd=tmp_path)
-        ship = "ws" + json.loads(status.out)["endpoints"]["mothership"]["url"].removeprefix("http")
+        ship = "ws" + json.loads(status.out)["apps"][0]["endpoints"]["mothership"]["url"].removeprefix("http")
 
         async def chain() -> list[Any]:
             async with connect(ship + "/caller/relay", open_timeout=BOUND) as ws:

@@ -137,7 +137,7 @@ def test_the_local_target_given_sigterm_finishes_its_request_and_stream(tmp_path
     def status() -> dict[str, Any]:
         out = subprocess.run([*flash, "status", "-c", str(config), "--target", "local", "--format", "json"],
                              check=True, capture_output=True, text=True, cwd=tmp_path, env=env).stdout  # fmt: skip
-        return json.loads(out)  # type: ignore[no-any-return]
+        return json.loads(out)["apps"][0]  # type: ignore[no-any-return]
 
     state = json.loads((tmp_path / ".flash" / "local" / "state.json").read_text())
     try:

@@ -78,7 +78,7 @@ def _flash(app: Path, *args: str, limit: int | None = None, timeout: float = 120
 def _status(app: Path) -> dict:
     result = _flash(app, "status", "--target", "local", "--format", "json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["apps"][0]
 
 
 def _url(app: Path) -> str:
@@ -229,7 +229,7 @@ def test_a_chunked_upload_streams_through(app: Path) -> None:
 
 def test_a_crash_looping_worker_fails_the_deploy_quickly_with_its_exit_code(app: Path) -> None:
     (app / "svc" / "handlers.py").write_text("raise ImportError('weights.bin is missing')\n" + HANDLERS)
-    result = _flash(app, "deploy", "--target", "local", "--detach", "--timeout", "300")
+    result = _flash(app, "deploy", "--target", "local", "--detach", "--health-timeout", "300")
     assert result.returncode == 5
     lines = result.stderr.splitlines()
     assert (

@@ -174,11 +174,17 @@ class RunpodProvider:
         return doomed, spared
 
     def destroy(
-        self, project: Project, targets: list[tuple[str, str]], cancel: Cancel, echo: Callable[[str], None]
+        self,
+        project: Project,
+        targets: list[tuple[str, str]],
+        cancel: Cancel,
+        echo: Callable[[str], None],
+        lease_wait: float = DEFAULT_LEASE_WAIT,
     ) -> list[tuple[str, str]]:
         """Delete every endpoint of ours, as listed again under the lease (a deploy that held it may
-        have made more than `targets`, the list shown before), then verify by listing again."""
-        held = self.lease(project, cancel, echo, DEFAULT_LEASE_WAIT)
+        have made more than `targets`, the list shown before; waited for up to `lease_wait` seconds),
+        then verify by listing again."""
+        held = self.lease(project, cancel, echo, lease_wait)
         try:
             doomed, _ = self.destroy_targets(project)  # under the lease: nothing changes it now
             for name, endpoint_id in doomed:
