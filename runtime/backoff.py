@@ -71,3 +71,6 @@ class Backoff:
 
     def time_left(self, elapsed: float, wait: float) -> bool:
         return elapsed + wait <= self.deadline
+
+
+RetryPolicy = Backoff  # its name before the backoffs became one; handlers may still pass policy=RetryPolicy(...)

@@ -23,9 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from flash_runtime.backoff import Backoff
+from flash_runtime.backoff import Backoff, RetryPolicy
 
-__all__ = ["Backoff", "CallError", "Endpoint", "close", "current_headers", "endpoint", "with_retries"]
+__all__ = ["Backoff", "CallError", "Endpoint", "RetryPolicy", "close", "current_headers", "endpoint", "with_retries"]
 
 # Set by the worker for the request being handled: the headers a call forwards (X-Request-ID,
 # traceparent), made only when a call is made (most requests make none: no id is minted for them).
