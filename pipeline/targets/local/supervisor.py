@@ -122,20 +122,21 @@ class Supervisor:
         writer.close()
 
     async def _handle(self, request: Request) -> Reply:
-        command = request.get("cmd")  # a request without one is answered as unknown, like any other
-        if command == "apply":
+        if "cmd" not in request:  # answered as unknown, like any other command flash does not send
+            return {"ok": False, "error": "unknown command None"}
+        if request["cmd"] == "apply":
             try:
                 changes = await self._apply([EndpointSpec.from_dict(e) for e in request["endpoints"]])
             except _PortInUse as exc:  # the CLI picks another free port and applies again
                 return {"ok": False, "error": f"port {exc.port} is taken", "port_taken": exc.port}
             self._write_state()
             return {"ok": True, "changes": changes, "endpoints": self._status()}
-        if command == "status":
+        if request["cmd"] == "status":
             return {"ok": True, "pid": os.getpid(), "pgid": os.getpgid(0), "endpoints": self._status()}
-        if command == "stop":
+        if request["cmd"] == "stop":
             self.done.set()
             return {"ok": True}
-        if command == "abandon":  # an interrupted deploy: drop what it started, keep what served before
+        if request["cmd"] == "abandon":  # an interrupted deploy: drop what it started, keep what served before
             for key in request["rollouts"]:
                 if key in self.endpoints:
                     await self.endpoints[key].abandon("the deploy that started it was interrupted")
