@@ -176,7 +176,7 @@ class Endpoint:
         if self.monitor:
             self.monitor.cancel()
         if self.relay:
-            await self.relay.close_sockets()  # open sockets would hold the drain below for the whole timeout
+            await self.relay.sockets.close()  # open sockets would hold the drain below for the whole timeout
         if self.runner:
             await self.runner.cleanup()
         await self.pool.stop_all("shutting down")

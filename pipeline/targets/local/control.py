@@ -123,8 +123,14 @@ def send(where: Paths, request: Request, timeout: float = 60.0) -> Reply:
             hint="run `flash destroy --target local --yes`, then deploy again",
         ) from None
     if not answer.get("ok"):
+        if "port_taken" in answer:
+            raise PortTaken("local supervisor", str(answer.get("error")))
         raise ApiError("local supervisor", str(answer.get("error")))
     return answer
+
+
+class PortTaken(ApiError):
+    """A port another process bound between choosing it here and binding it in the supervisor."""
 
 
 def apply(
@@ -137,8 +143,8 @@ def apply(
         specs = make(state["endpoints"] if state else {})
         try:
             return specs, send(where, {"cmd": "apply", "endpoints": specs})
-        except ApiError as exc:
-            if "address already in use" not in str(exc) or attempt == attempts:
+        except PortTaken:  # the supervisor stopped what that apply created: choose again (probing skips it now)
+            if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
 

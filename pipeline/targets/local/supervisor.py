@@ -15,6 +15,7 @@ folder, not under .flash/).
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import logging
@@ -71,6 +72,9 @@ class Supervisor:
         self.attached = attached
         self.endpoints: dict[str, Endpoint] = {}
         self.done = asyncio.Event()
+        # What an apply that failed part-way had already changed (removed, updated): the CLI applies
+        # again (a port taken meanwhile), and that apply's report must still say so, not "unchanged".
+        self.unreported: dict[str, str] = {}
 
     @staticmethod
     def echo(line: str) -> None:
@@ -148,25 +152,41 @@ class Supervisor:
         return {"ok": False, "error": f"unknown command {request.get('cmd')!r}"}
 
     async def _apply(self, specs: list[EndpointSpec]) -> dict[str, str]:
+        """Apply the specs; the report says what changed since the last apply that succeeded. An
+        apply that fails stops what it created (a port taken meanwhile: the CLI chooses another and
+        applies again, and those endpoints are then reported created, not unchanged)."""
         changes: dict[str, str] = {}
+        made: list[str] = []
         wanted = {s.key: s for s in specs}
-        for key in [k for k in self.endpoints if k not in wanted]:
-            await self.endpoints.pop(key).stop()
-            changes[key] = "removed"
-        for key, spec in wanted.items():
-            if key in self.endpoints:
-                changed = await self.endpoints[key].replace_spec(spec)
-                changes[key] = "updated" if changed else "unchanged"
-            else:
-                endpoint = Endpoint(spec, self.echo)
-                try:
-                    await endpoint.start()
-                except BaseException:  # its port taken meanwhile: the CLI chooses another and applies again
-                    await endpoint.stop()
-                    raise
-                self.endpoints[key] = endpoint
-                changes[key] = "created"
-        return changes
+        try:
+            for key in [k for k in self.endpoints if k not in wanted]:
+                await self.endpoints.pop(key).stop()
+                changes[key] = "removed"
+            for key, spec in wanted.items():
+                if key in self.endpoints:
+                    changed = await self.endpoints[key].replace_spec(spec)
+                    changes[key] = "updated" if changed else "unchanged"
+                else:
+                    endpoint = Endpoint(spec, self.echo)
+                    try:
+                        await endpoint.start()
+                    except BaseException as exc:
+                        await endpoint.stop()
+                        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+                            raise _PortInUse(spec.port) from exc
+                        raise
+                    self.endpoints[key] = endpoint
+                    made.append(key)
+                    changes[key] = "created"
+        except BaseException:
+            for key in made:
+                await self.endpoints.pop(key).stop()
+            self.unreported |= {k: v for k, v in changes.items() if v in ("removed", "updated")}
+            raise
+        earlier, self.unreported = self.unreported, {}
+        return {**{k: v for k, v in earlier.items() if k not in changes}, **changes} | {
+            k: earlier[k] for k, v in changes.items() if v == "unchanged" and k in earlier
+        }
 
     def _status(self) -> dict[str, EndpointStatus]:
         return {key: endpoint.status() for key, endpoint in self.endpoints.items()}
