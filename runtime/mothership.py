@@ -95,7 +95,7 @@ class Mothership:
         )
 
     async def _going_away(self, _app: web.Application) -> None:
-        await self.relay.close_sockets()
+        await self.relay.sockets.close()
 
     async def _close(self, _app: web.Application) -> None:
         await self.relay.close()
