@@ -22,9 +22,16 @@ from flash_pipeline.errors import ConflictError, Exit, HealthError
 from flash_pipeline.targets.cancel import Cancel, in_threads
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.bodies import (
+    EndpointBody,
+    LiveEndpoint,
+    comparable,
+    desired_body,
+    family,
+    health_url,
+)
 from flash_pipeline.targets.runpod.converge import Context, Outcome, converge
 from flash_pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
-from flash_pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
 from flash_pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
 from flash_pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
@@ -37,7 +44,7 @@ class Survey:
 
     claims: Claims
     actions: list[Action]
-    bodies: dict[str, dict[str, Any]]
+    bodies: dict[str, EndpointBody]
 
 
 def owner_markers(project: Project) -> Callable[[str], dict[str, str]]:
@@ -46,7 +53,7 @@ def owner_markers(project: Project) -> Callable[[str], dict[str, str]]:
 
 def desired_bodies(
     project: Project, images: Mapping[str, str], environ: Mapping[str, str], urls: Mapping[str, str] | None = None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, EndpointBody]:
     """Each endpoint's CreateEndpointRequest; `urls` are the callees' URLs known so far."""
     owner = owner_markers(project)
     known = urls or {}
@@ -130,7 +137,7 @@ def deploy_runpod(
     outcomes.extend(Outcome(a.key, by_key[a.key].name if a.key in by_key else "") for a in plan.actions)
     work = [(a, o) for a, o in zip(plan.actions, outcomes, strict=True) if a.kind != "orphan"]
 
-    def known(exclude: set[str], key: str) -> dict[str, Any] | None:
+    def known(exclude: set[str], key: str) -> LiveEndpoint | None:
         """After an ambiguous create: ours by exact name and markers, not one we knew before."""
         fresh = claim(project.name, project.environment, by_key, ctx.backend.list()).ours.get(key, [])
         return next((e for e in fresh if str(e["id"]) not in exclude and str(e["id"]) not in before), None)
@@ -213,7 +220,7 @@ def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any
     return replace(classify(diff, bodies, live, claims), layer=action.layer, after=action.after)
 
 
-def _orphan(items: list[dict[str, Any]], outcome: Outcome, prune: bool) -> None:
+def _orphan(items: list[LiveEndpoint], outcome: Outcome, prune: bool) -> None:
     """An endpoint of ours no longer in the config: with prune it is retired (survivors.retire)."""
     assert all(owner_of(item) is not None for item in items)  # claim() put only marked endpoints here
     outcome.name = str(items[0].get("name", ""))

@@ -96,14 +96,14 @@ def plan_with_insight(
     project: Project, provider: Any, images: Mapping[str, str]
 ) -> tuple[list[Action], dict[str, Any]]:
     """The plan (one listing of the account) and its insight."""
-    from flash_pipeline.targets.runpod.graphql import unsupported
-
     planned = survey(project, provider.backend, images, provider.environ)
     provider._refuse_key_in_env(planned.bodies)
     found = insight(project, planned.bodies, planned.claims.live(), provider.catalog)
-    if provider.backend.name == "graphql":  # what only REST can say is refused, never dropped
-        for key, item in found["endpoints"].items():
-            item["blocking"] += [f"FLASH_API=graphql cannot set {what}" for what in unsupported(planned.bodies[key])]
+    for key, item in found["endpoints"].items():  # what only one backend can say is refused, never dropped
+        api = provider.backend.name
+        item["blocking"] += [
+            f"FLASH_API={api} cannot set {what}" for what in provider.backend.unsupported(planned.bodies[key])
+        ]
     return planned.actions, found
 
 

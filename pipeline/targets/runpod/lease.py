@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from flash_pipeline.errors import ApiError, FlashError
 from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.runpod.backend import Template
 
 LEASE_TTL = 120.0  # seconds a lease lives without being renewed
 RENEW_EVERY = 30.0
@@ -44,9 +45,9 @@ class LeaseLost(ApiError):
 
 
 class TemplateStore(Protocol):
-    def templates(self) -> list[dict[str, Any]]: ...
+    def templates(self) -> list[Template]: ...
 
-    def template(self, template_id: str) -> dict[str, Any] | None: ...
+    def template(self, template_id: str) -> Template | None: ...
 
     def create_template(self, name: str, env: Mapping[str, str]) -> str: ...
 

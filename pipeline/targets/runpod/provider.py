@@ -16,15 +16,14 @@ from flash_pipeline.errors import ApiError, BuildError, FlashError, UsageError
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.plan import Action
 from flash_pipeline.targets.runpod.api import Client
-from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.backend import Backend, api_of, open_backend
+from flash_pipeline.targets.runpod.bodies import health_url
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
 from flash_pipeline.targets.runpod.diagnose import diagnosis
-from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
-from flash_pipeline.targets.runpod.rest import RestBackend, health_url
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
@@ -35,7 +34,7 @@ class RunpodProvider:
     def __init__(self, client: Client, environ: Mapping[str, str], *, graphql: bool = False) -> None:
         self.client = client
         self.environ = environ
-        self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
+        self.backend: Backend = open_backend(client, "graphql" if graphql else "rest")
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
         self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
@@ -46,10 +45,8 @@ class RunpodProvider:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
         """Credentials are checked here, before any build work."""
         env = os.environ if environ is None else environ
-        backend = env.get("FLASH_API", "rest")
-        if backend not in ("rest", "graphql"):
-            raise UsageError(f"FLASH_API={backend!r} is not a backend flash knows", "use rest (default) or graphql")
-        return cls(Client.from_environment(env), env, graphql=backend == "graphql")
+        api = api_of(env)
+        return cls(Client.from_environment(env), env, graphql=api == "graphql")
 
     def images(self, project: Project, result: BuildResult | None) -> dict[str, str]:
         """Each endpoint's image: its own `image`, else the build's {registry}/{app}-{endpoint}:{hash}."""
@@ -127,7 +124,7 @@ class RunpodProvider:
                 continue
             base, health = health_url(found, template, endpoint.health_path)
             try:
-                summary = self.backend.worker_summary(str(found["id"]), endpoint.name)
+                summary = self.backend.workers(str(found["id"]), endpoint.name)
             except FlashError:
                 summary = {}  # workers are detail: status still answers
             extra = [str(e["id"]) for e in claims.ours.get(endpoint.key, [])[1:]]
@@ -155,7 +152,7 @@ class RunpodProvider:
 
     def data_plane_headers(self) -> dict[str, str]:
         """What a request to an endpoint's URL carries: the API key (RunPod LB URLs require one)."""
-        return {"Authorization": str(self.client.session.headers["Authorization"])}
+        return self.client.auth_headers()
 
     def destroy_targets(self, project: Project) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """(name, id) of every endpoint destroy deletes (ours by name and markers, orphans included),

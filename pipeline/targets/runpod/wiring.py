@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from flash_pipeline.config.envvars import resolve_value
 from flash_pipeline.config.model import Endpoint, Project
+from flash_pipeline.targets.runpod.bodies import EndpointBody
 
 BUILD = "FLASH_BUILD"
 
@@ -40,10 +40,10 @@ def wiring(
     return env
 
 
-def rewired(body: Mapping[str, Any], endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, Any]:
+def rewired(body: EndpointBody, endpoint: Endpoint, urls: Mapping[str, str]) -> EndpointBody:
     """The body with FLASH_ENDPOINTS naming the callees' URLs as deployed."""
     if not endpoint.calls:
-        return dict(body)
+        return body.copy()
     known = json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)
     return {**body, "env": {**body["env"], "FLASH_ENDPOINTS": known}}
 
