@@ -241,12 +241,22 @@ def deploy(
 
         return local_cli.deploy(configs[0], detach, timeout, fmt)
     from flash_pipeline.cli import runpod as runpod_cli
+    from flash_pipeline.targets.runpod.deploy import DeployOptions
 
-    options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
-    options |= {"timeout": timeout, "builder": builder, "insecure": insecure_registry}
-    options["registry_check"] = not no_registry_check
-    options |= {"max_floor": max_floor, "allow_unavailable": allow_unavailable}
-    return runpod_cli.deploy(configs, options, lock_timeout, fmt)
+    options = DeployOptions(
+        build=not no_build,
+        push=push,
+        prune=prune,
+        rollback=not no_rollback,
+        timeout=timeout,
+        lease_wait=lock_timeout,
+        builder=builder,
+        insecure=insecure_registry,
+        registry_check=not no_registry_check,
+        allow_unavailable=allow_unavailable,
+        max_floor=max_floor,
+    )
+    return runpod_cli.deploy(configs, options, fmt)
 
 
 @cli.command()

@@ -185,7 +185,9 @@ def _no_workers(keys: list[str]) -> ApiError:
     )
 
 
-def _workers(project: Project, keys: list[str], provider: RunpodProvider) -> tuple[list[str], list[tuple[str, str, str]]]:
+def _workers(
+    project: Project, keys: list[str], provider: RunpodProvider
+) -> tuple[list[str], list[tuple[str, str, str]]]:
     """The live endpoints among `keys`, and ("endpoint-worker", endpoint id, worker id) of each of
     their workers (the backend lists them and opens their log streams)."""
     from flash_pipeline.targets.runpod.ownership import claim

@@ -28,6 +28,7 @@ from flash_pipeline.targets.runpod.bodies import (
     health_url,
     sparse_patch,
 )
+from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.wiring import BUILD
 
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
@@ -64,8 +65,9 @@ class Context:
     owner: Callable[[str], dict[str, str]]  # endpoint key -> owner markers
     backoff: Backoff = field(default_factory=Backoff)
     writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
-    catalog: Any = None  # flash_pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
+    catalog: Catalog | None = None  # stock for a failed gate's diagnosis
     guard: Callable[[], None] = lambda: None  # raises once the deploy lease is not ours any more
+    started: Callable[[list[Outcome]], None] = lambda outcomes: None  # the outcomes, once planned (Ctrl-C reports)
 
     def write(self, call: Callable[[], Any]) -> Any:
         """One control-plane write: never started once the run is cancelled or its lease is lost."""

@@ -36,6 +36,24 @@ from flash_pipeline.targets.runpod.survivors import Retiring, backstop, prefer, 
 from flash_pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
+DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How to deploy, as the CLI's options say (built once; the same for every config)."""
+
+    build: bool = True  # build the images (else CI pushed them: --no-build)
+    push: bool = False
+    prune: bool = False  # delete endpoints of ours the config no longer has
+    rollback: bool = True  # re-apply the previous spec of an update that fails its gate
+    timeout: float | None = None  # seconds a health gate waits (None: each endpoint's health.timeout)
+    lease_wait: float = DEFAULT_LEASE_WAIT  # seconds to wait while another deploy of the app runs
+    builder: str = "auto"
+    insecure: bool = False  # the registry speaks plain HTTP
+    registry_check: bool = True  # ask the registry whether every flash-built tag is there
+    allow_unavailable: bool = False  # deploy where the catalog shows no stock
+    max_floor: float | None = None  # USD per hour the app's idle floor may reach
 
 
 @dataclass
@@ -119,22 +137,17 @@ def refuse_conflicts(project: Project, actions: list[Action]) -> None:
 
 
 def deploy_runpod(
-    project: Project,
-    ctx: Context,
-    images: Mapping[str, str],
-    environ: Mapping[str, str],
-    outcomes: list[Outcome],
-    *,
-    prune: bool,
-    rollback: bool,
-    timeout: float | None,
+    project: Project, ctx: Context, images: Mapping[str, str], environ: Mapping[str, str], options: DeployOptions
 ) -> list[Outcome]:
-    """Apply the plan; outcomes fill in as work happens. DeployFailed if any endpoint failed."""
+    """Apply the plan; each endpoint's outcome. The outcomes fill in as work happens, and are handed
+    to `ctx.started` as soon as they are planned (an interrupted run reports them). DeployFailed if
+    any endpoint failed."""
     plan = survey(project, ctx.backend, images, environ)
     refuse_conflicts(project, plan.actions)
     by_key = {e.key: e for e in project.endpoints}
     live = plan.claims.live()
-    outcomes.extend(Outcome(a.key, by_key[a.key].name if a.key in by_key else "") for a in plan.actions)
+    outcomes = [Outcome(a.key, by_key[a.key].name if a.key in by_key else "") for a in plan.actions]
+    ctx.started(outcomes)
     work = [(a, o) for a, o in zip(plan.actions, outcomes, strict=True) if a.kind != "orphan"]
 
     def known(exclude: set[str], key: str) -> LiveEndpoint | None:
@@ -156,8 +169,8 @@ def deploy_runpod(
             bodies[action.key],
             live.get(action.key),
             outcome,
-            rollback=rollback,
-            timeout=timeout,
+            rollback=options.rollback,
+            timeout=options.timeout,
             known=lambda exclude: known(exclude, action.key),
         )
 
@@ -182,8 +195,10 @@ def deploy_runpod(
     for action, outcome in zip(plan.actions, outcomes, strict=True):
         if action.kind == "orphan":
             items = plan.claims.orphans[action.key]
-            _orphan(items, outcome, prune)
-            retiring += [Retiring(action.key, outcome.name, str(e["id"]), outcome, "orphan") for e in items if prune]
+            _orphan(items, outcome, options.prune)
+            retiring += [
+                Retiring(action.key, outcome.name, str(e["id"]), outcome, "orphan") for e in items if options.prune
+            ]
     retiring += [Retiring(o.key, o.name, o.retire, o, "replaced") for _, o in work if o.retire]
     retire(ctx, project, retiring)
     if any(o.error for o in outcomes):
@@ -243,5 +258,7 @@ def default_context(
     cancel: Cancel,
     guard: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.monotonic,
+    started: Callable[[list[Outcome]], None] = lambda outcomes: None,
 ) -> Context:
-    return Context(backend, lb_template(environ), clock, cancel, echo, owner_markers(project), guard=guard)
+    owner = owner_markers(project)
+    return Context(backend, lb_template(environ), clock, cancel, echo, owner, guard=guard, started=started)

@@ -20,12 +20,18 @@ from flash_pipeline.targets.runpod.backend import Backend, api_of, open_backend
 from flash_pipeline.targets.runpod.bodies import health_url
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
-from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
+from flash_pipeline.targets.runpod.deploy import (
+    DEFAULT_LEASE_WAIT,
+    DeployOptions,
+    default_context,
+    deploy_runpod,
+    desired_bodies,
+    lb_template,
+    survey,
+)
 from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.lease import POLL, Lease, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
-
-DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
 
 class RunpodProvider:
@@ -37,7 +43,7 @@ class RunpodProvider:
         self.backend: Backend = open_backend(client, "graphql" if graphql else "rest")
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
-        self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
+        self.applying: list[tuple[Project, list[Outcome]]] = []  # outcomes as planned: Ctrl-C reports them
         self.lease_poll = POLL  # (first, factor, cap) seconds between looks at another run's lease
         self.clock: Callable[[], float] = time.monotonic  # what health gates measure their timeout on
 
@@ -85,28 +91,31 @@ class RunpodProvider:
         self,
         project: Project,
         images: Mapping[str, str],
-        outcomes: list[Outcome],
+        options: DeployOptions,
         *,
-        prune: bool,
-        rollback: bool,
-        timeout: float | None,
         echo: Callable[[str], None],
         cancel: Cancel,
-        lease_wait: float,
     ) -> list[Outcome]:
+        """Deploy under the app's lease; each endpoint's outcome (`outcomes_of` shows them while the
+        work goes on, for the report of an interrupted run)."""
         self.client.on_wait = echo
         self._refuse_key_in_env(desired_bodies(project, images, self.environ))
-        self.applying.append((project, outcomes))
-        held = self.lease(project, cancel, echo, lease_wait)
+        held = self.lease(project, cancel, echo, options.lease_wait)
         self.held.append(held)
-        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock)
+
+        def started(outcomes: list[Outcome]) -> None:
+            self.applying.append((project, outcomes))
+
+        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock, started)
         ctx = replace(ctx, catalog=self.catalog)
         try:
-            return deploy_runpod(
-                project, ctx, images, self.environ, outcomes, prune=prune, rollback=rollback, timeout=timeout
-            )
+            return deploy_runpod(project, ctx, images, self.environ, options)
         finally:
             _release(held)
+
+    def outcomes_of(self, project: Project) -> list[Outcome]:
+        """The outcomes of this run's deploy of `project` so far ([] before its plan was made)."""
+        return next((outcomes for p, outcomes in self.applying if p is project), [])
 
     def status(self, project: Project) -> list[dict[str, Any]]:
         keys = [e.key for e in project.endpoints]
