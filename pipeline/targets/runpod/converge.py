@@ -12,14 +12,14 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from flash_pipeline.config.model import Endpoint
 from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import Backoff, GateResult, describe, wait_healthy
 from flash_pipeline.targets.plan import Action
-from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.backend import Backend, WorkerSummary
 from flash_pipeline.targets.runpod.bodies import (
     Comparable,
     EndpointBody,
@@ -31,6 +31,7 @@ from flash_pipeline.targets.runpod.bodies import (
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.wiring import BUILD
 
+T = TypeVar("T")
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 
 
@@ -69,7 +70,7 @@ class Context:
     guard: Callable[[], None] = lambda: None  # raises once the deploy lease is not ours any more
     started: Callable[[list[Outcome]], None] = lambda outcomes: None  # the outcomes, once planned (Ctrl-C reports)
 
-    def write(self, call: Callable[[], Any]) -> Any:
+    def write(self, call: Callable[[], T]) -> T:
         """One control-plane write: never started once the run is cancelled or its lease is lost."""
         with self.writes:
             self.cancel.check()
@@ -260,7 +261,7 @@ def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
     return text
 
 
-def _why(ctx: Context, endpoint: Endpoint, endpoint_id: str, summary: Mapping[str, Any]) -> str:
+def _why(ctx: Context, endpoint: Endpoint, endpoint_id: str, summary: WorkerSummary) -> str:
     """The diagnosis `flash status` gives (old-release workers, stock now, spend), one line each."""
     from flash_pipeline.targets.runpod.bodies import desired_body
     from flash_pipeline.targets.runpod.diagnose import diagnosis, diagnosis_lines
@@ -296,7 +297,7 @@ def gate_after_change(
 
 
 def gate(ctx: Context, key: str, health: str, limit: float, build: str | None = None) -> GateResult:
-    last: list[Any] = [None]
+    last: list[int | str | None] = [None]
 
     def progress(status: int | str, waited: float) -> None:
         if status != last[0]:

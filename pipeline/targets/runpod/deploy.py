@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from flash_pipeline.config.envvars import resolve_env
 from flash_pipeline.config.model import Cpu, Project
@@ -106,7 +105,9 @@ def survey(project: Project, backend: Backend, images: Mapping[str, str], enviro
     return Survey(claims, actions, bodies)
 
 
-def classify(diff: Action, bodies: Mapping[str, Any], live: Mapping[str, Any], claims: Claims) -> Action:
+def classify(
+    diff: Action, bodies: Mapping[str, EndpointBody], live: Mapping[str, LiveEndpoint], claims: Claims
+) -> Action:
     """A plain diff made RunPod-specific: a name another owner holds is a conflict, a compute-family
     change a replace, an exact name without markers an adoption."""
     key = diff.key
@@ -227,7 +228,9 @@ def _blocked(outcome: Outcome, callee: str) -> None:
     outcome.note = f"deploy again once {callee} is healthy"
 
 
-def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any], claims: Claims) -> Action:
+def _replanned(
+    action: Action, bodies: Mapping[str, EndpointBody], live: Mapping[str, LiveEndpoint], claims: Claims
+) -> Action:
     """The action again, now that the body names a callee's new URL."""
     key = action.key
     current = {key: comparable(live[key])} if key in live else {}

@@ -17,7 +17,7 @@ from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.plan import Action
 from flash_pipeline.targets.runpod.api import Client
 from flash_pipeline.targets.runpod.backend import Backend, api_of, open_backend
-from flash_pipeline.targets.runpod.bodies import health_url
+from flash_pipeline.targets.runpod.bodies import EndpointBody, health_url
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.deploy import (
@@ -68,10 +68,10 @@ class RunpodProvider:
 
     def plan(self, project: Project, images: Mapping[str, str]) -> list[Action]:
         bodies_plan = survey(project, self.backend, images, self.environ)
-        self._refuse_key_in_env(bodies_plan.bodies)
+        self.refuse_key_in_env(bodies_plan.bodies)
         return bodies_plan.actions
 
-    def _refuse_key_in_env(self, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+    def refuse_key_in_env(self, bodies: Mapping[str, EndpointBody]) -> None:
         """The deploy key must never reach an endpoint, whichever variable carried it there."""
         for key, body in bodies.items():
             for name, value in body["env"].items():
@@ -99,7 +99,7 @@ class RunpodProvider:
         """Deploy under the app's lease; each endpoint's outcome (`outcomes_of` shows them while the
         work goes on, for the report of an interrupted run)."""
         self.client.on_wait = echo
-        self._refuse_key_in_env(desired_bodies(project, images, self.environ))
+        self.refuse_key_in_env(desired_bodies(project, images, self.environ))
         held = self.lease(project, cancel, echo, options.lease_wait)
         self.held.append(held)
 

@@ -14,7 +14,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import FlashError
@@ -49,7 +48,7 @@ class Retiring:
     why: str  # "replaced" (a replace's old endpoint), "duplicate", or "orphan" (pruned)
 
 
-def _named(item: Mapping[str, Any]) -> set[str]:
+def _named(item: LiveEndpoint) -> set[str]:
     """The URLs an endpoint's FLASH_ENDPOINTS names."""
     try:
         found = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")
