@@ -266,12 +266,22 @@ def deploy(
 
         return local_cli.deploy(one_config(names, "the local target"), detach, health_timeout, fmt)
     from flash_pipeline.cli import runpod as runpod_cli
+    from flash_pipeline.targets.runpod.deploy import DeployOptions
 
-    options: dict[str, Any] = {"build": not no_build, "push": push, "prune": prune, "rollback": not no_rollback}
-    options |= {"timeout": health_timeout, "builder": builder, "insecure": insecure_registry}
-    options["registry_check"] = not no_registry_check
-    options |= {"max_floor": max_floor, "allow_unavailable": allow_unavailable}
-    return runpod_cli.deploy(names, options, lock_timeout, fmt)
+    options = DeployOptions(
+        build=not no_build,
+        push=push,
+        prune=prune,
+        rollback=not no_rollback,
+        timeout=health_timeout,
+        lease_wait=lock_timeout,
+        builder=builder,
+        insecure=insecure_registry,
+        registry_check=not no_registry_check,
+        allow_unavailable=allow_unavailable,
+        max_floor=max_floor,
+    )
+    return runpod_cli.deploy(names, options, fmt)
 
 
 @cli.command()

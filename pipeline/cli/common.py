@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +13,7 @@ from flash_pipeline.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from flash_pipeline.config.model import Project
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
 
 TARGETS = click.Choice(["runpod", "local"])
@@ -122,7 +123,7 @@ def _runpod_credentials() -> bool:
     return True
 
 
-def runpod_provider() -> Any:
+def runpod_provider() -> RunpodProvider:
     """The RunPod provider; credentials are checked here, before any build work."""
     from flash_pipeline.targets.runpod.provider import RunpodProvider
 

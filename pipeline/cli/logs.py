@@ -1,8 +1,8 @@
 """`flash logs`: the workers' output, newest last, each line prefixed `endpoint-worker |`.
 
 Local target: the detached supervisor's log (rotated files read oldest first; each line carries
-its UTC time). RunPod: each worker's log stream from the API (Server-Sent Events, read by
-flash_pipeline.targets.runpod.sse), backfilled with `tail` or from `since`, merged by time.
+its UTC time). RunPod: each worker's log stream, which the RunPod backend lists and opens (Server-Sent Events,
+read by flash_pipeline.targets.runpod.sse), backfilled with `tail` or from `since`, merged by time.
 `--follow` keeps reading until Ctrl-C: each stream resumed with `Last-Event-ID` when RunPod
 closes it, and the workers that start later followed too.
 """
@@ -16,10 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, UsageError
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.runpod import sse
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
 _SINCE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -123,7 +127,7 @@ def runpod_logs(
     key: str | None,
     since: datetime | None,
     follow: bool,
-    provider: Any,
+    provider: RunpodProvider,
     echo: Callable[[str], None],
     *,
     stop: threading.Event | None = None,
@@ -143,14 +147,14 @@ def runpod_logs(
         if not streams:
             raise _no_workers(keys)
         query = f"since={stamp}" if stamp else f"tail={TAIL}"
-        lines = [item for name, path in streams for item in _backfill(provider, name, f"{path}?{query}")]
+        lines = [item for stream in streams for item in _backfill(provider, stream, query)]
         for when, text in sorted(lines, key=lambda item: item[0]):
             echo(f"{when} {text}")
         return
     stop = stop or threading.Event()
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     lock = threading.Lock()
-    followed: set[str] = set()
+    followed: set[tuple[str, str, str]] = set()
     live, streams = _workers(project, keys, provider)
     if not live:
         raise _no_workers(keys)
@@ -161,13 +165,11 @@ def runpod_logs(
     # of its lines); once an event came, the stream resumes from it (Last-Event-ID).
     query = f"since={stamp or started}"
     while True:
-        for name, path in streams:
-            if path in followed:
+        for stream in streams:
+            if stream in followed:
                 continue
-            followed.add(path)
-            thread = threading.Thread(
-                target=_pump, args=(provider, name, f"{path}?{query}", stop, lock, echo), daemon=True
-            )
+            followed.add(stream)
+            thread = threading.Thread(target=_pump, args=(provider, stream, query, stop, lock, echo), daemon=True)
             thread.start()
         # A poll, not a retry: new workers appear with no event. Ctrl-C raises KeyboardInterrupt here.
         if stop.wait(poll):
@@ -184,44 +186,47 @@ def _no_workers(keys: list[str]) -> ApiError:
     )
 
 
-def _workers(project: Project, keys: list[str], provider: Any) -> tuple[list[str], list[tuple[str, str]]]:
-    """The live endpoints among `keys`, and ("endpoint-worker", log path) of each of their workers."""
+def _workers(
+    project: Project, keys: list[str], provider: RunpodProvider
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The live endpoints among `keys`, and ("endpoint-worker", endpoint id, worker id) of each of
+    their workers (the backend lists them and opens their log streams)."""
     from flash_pipeline.targets.runpod.ownership import claim
 
-    live = claim(project.name, project.environment, [e.key for e in project.endpoints], provider.backend.list()).live()
+    backend = provider.backend
+    live = claim(project.name, project.environment, [e.key for e in project.endpoints], backend.list()).live()
     found = []
     for name in keys:
         if name not in live:
             continue
         endpoint_id = str(live[name]["id"])
-        answer = provider.client.request(f"workers of {name}", "GET", f"/v2/serverless/{endpoint_id}/workers")
-        for worker in (answer or {}).get("workers") or []:
-            found.append((f"{name}-{worker['id']}", f"/v2/serverless/{endpoint_id}/workers/{worker['id']}/logs"))
+        for worker in backend.log_workers(endpoint_id, name):
+            found.append((f"{name}-{worker}", endpoint_id, worker))
     return [name for name in keys if name in live], found
 
 
-def _print(provider: Any, prefix: str, event: Any) -> tuple[str, str]:
+def _print(provider: RunpodProvider, prefix: str, event: sse.Event) -> tuple[str, str]:
     from flash_pipeline.targets.runpod import sse
 
     when, line = sse.log_line(event)
     return when, f"{prefix} | {provider.client.redact(line)}"
 
 
-def _backfill(provider: Any, prefix: str, path: str) -> list[tuple[str, str]]:
+def _backfill(provider: RunpodProvider, stream: tuple[str, str, str], query: str) -> list[tuple[str, str]]:
     """One worker's backfill: the stream read until it is quiet for 2 s (RunPod holds it open)."""
     from flash_pipeline.targets.runpod import sse
 
-    client = provider.client
+    prefix, endpoint_id, worker = stream
     try:
-        return [_print(provider, prefix, e) for e in sse.connect(client.session, client.base_url + path, idle=2.0)]
+        return [_print(provider, prefix, e) for e in provider.backend.logs(endpoint_id, worker, query, idle=2.0)]
     except sse.StreamRefused:
         return []  # a worker that went away between the listing and its logs
 
 
 def _pump(
-    provider: Any,
-    prefix: str,
-    path: str,
+    provider: RunpodProvider,
+    stream: tuple[str, str, str],
+    query: str,
     stop: threading.Event,
     lock: threading.Lock,
     echo: Callable[[str], None],
@@ -229,11 +234,10 @@ def _pump(
     """Follow one worker's stream until `stop`, resuming it after every close."""
     from flash_pipeline.targets.runpod import sse
 
-    client = provider.client
-    url = client.base_url + path
+    prefix, endpoint_id, worker = stream
 
     def open_stream(cursor: str) -> Iterator[sse.Event]:
-        return sse.connect(client.session, url, last_event_id=cursor, idle=FOLLOW_IDLE)
+        return provider.backend.logs(endpoint_id, worker, query, last_event_id=cursor, idle=FOLLOW_IDLE)
 
     for event in sse.resume(open_stream, stop):
         when, text = _print(provider, prefix, event)

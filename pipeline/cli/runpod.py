@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from flash_pipeline.cli.common import confirm, echo_err, environment, load, runpod_provider
 from flash_pipeline.errors import Interrupted
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.runpod.deploy import DeployOptions
 
 
 def destroy(config: str, yes: bool, app: str | None = None, lock_timeout: float = 600.0) -> int:
@@ -53,42 +56,50 @@ def destroy(config: str, yes: bool, app: str | None = None, lock_timeout: float 
     return 0
 
 
-def deploy(names: Sequence[str], options: dict[str, Any], lock_timeout: float, fmt: str) -> int:
+def deploy(names: Sequence[str], options: DeployOptions, fmt: str) -> int:
     """Build (unless --no-build), provision and gate every config's endpoints, all configs at once."""
     from flash_pipeline import report
     from flash_pipeline.config.many import load_all
+    from flash_pipeline.report.github import write_github_outputs
     from flash_pipeline.targets.cancel import Cancel, run_interruptible
-    from flash_pipeline.targets.runpod.apply import deploy_configs
+    from flash_pipeline.targets.runpod.apply import DeployResult, deploy_configs
 
     projects = load_all(names, environment(), "nothing was deployed")  # then the key, before any build
     provider = runpod_provider()
     progress = report.Progress(lambda text: click.echo(text, err=True, nl=False), tty=sys.stderr.isatty())
-    options = {**options, "lease_wait": lock_timeout}
-    cancel, journal = Cancel(), []  # type: ignore[var-annotated]
+    several = len(projects) > 1
+
+    def done(result: DeployResult) -> None:  # each config's GitHub outputs as soon as it is finished
+        name, outcomes = result.project.name, result.outcomes
+        summary = report.runpod_summary_markdown(name, outcomes)
+        write_github_outputs(outcomes, os.environ, summary, name if several else None)
+
+    cancel = Cancel()
     try:
-        results = run_interruptible(
-            lambda: deploy_configs(
-                projects, provider, options, progress, os.environ, journal, cancel, report.runpod_summary_markdown
-            ),
-            cancel,
-        )
+        results = run_interruptible(lambda: deploy_configs(projects, provider, options, progress, cancel, done), cancel)
     except Interrupted:
         provider.release_all()
-        click.echo(report.interrupted_text([(p.name, outcomes) for p, outcomes in journal]))
+        click.echo(report.interrupted_text([(p.name, provider.outcomes_of(p)) for p in projects]))
         raise
-    several = len(results) > 1
     if fmt == "json":
         apps = [
             report.app_json(
-                p.name, names[i], "runpod", report.runpod_deploy_json(o), error=e, ok=not any(x.error for x in o)
+                r.project.name,
+                names[i],
+                "runpod",
+                report.runpod_deploy_json(r.outcomes),
+                error=r.error,
+                ok=not any(x.error for x in r.outcomes),
             )
-            for i, (p, o, e) in enumerate(results)
+            for i, r in enumerate(results)
         ]
         click.echo(report.json_document("deploy", apps))
     else:
-        blocks = [report.runpod_deploy_text(o, p.name if several else None) for p, o, _ in results if o]
+        blocks = [
+            report.runpod_deploy_text(r.outcomes, r.project.name if several else None) for r in results if r.outcomes
+        ]
         click.echo("\n\n".join(blocks))
-    errors = [(p.name, error) for p, _, error in results if error is not None]
+    errors = [(r.project.name, r.error) for r in results if r.error is not None]
     if errors and not several:
         raise errors[0][1]
     for app, error in errors:  # each app's failure, naming it

@@ -24,10 +24,11 @@ from runpod_emulator import Emulator, Faults
 from flash_pipeline.config.validate import validate_file
 from flash_pipeline.errors import FlashError, Interrupted
 from flash_pipeline.report import interrupted_text, runpod_deploy_text
+from flash_pipeline.report.github import write_github_outputs
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.runpod.api import Client
-from flash_pipeline.targets.runpod.apply import write_github_outputs
 from flash_pipeline.targets.runpod.converge import Outcome
+from flash_pipeline.targets.runpod.deploy import DeployOptions
 from flash_pipeline.targets.runpod.ownership import MARKER_APP, MARKER_ENDPOINT, MARKER_ENV
 from flash_pipeline.targets.runpod.provider import RunpodProvider
 from flash_runtime.backoff import Backoff
@@ -175,8 +176,8 @@ class World:
         try:
             if run.kind == "deploy":
                 images = {e.key: e.image or f"ghcr.io/acme/{APP}-{e.key}:{self._tag(run.variant, e.key)}" for e in project.endpoints}  # fmt: skip
-                provider.apply(project, images, run.outcomes, prune=True, rollback=True, timeout=8.0,
-                               echo=lambda _line: None, cancel=run.cancel, lease_wait=60.0)  # fmt: skip
+                options = DeployOptions(prune=True, rollback=True, timeout=8.0, lease_wait=60.0)
+                run.outcomes = provider.apply(project, images, options, echo=lambda _line: None, cancel=run.cancel)
             elif run.kind == "destroy":
                 doomed, _ = provider.destroy_targets(project)
                 provider.destroy(project, doomed, run.cancel, lambda _line: None)
@@ -196,6 +197,7 @@ class World:
                 if session is not None:
                     session.close()
         if run.kind == "deploy":
+            run.outcomes = provider.outcomes_of(project)  # what the report shows, whichever way it ended
             if run.interrupted:
                 run.report = interrupted_text([(APP, run.outcomes)])
             elif run.outcomes:

@@ -94,3 +94,41 @@ def test_the_checker_sees_a_violation() -> None:
     assert "flash_pipeline.targets.runpod.provider" in _imports("flash_pipeline.targets.runpod.apply", source)
     assert _stage("flash_pipeline.report") > _stage("flash_pipeline.targets.runpod.apply")
     assert _target("flash_pipeline.targets.local.deploy") != _target("flash_pipeline.targets.runpod.deploy")
+
+
+RUNPOD = "flash_pipeline.targets.runpod"
+BACKENDS = {f"{RUNPOD}.rest", f"{RUNPOD}.graphql"}
+PICKER = f"{RUNPOD}.backend"  # the one module that picks a backend (FLASH_API)
+
+
+def test_only_the_backends_and_the_picker_import_a_backend() -> None:
+    """Planning, gating, status, logs and reports speak the bodies of targets.runpod.bodies through
+    the Backend protocol: nothing outside the RunPod backends imports REST or GraphQL code."""
+    problems = []
+    for name, path in sorted(_modules().items()):
+        if name in BACKENDS or name == PICKER:
+            continue
+        problems += [f"{name} imports {imported}" for imported in sorted(_imports(name, path) & BACKENDS)]
+    assert problems == []
+
+
+def test_rest_paths_and_http_headers_stay_in_their_modules() -> None:
+    """The REST v2 endpoint paths are built by the REST backend alone (`flash logs` goes through the
+    backend too), GraphQL queries by the GraphQL backend, and only the HTTP client reads its
+    session's headers (the provider is given the key's header explicitly)."""
+    problems = []
+    for name, path in sorted(_modules().items()):
+        source = path.read_text(encoding="utf-8")
+        code = ast.unparse(ast.parse(source))  # docstrings stay; comments go
+        if name != f"{RUNPOD}.rest" and "/v2/serverless" in code.replace("GET /v2/serverless", ""):
+            problems.append(f"{name} builds a REST v2 endpoint path")
+        if name != f"{RUNPOD}.graphql" and "'/graphql'" in code:
+            problems.append(f"{name} calls GraphQL")
+        if name != f"{RUNPOD}.api" and "session.headers" in code:
+            problems.append(f"{name} reads the HTTP session's headers")
+    assert problems == []
+
+
+def test_the_backend_checker_sees_a_violation() -> None:
+    source = _package_root() / "targets" / "runpod" / "backend.py"
+    assert _imports(PICKER, source) >= BACKENDS

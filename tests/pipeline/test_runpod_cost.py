@@ -448,7 +448,7 @@ def test_property_any_gpu_selection_is_a_valid_body_and_a_patch_converges() -> N
     from runpod_emulator import CREATE, UPDATE, _complete
 
     from flash_pipeline.targets.plan import same
-    from flash_pipeline.targets.runpod.rest import comparable, desired_body, sparse_patch
+    from flash_pipeline.targets.runpod.bodies import comparable, desired_body, sparse_patch
 
     @settings(max_examples=150, deadline=None)
     @given(_selection(), _selection())

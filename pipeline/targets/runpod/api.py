@@ -134,7 +134,7 @@ class Client:
             raise_on_status=False,
         )
         headers = {
-            "Authorization": f"Bearer {key}",
+            **self.auth_headers(),
             "User-Agent": f"flash-pipeline/{__version__}",
             "Accept": "application/json",
         }
@@ -193,24 +193,9 @@ class Client:
             return None
         return str(build) if build else None
 
-    def event_lines(self, operation: str, path: str, *, limit: int, seconds: float = 3.0) -> list[str]:
-        """Up to `limit` `line` fields of a worker's log stream, read for at most `seconds`
-        (flash_pipeline.targets.runpod.sse reads it). Logs are a courtesy in an error report: a stream
-        that is refused or broken gives what it gave, never a failure."""
-        import time
-
-        from flash_pipeline.targets.runpod import sse
-
-        lines: list[str] = []
-        deadline = time.monotonic() + seconds
-        try:
-            for event in sse.connect(self.session, self.base_url + path, idle=seconds, connect_timeout=5):
-                lines.append(sse.log_line(event)[1])
-                if len(lines) >= limit or time.monotonic() > deadline:
-                    break
-        except sse.StreamRefused:
-            pass
-        return [self.redact(line) for line in lines]
+    def auth_headers(self) -> dict[str, str]:
+        """What a request to an endpoint's URL carries: the API key (RunPod LB URLs require one)."""
+        return {"Authorization": f"Bearer {self._key}"}
 
     def redact(self, text: str) -> str:
         return text.replace(self._key, "<redacted>") if self._key else text

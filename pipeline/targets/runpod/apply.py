@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from flash_pipeline.config.model import Project
@@ -11,6 +11,7 @@ from flash_pipeline.errors import BuildError, ConfigError, FlashError
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.plan import Action
 from flash_pipeline.targets.runpod.converge import Outcome
+from flash_pipeline.targets.runpod.deploy import DeployOptions
 from flash_pipeline.targets.runpod.provider import RunpodProvider
 
 
@@ -29,24 +30,13 @@ def runpod_plan_insight(project: Project, provider: RunpodProvider) -> tuple[lis
 def runpod_deploy(
     project: Project,
     provider: RunpodProvider,
-    outcomes: list[Outcome],
+    options: DeployOptions,
     *,
-    build: bool,
-    push: bool,
-    prune: bool,
-    rollback: bool,
-    timeout: float | None,
-    lease_wait: float,
     echo: Callable[[str], None],
     cancel: Cancel,
-    builder: str = "auto",
-    insecure: bool = False,
-    registry_check: bool = True,
-    allow_unavailable: bool = False,
-    max_floor: float | None = None,
 ) -> list[Outcome]:
     """Build (unless the images were pushed by CI), push if asked, check every flash-built tag is in
-    its registry, then apply and gate."""
+    its registry, then apply and gate; each endpoint's outcome."""
     from flash_pipeline.config.calls import require_call_key
 
     problems = require_call_key(project, provider.environ)
@@ -56,9 +46,11 @@ def runpod_deploy(
 
     # Stock, volumes, CUDA and the budget are checked before the build (and before any write).
     planned = provider.images(project, None)
-    preflight(project, provider, planned, allow_unavailable=allow_unavailable, max_floor=max_floor, echo=echo)
+    preflight(
+        project, provider, planned, allow_unavailable=options.allow_unavailable, max_floor=options.max_floor, echo=echo
+    )
     result = None
-    if build:
+    if options.build:
         from flash_pipeline.builder.output import build as build_project
 
         try:
@@ -66,25 +58,15 @@ def runpod_deploy(
         except ConfigError as exc:
             exc.consequence = "nothing was deployed"
             raise
-        if push:
+        if options.push:
             from flash_pipeline.builder.images import push as push_images
 
-            push_images(result, project.registry, echo, builder=builder, insecure=insecure)
+            push_images(result, project.registry, echo, builder=options.builder, insecure=options.insecure)
     cancel.check()
     images = provider.images(project, result)
-    if registry_check:
-        require_pushed(project, images, insecure=insecure, echo=echo)
-    return provider.apply(
-        project,
-        images,
-        outcomes,
-        prune=prune,
-        rollback=rollback,
-        timeout=timeout,
-        echo=echo,
-        cancel=cancel,
-        lease_wait=lease_wait,
-    )
+    if options.registry_check:
+        require_pushed(project, images, insecure=options.insecure, echo=echo)
+    return provider.apply(project, images, options, echo=echo, cancel=cancel)
 
 
 def require_pushed(project: Project, images: Mapping[str, str], *, insecure: bool, echo: Callable[[str], None]) -> None:
@@ -110,54 +92,39 @@ def require_pushed(project: Project, images: Mapping[str, str], *, insecure: boo
         )
 
 
-def write_github_outputs(
-    outcomes: list[Outcome], environ: Mapping[str, str], summary_markdown: str, app: str | None = None
-) -> None:
-    """In GitHub Actions: `<endpoint>_url` / `<endpoint>_id` outputs (`<app>_<endpoint>_…` when several
-    configs deploy at once, so they never collide) and a step-summary table."""
-    output = environ.get("GITHUB_OUTPUT")
-    if output:
-        with Path(output).open("a", encoding="utf-8") as handle:
-            for o in outcomes:
-                if o.endpoint_id and o.action not in ("deleted", "orphaned", "failed", "pending"):
-                    key = (f"{app}_{o.key}" if app else o.key).replace("-", "_")
-                    handle.write(f"{key}_url={o.url}\n{key}_id={o.endpoint_id}\n")
-    step_summary = environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as handle:
-            handle.write(summary_markdown + "\n")
+@dataclass(frozen=True)
+class DeployResult:
+    """One config's deploy: each endpoint's outcome, and the error that stopped it (None if none)."""
+
+    project: Project
+    outcomes: list[Outcome]
+    error: FlashError | None = None
 
 
 def deploy_configs(
     projects: list[Project],
     provider: RunpodProvider,
-    options: Mapping[str, Any],
+    options: DeployOptions,
     echo: Callable[[str], None],
-    environ: Mapping[str, str],
-    journal: list[tuple[Project, list[Outcome]]],
     cancel: Cancel,
-    summarize: Callable[[str, list[Outcome]], str],
-) -> list[tuple[Project, list[Outcome], FlashError | None]]:
-    """Deploy several configs at once; each one's outcomes, and its error if it failed.
+    done: Callable[[DeployResult], None] = lambda result: None,
+) -> list[DeployResult]:
+    """Deploy several configs at once; each one's result, in the order of `projects`.
 
-    `journal` fills in as the work goes (one outcome list per project), for the report of an
-    interrupted run. `summarize` renders the GitHub step summary (formatting is the report stage's).
+    `done` is given each config's result as soon as that config is finished (the report stage
+    writes the GitHub outputs then, before the others end). While the work goes on,
+    `provider.outcomes_of(project)` shows each config's outcomes so far.
     """
     from flash_pipeline.targets.cancel import in_threads
 
-    journal.extend((p, []) for p in projects)
-    several = len(projects) > 1
-
-    def one(entry: tuple[Project, list[Outcome]]) -> tuple[Project, list[Outcome], FlashError | None]:
-        project, outcomes = entry
+    def one(project: Project) -> DeployResult:
         try:
-            runpod_deploy(project, provider, outcomes, echo=echo, cancel=cancel, **options)
+            outcomes = runpod_deploy(project, provider, options, echo=echo, cancel=cancel)
         except FlashError as exc:
-            error: FlashError | None = exc
+            result = DeployResult(project, provider.outcomes_of(project), exc)
         else:
-            error = None
-        app = project.name if several else None
-        write_github_outputs(outcomes, environ, summarize(project.name, outcomes), app)
-        return project, outcomes, error
+            result = DeployResult(project, outcomes)
+        done(result)
+        return result
 
-    return in_threads(one, list(journal))
+    return in_threads(one, list(projects))

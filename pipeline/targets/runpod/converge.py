@@ -12,18 +12,27 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flash_pipeline.config.model import Endpoint
 from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.gate import GATE, GateResult, describe, wait_healthy
 from flash_pipeline.targets.plan import Action
-from flash_pipeline.targets.runpod.backend import Backend
-from flash_pipeline.targets.runpod.rest import api_form, health_url, sparse_patch
+from flash_pipeline.targets.runpod.backend import Backend, WorkerSummary
+from flash_pipeline.targets.runpod.bodies import (
+    Comparable,
+    EndpointBody,
+    LiveEndpoint,
+    api_form,
+    health_url,
+    sparse_patch,
+)
+from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.wiring import BUILD
 from flash_runtime.backoff import Backoff
 
+T = TypeVar("T")
 PARALLEL_WRITES = 8  # control-plane writes at once; gates (mostly waiting) are not bounded by it
 
 
@@ -58,10 +67,11 @@ class Context:
     owner: Callable[[str], dict[str, str]]  # endpoint key -> owner markers
     backoff: Backoff = GATE
     writes: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PARALLEL_WRITES))
-    catalog: Any = None  # flash_pipeline.targets.runpod.catalog.Catalog: stock for a failed gate's diagnosis
+    catalog: Catalog | None = None  # stock for a failed gate's diagnosis
     guard: Callable[[], None] = lambda: None  # raises once the deploy lease is not ours any more
+    started: Callable[[list[Outcome]], None] = lambda outcomes: None  # the outcomes, once planned (Ctrl-C reports)
 
-    def write(self, call: Callable[[], Any]) -> Any:
+    def write(self, call: Callable[[], T]) -> T:
         """One control-plane write: never started once the run is cancelled or its lease is lost."""
         with self.writes:
             self.cancel.check()
@@ -73,13 +83,13 @@ def converge(
     ctx: Context,
     endpoint: Endpoint,
     action: Action,
-    body: dict[str, Any],
-    live: dict[str, Any] | None,
+    body: EndpointBody,
+    live: LiveEndpoint | None,
     outcome: Outcome,
     *,
     rollback: bool,
     timeout: float | None,
-    known: Callable[[set[str]], dict[str, Any] | None],
+    known: Callable[[set[str]], LiveEndpoint | None],
 ) -> None:
     """Apply one planned action and gate it; the result lands in outcome (never raises FlashError)."""
     limit = timeout if timeout is not None else float(endpoint.health_timeout)
@@ -125,7 +135,7 @@ def _unhealthy(
     endpoint: Endpoint,
     action: Action,
     outcome: Outcome,
-    before: dict[str, Any] | None,
+    before: LiveEndpoint | None,
     health: str,
     limit: float,
     rollback: bool,
@@ -148,12 +158,13 @@ def _unhealthy(
 
 
 def _roll_back(
-    ctx: Context, endpoint: Endpoint, outcome: Outcome, previous: dict[str, Any], health: str, limit: float
+    ctx: Context, endpoint: Endpoint, outcome: Outcome, previous: Comparable, health: str, limit: float
 ) -> None:
     """Re-apply the previous values of the changed fields, in the form the API accepts, and gate again."""
     ctx.echo(f"{endpoint.key}: rolling back {', '.join(outcome.changed)}")
     fields = list(outcome.changed)
-    previous = {**previous, "env": {**(previous.get("env") or {}), **ctx.owner(endpoint.key)}}  # stays ours
+    env = cast(dict[str, str], previous.get("env") or {})
+    previous = {**previous, "env": {**env, **ctx.owner(endpoint.key)}}  # stays ours
     try:
         ctx.write(lambda: ctx.backend.update(outcome.endpoint_id, sparse_patch(previous, fields), endpoint.name))
     except FlashError as exc:
@@ -172,11 +183,11 @@ def _roll_back(
 def _replace(
     ctx: Context,
     endpoint: Endpoint,
-    body: dict[str, Any],
-    old: dict[str, Any],
+    body: EndpointBody,
+    old: LiveEndpoint,
     outcome: Outcome,
     limit: float,
-    known: Callable[[set[str]], dict[str, Any] | None],
+    known: Callable[[set[str]], LiveEndpoint | None],
 ) -> None:
     """A compute-family change: create the new endpoint and gate it; the old one is deleted at the
     end of the deploy, once no caller names it (survivors.retire).
@@ -209,7 +220,7 @@ def _replace(
     _drop_replacement(ctx, endpoint, outcome, old, outcome.endpoint_id)
 
 
-def _drop_replacement(ctx: Context, endpoint: Endpoint, outcome: Outcome, old: dict[str, Any], new_id: str) -> None:
+def _drop_replacement(ctx: Context, endpoint: Endpoint, outcome: Outcome, old: LiveEndpoint, new_id: str) -> None:
     """Delete a replacement that will not serve, so one endpoint of the name is left: the old one.
     This undoes the run's own create, so it goes ahead after Ctrl-C too (never once the lease is
     lost); where the delete fails, the report says the duplicate is kept and the next deploy
@@ -236,7 +247,7 @@ def _drop_replacement(ctx: Context, endpoint: Endpoint, outcome: Outcome, old: d
 def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
     """Why the gate failed, as far as the API tells: the worker summary and a failing worker's last lines."""
     try:
-        summary = ctx.backend.worker_summary(endpoint_id, endpoint.name)
+        summary = ctx.backend.workers(endpoint_id, endpoint.name)
     except FlashError:
         return ""
     counts = ", ".join(
@@ -251,10 +262,10 @@ def _workers(ctx: Context, endpoint: Endpoint, endpoint_id: str) -> str:
     return text
 
 
-def _why(ctx: Context, endpoint: Endpoint, endpoint_id: str, summary: Mapping[str, Any]) -> str:
+def _why(ctx: Context, endpoint: Endpoint, endpoint_id: str, summary: WorkerSummary) -> str:
     """The diagnosis `flash status` gives (old-release workers, stock now, spend), one line each."""
+    from flash_pipeline.targets.runpod.bodies import desired_body
     from flash_pipeline.targets.runpod.diagnose import diagnosis, diagnosis_lines
-    from flash_pipeline.targets.runpod.rest import desired_body
 
     body = desired_body(endpoint, "", {}, {})  # what the endpoint asks for: pools, data centers, CUDA
     found = diagnosis(ctx.backend.client, ctx.catalog, endpoint_id, endpoint.name, body, summary)
@@ -287,7 +298,7 @@ def gate_after_change(
 
 
 def gate(ctx: Context, key: str, health: str, limit: float, build: str | None = None) -> GateResult:
-    last: list[Any] = [None]
+    last: list[int | str | None] = [None]
 
     def progress(status: int | str, waited: float) -> None:
         if status != last[0]:

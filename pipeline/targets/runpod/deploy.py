@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from flash_pipeline.config.envvars import resolve_env
 from flash_pipeline.config.model import Cpu, Project
@@ -22,13 +21,38 @@ from flash_pipeline.errors import ConflictError, Exit, HealthError
 from flash_pipeline.targets.cancel import Cancel, in_threads
 from flash_pipeline.targets.plan import Action, in_layers, plan_deploy
 from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.bodies import (
+    EndpointBody,
+    LiveEndpoint,
+    comparable,
+    desired_body,
+    family,
+    health_url,
+)
 from flash_pipeline.targets.runpod.converge import Context, Outcome, converge
 from flash_pipeline.targets.runpod.ownership import Claims, claim, markers, owner_of
-from flash_pipeline.targets.runpod.rest import comparable, desired_body, family, health_url
 from flash_pipeline.targets.runpod.survivors import Retiring, backstop, prefer, retire
 from flash_pipeline.targets.runpod.wiring import rewired, waits_on, wiring
 
 DEFAULT_LB_TEMPLATE = "https://{endpoint_id}.api.runpod.ai"
+DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How to deploy, as the CLI's options say (built once; the same for every config)."""
+
+    build: bool = True  # build the images (else CI pushed them: --no-build)
+    push: bool = False
+    prune: bool = False  # delete endpoints of ours the config no longer has
+    rollback: bool = True  # re-apply the previous spec of an update that fails its gate
+    timeout: float | None = None  # seconds a health gate waits (None: each endpoint's health.timeout)
+    lease_wait: float = DEFAULT_LEASE_WAIT  # seconds to wait while another deploy of the app runs
+    builder: str = "auto"
+    insecure: bool = False  # the registry speaks plain HTTP
+    registry_check: bool = True  # ask the registry whether every flash-built tag is there
+    allow_unavailable: bool = False  # deploy where the catalog shows no stock
+    max_floor: float | None = None  # USD per hour the app's idle floor may reach
 
 
 @dataclass
@@ -37,7 +61,7 @@ class Survey:
 
     claims: Claims
     actions: list[Action]
-    bodies: dict[str, dict[str, Any]]
+    bodies: dict[str, EndpointBody]
 
 
 def owner_markers(project: Project) -> Callable[[str], dict[str, str]]:
@@ -46,7 +70,7 @@ def owner_markers(project: Project) -> Callable[[str], dict[str, str]]:
 
 def desired_bodies(
     project: Project, images: Mapping[str, str], environ: Mapping[str, str], urls: Mapping[str, str] | None = None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, EndpointBody]:
     """Each endpoint's CreateEndpointRequest; `urls` are the callees' URLs known so far."""
     owner = owner_markers(project)
     known = urls or {}
@@ -81,7 +105,9 @@ def survey(project: Project, backend: Backend, images: Mapping[str, str], enviro
     return Survey(claims, actions, bodies)
 
 
-def classify(diff: Action, bodies: Mapping[str, Any], live: Mapping[str, Any], claims: Claims) -> Action:
+def classify(
+    diff: Action, bodies: Mapping[str, EndpointBody], live: Mapping[str, LiveEndpoint], claims: Claims
+) -> Action:
     """A plain diff made RunPod-specific: a name another owner holds is a conflict, a compute-family
     change a replace, an exact name without markers an adoption."""
     key = diff.key
@@ -112,25 +138,20 @@ def refuse_conflicts(project: Project, actions: list[Action]) -> None:
 
 
 def deploy_runpod(
-    project: Project,
-    ctx: Context,
-    images: Mapping[str, str],
-    environ: Mapping[str, str],
-    outcomes: list[Outcome],
-    *,
-    prune: bool,
-    rollback: bool,
-    timeout: float | None,
+    project: Project, ctx: Context, images: Mapping[str, str], environ: Mapping[str, str], options: DeployOptions
 ) -> list[Outcome]:
-    """Apply the plan; outcomes fill in as work happens. DeployFailed if any endpoint failed."""
+    """Apply the plan; each endpoint's outcome. The outcomes fill in as work happens, and are handed
+    to `ctx.started` as soon as they are planned (an interrupted run reports them). DeployFailed if
+    any endpoint failed."""
     plan = survey(project, ctx.backend, images, environ)
     refuse_conflicts(project, plan.actions)
     by_key = {e.key: e for e in project.endpoints}
     live = plan.claims.live()
-    outcomes.extend(Outcome(a.key, by_key[a.key].name if a.key in by_key else "") for a in plan.actions)
+    outcomes = [Outcome(a.key, by_key[a.key].name if a.key in by_key else "") for a in plan.actions]
+    ctx.started(outcomes)
     work = [(a, o) for a, o in zip(plan.actions, outcomes, strict=True) if a.kind != "orphan"]
 
-    def known(exclude: set[str], key: str) -> dict[str, Any] | None:
+    def known(exclude: set[str], key: str) -> LiveEndpoint | None:
         """After an ambiguous create: ours by exact name and markers, not one we knew before."""
         fresh = claim(project.name, project.environment, by_key, ctx.backend.list()).ours.get(key, [])
         return next((e for e in fresh if str(e["id"]) not in exclude and str(e["id"]) not in before), None)
@@ -149,8 +170,8 @@ def deploy_runpod(
             bodies[action.key],
             live.get(action.key),
             outcome,
-            rollback=rollback,
-            timeout=timeout,
+            rollback=options.rollback,
+            timeout=options.timeout,
             known=lambda exclude: known(exclude, action.key),
         )
 
@@ -175,8 +196,10 @@ def deploy_runpod(
     for action, outcome in zip(plan.actions, outcomes, strict=True):
         if action.kind == "orphan":
             items = plan.claims.orphans[action.key]
-            _orphan(items, outcome, prune)
-            retiring += [Retiring(action.key, outcome.name, str(e["id"]), outcome, "orphan") for e in items if prune]
+            _orphan(items, outcome, options.prune)
+            retiring += [
+                Retiring(action.key, outcome.name, str(e["id"]), outcome, "orphan") for e in items if options.prune
+            ]
     retiring += [Retiring(o.key, o.name, o.retire, o, "replaced") for _, o in work if o.retire]
     retire(ctx, project, retiring)
     if any(o.error for o in outcomes):
@@ -205,7 +228,9 @@ def _blocked(outcome: Outcome, callee: str) -> None:
     outcome.note = f"deploy again once {callee} is healthy"
 
 
-def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any], claims: Claims) -> Action:
+def _replanned(
+    action: Action, bodies: Mapping[str, EndpointBody], live: Mapping[str, LiveEndpoint], claims: Claims
+) -> Action:
     """The action again, now that the body names a callee's new URL."""
     key = action.key
     current = {key: comparable(live[key])} if key in live else {}
@@ -213,7 +238,7 @@ def _replanned(action: Action, bodies: Mapping[str, Any], live: Mapping[str, Any
     return replace(classify(diff, bodies, live, claims), layer=action.layer, after=action.after)
 
 
-def _orphan(items: list[dict[str, Any]], outcome: Outcome, prune: bool) -> None:
+def _orphan(items: list[LiveEndpoint], outcome: Outcome, prune: bool) -> None:
     """An endpoint of ours no longer in the config: with prune it is retired (survivors.retire)."""
     assert all(owner_of(item) is not None for item in items)  # claim() put only marked endpoints here
     outcome.name = str(items[0].get("name", ""))
@@ -236,5 +261,7 @@ def default_context(
     cancel: Cancel,
     guard: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.monotonic,
+    started: Callable[[list[Outcome]], None] = lambda outcomes: None,
 ) -> Context:
-    return Context(backend, lb_template(environ), clock, cancel, echo, owner_markers(project), guard=guard)
+    owner = owner_markers(project)
+    return Context(backend, lb_template(environ), clock, cancel, echo, owner, guard=guard, started=started)

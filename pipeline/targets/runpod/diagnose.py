@@ -7,11 +7,15 @@ release, max workers lowered to 0, its pools' stock now, and the last 24 hours o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.runpod.api import Client
 from flash_pipeline.targets.runpod.rows import Availability, Diagnosis, StatusRow
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.runpod.backend import WorkerSummary
+    from flash_pipeline.targets.runpod.catalog import Catalog
 
 STATES = ("running", "idle", "initializing", "throttled", "unhealthy")
 SPEND_WINDOW = "bucketSize=hour&lastN=24"  # the last 24 hourly buckets, the current one included
@@ -29,16 +33,22 @@ def spend_24h(client: Client, endpoint_id: str, name: str) -> float | None:
 
 
 def diagnosis(
-    client: Client, catalog: Any, endpoint_id: str, name: str, live: Mapping[str, Any], summary: Mapping[str, Any]
+    client: Client,
+    catalog: Catalog | None,
+    endpoint_id: str,
+    name: str,
+    live: Mapping[str, Any],
+    summary: WorkerSummary,
 ) -> Diagnosis:
     """The JSON-ready diagnosis of one live endpoint, from its worker summary (already read)."""
+    counts = cast(Mapping[str, int], summary)
     stock = catalog.stock(live) if catalog is not None else None
     availability: Availability | None = None
     if stock is not None:
         problems = [*stock.blocking, *stock.errors, *stock.warnings]
         availability = {"level": stock.level, "data_centers": list(stock.where), "problems": problems}
     return {
-        "workers_by_state": {s: int(summary.get(s) or 0) for s in STATES},
+        "workers_by_state": {s: int(counts.get(s) or 0) for s in STATES},
         "stale_workers": int(summary.get("stale") or 0),
         "availability": availability,
         "spend_24h": spend_24h(client, endpoint_id, name),

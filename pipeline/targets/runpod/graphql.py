@@ -3,7 +3,10 @@
 It speaks REST-shaped endpoint dicts to the rest of flash, so planning, gating and reports are
 shared. GraphQL differs in three ways handled here: an update replaces every field (so the full
 desired spec is always sent), the template's platform env (PORT, PORT_HEALTH) must be carried
-over, and HTTP 200 answers may carry `errors`. There are no rollouts or worker summaries.
+over, and HTTP 200 answers may carry `errors`. There are no rollouts or worker summaries, and
+GraphQL has no worker logs: RunPod documents log streams on REST v2 alone
+(`GET /v2/serverless/{id}/workers/{workerId}/logs`, the same key), so `flash logs` reads them there
+through the REST backend whichever backend deploys.
 
 Every endpoint flash creates gets a template of its own, named `{name}-{random}`: a replace's
 new endpoint never shares (and never rewrites) the old endpoint's template, so the old endpoint
@@ -20,12 +23,15 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
 from flash_pipeline.errors import ApiError
 from flash_pipeline.targets.runpod.api import AmbiguousError, Client
-from flash_pipeline.targets.runpod.rest import LEASE_IMAGE, PLATFORM_ENV
+from flash_pipeline.targets.runpod.backend import Rollout, Template, WorkerSummary
+from flash_pipeline.targets.runpod.bodies import LEASE_IMAGE, PLATFORM_ENV, EndpointBody, LiveEndpoint, Patch
+from flash_pipeline.targets.runpod.rest import RestBackend
+from flash_pipeline.targets.runpod.sse import Event
 
 ENDPOINT_FIELDS = (
     "id name type gpuIds gpuCount instanceIds workersMin workersMax idleTimeout scalerType scalerValue "
@@ -45,7 +51,7 @@ DELETE_TEMPLATE = "mutation DeleteTemplate($name: String!) { deleteTemplate(temp
 CREATE_ATTEMPTS = 4
 
 
-def to_rest(node: Mapping[str, Any]) -> dict[str, Any]:
+def to_rest(node: Mapping[str, Any]) -> LiveEndpoint:
     """A GraphQL endpoint (with its template) in the REST v2 shape flash compares."""
     template = node.get("template") or {}
     body: dict[str, Any] = {
@@ -77,7 +83,7 @@ def to_rest(node: Mapping[str, Any]) -> dict[str, Any]:
             body["gpu"]["allowedCudaVersions"] = node["allowedCudaVersions"].split(",")
     else:
         body["cpu"] = [_cpu(i) for i in node.get("instanceIds") or []]
-    return body
+    return cast(LiveEndpoint, body)
 
 
 def _cpu(instance_id: str) -> dict[str, Any]:
@@ -181,14 +187,17 @@ class GraphqlBackend:
             raise ApiError(operation, f"{operation}: {messages}")
         return answer.get("data") or {}
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[LiveEndpoint]:
         data = self._call("list endpoints", LIST, query_only=True)
         return [to_rest(node) for node in ((data.get("myself") or {}).get("endpoints") or [])]
 
-    def templates(self) -> builtins.list[dict[str, Any]]:
+    def unsupported(self, body: EndpointBody) -> builtins.list[str]:
+        return unsupported(body)
+
+    def templates(self) -> builtins.list[Template]:
         data = self._call("list templates", TEMPLATES, query_only=True)
         found = (data.get("myself") or {}).get("podTemplates") or []
-        return [{**t, "env": {e["key"]: e["value"] for e in t.get("env") or []}} for t in found]
+        return [cast(Template, {**t, "env": {e["key"]: e["value"] for e in t.get("env") or []}}) for t in found]
 
     def _mutate(self, operation: str, query: str, variables: Mapping[str, Any], settle: Callable[[], Any]) -> Any:
         """A mutation sent again only once a listing (settle) shows it was not applied."""
@@ -204,7 +213,7 @@ class GraphqlBackend:
             self.sleep(self.client.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
-    def _template(self, body: Mapping[str, Any], carried: Mapping[str, str], current: Mapping[str, Any] | None) -> str:
+    def _template(self, body: Mapping[str, Any], carried: Mapping[str, str], current: Template | None) -> str:
         """Save the endpoint's template: `current` ({id, name}) in place, else a new one of its own."""
         name = str(current["name"]) if current else template_name(str(body["name"]))
         template_id = str(current["id"]) if current else None
@@ -217,12 +226,12 @@ class GraphqlBackend:
         saved = self._mutate(f"save template {name}", SAVE_TEMPLATE, {"input": data}, settle)
         return str(saved["saveTemplate"]["id"])
 
-    def create(self, body: Mapping[str, Any], known: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+    def create(self, body: EndpointBody, known: Callable[[], LiveEndpoint | None]) -> LiveEndpoint:
         name = str(body["name"])
         template_id = self._template(body, {}, None)
-        found: list[dict[str, Any]] = []
+        found: list[LiveEndpoint] = []
 
-        def settle() -> dict[str, Any] | None:
+        def settle() -> LiveEndpoint | None:
             endpoint = known()
             found.extend([endpoint] if endpoint else [])
             return endpoint
@@ -236,7 +245,7 @@ class GraphqlBackend:
             raise
         return found[0] if found else to_rest(saved["saveEndpoint"])
 
-    def update(self, endpoint_id: str, patch: Mapping[str, Any], name: str) -> dict[str, Any]:
+    def update(self, endpoint_id: str, patch: Patch, name: str) -> LiveEndpoint:
         """Full replace: the live spec with the patch applied, template env's PORT/PORT_HEALTH kept."""
         current = next((e for e in self.list() if e["id"] == endpoint_id), None)
         if current is None:
@@ -277,10 +286,12 @@ class GraphqlBackend:
         saved = self._call(f"create template {name}", SAVE_TEMPLATE, {"input": data}, query_only=False)
         return str(saved["saveTemplate"]["id"])
 
-    def template(self, template_id: str) -> dict[str, Any] | None:
+    def template(self, template_id: str) -> Template | None:
         data = self._call("read the deploy lease", TEMPLATE, {"id": template_id}, query_only=True)
         found = data.get("podTemplate")
-        return {**found, "env": {e["key"]: e["value"] for e in found.get("env") or []}} if found else None
+        return (
+            cast(Template, {**found, "env": {e["key"]: e["value"] for e in found.get("env") or []}}) if found else None
+        )
 
     def update_template(self, template_id: str, env: Mapping[str, str]) -> None:
         current = self.template(template_id)
@@ -318,8 +329,18 @@ class GraphqlBackend:
             if "not found" not in str(exc).lower():
                 raise
 
-    def rollout(self, endpoint_id: str, name: str) -> dict[str, Any]:
+    def rollout(self, endpoint_id: str, name: str) -> Rollout:
         return {"inProgress": False}  # GraphQL exposes no rollouts: the gate relies on /ping alone
 
-    def worker_summary(self, endpoint_id: str, name: str) -> dict[str, Any]:
-        return {}
+    def workers(self, endpoint_id: str, name: str) -> WorkerSummary:
+        return {}  # GraphQL exposes no worker summary
+
+    def log_workers(self, endpoint_id: str, name: str) -> builtins.list[str]:
+        """GraphQL has no workers or logs: RunPod documents them on REST v2 only (see the module)."""
+        return RestBackend(self.client).log_workers(endpoint_id, name)
+
+    def logs(
+        self, endpoint_id: str, worker_id: str, query: str, *, last_event_id: str = "", idle: float | None
+    ) -> Iterator[Event]:
+        """GraphQL has no log stream: RunPod documents it on REST v2 only (see the module)."""
+        return RestBackend(self.client).logs(endpoint_id, worker_id, query, last_event_id=last_event_id, idle=idle)

@@ -9,13 +9,17 @@ The insight is a plain JSON-ready dict, rendered by flash_pipeline.report.plan.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flash_pipeline.config.model import Cpu, Endpoint, Project
 from flash_pipeline.errors import ConflictError
 from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.runpod.bodies import EndpointBody, LiveEndpoint
 from flash_pipeline.targets.runpod.catalog import Catalog, Price, floor_and_ceiling
 from flash_pipeline.targets.runpod.deploy import survey
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.runpod.provider import RunpodProvider
 
 
 def compute_text(endpoint: Endpoint) -> str:
@@ -27,7 +31,7 @@ def compute_text(endpoint: Endpoint) -> str:
 
 
 def insight(
-    project: Project, bodies: Mapping[str, Mapping[str, Any]], live: Mapping[str, Mapping[str, Any]], catalog: Catalog
+    project: Project, bodies: Mapping[str, EndpointBody], live: Mapping[str, LiveEndpoint], catalog: Catalog
 ) -> dict[str, Any]:
     """Cost, stock and notes of every endpoint of the project; the app's floor before and after."""
     endpoints: dict[str, Any] = {}
@@ -93,23 +97,23 @@ def refusals(found: Mapping[str, Any], *, allow_unavailable: bool, max_floor: fl
 
 
 def plan_with_insight(
-    project: Project, provider: Any, images: Mapping[str, str]
+    project: Project, provider: RunpodProvider, images: Mapping[str, str]
 ) -> tuple[list[Action], dict[str, Any]]:
     """The plan (one listing of the account) and its insight."""
-    from flash_pipeline.targets.runpod.graphql import unsupported
-
     planned = survey(project, provider.backend, images, provider.environ)
-    provider._refuse_key_in_env(planned.bodies)
+    provider.refuse_key_in_env(planned.bodies)
     found = insight(project, planned.bodies, planned.claims.live(), provider.catalog)
-    if provider.backend.name == "graphql":  # what only REST can say is refused, never dropped
-        for key, item in found["endpoints"].items():
-            item["blocking"] += [f"FLASH_API=graphql cannot set {what}" for what in unsupported(planned.bodies[key])]
+    for key, item in found["endpoints"].items():  # what only one backend can say is refused, never dropped
+        api = provider.backend.name
+        item["blocking"] += [
+            f"FLASH_API={api} cannot set {what}" for what in provider.backend.unsupported(planned.bodies[key])
+        ]
     return planned.actions, found
 
 
 def preflight(
     project: Project,
-    provider: Any,
+    provider: RunpodProvider,
     images: Mapping[str, str],
     *,
     allow_unavailable: bool,

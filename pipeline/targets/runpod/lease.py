@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from flash_pipeline.errors import ApiError, FlashError, Interrupted
 from flash_pipeline.targets.cancel import Cancel
+from flash_pipeline.targets.runpod.backend import Template
 from flash_runtime.backoff import Backoff
 
 LEASE_TTL = 120.0  # seconds a lease lives without being renewed
@@ -45,9 +46,9 @@ class LeaseLost(ApiError):
 
 
 class TemplateStore(Protocol):
-    def templates(self) -> list[dict[str, Any]]: ...
+    def templates(self) -> list[Template]: ...
 
-    def template(self, template_id: str) -> dict[str, Any] | None: ...
+    def template(self, template_id: str) -> Template | None: ...
 
     def create_template(self, name: str, env: Mapping[str, str]) -> str: ...
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flash_pipeline.config.model import runpod_name
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.runpod.bodies import LiveEndpoint
 
 MARKER_APP = "FLASH_APP"
 MARKER_ENV = "FLASH_ENV"
@@ -59,19 +62,19 @@ def created_order(live: Mapping[str, Any]) -> tuple[str, str]:
 class Claims:
     """A listing of the account, sorted by what this app and environment may do with each endpoint."""
 
-    ours: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # key -> oldest first
-    unmarked: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> exact name, no markers
-    foreign: dict[str, tuple[dict[str, Any], Owner]] = field(default_factory=dict)  # key -> another owner's
-    orphans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ours by markers, not in the config
+    ours: dict[str, list[LiveEndpoint]] = field(default_factory=dict)  # key -> oldest first
+    unmarked: dict[str, LiveEndpoint] = field(default_factory=dict)  # key -> exact name, no markers
+    foreign: dict[str, tuple[LiveEndpoint, Owner]] = field(default_factory=dict)  # key -> another owner's
+    orphans: dict[str, list[LiveEndpoint]] = field(default_factory=dict)  # ours by markers, not in the config
 
-    def live(self) -> dict[str, dict[str, Any]]:
+    def live(self) -> dict[str, LiveEndpoint]:
         """The endpoint each config key maps to (the oldest of our own, else an adoptable one)."""
         found = {key: items[0] for key, items in self.ours.items()}
         for key, item in self.unmarked.items():
             found.setdefault(key, item)
         return found
 
-    def duplicates(self) -> dict[str, list[dict[str, Any]]]:
+    def duplicates(self) -> dict[str, list[LiveEndpoint]]:
         """Keys with more than one endpoint of ours (the oldest first): all but the oldest are extra."""
         every = {**self.ours, **self.orphans}
         return {key: items for key, items in every.items() if len(items) > 1}
@@ -81,7 +84,7 @@ def claim(app: str, environment: str | None, keys: Iterable[str], listed: Iterab
     """Sort the account's endpoints by ownership; only exact names and matching markers count."""
     wanted = {runpod_name(app, environment, key): key for key in keys}
     claims = Claims()
-    for item in sorted((dict(e) for e in listed), key=created_order):
+    for item in sorted((cast("LiveEndpoint", dict(e)) for e in listed), key=created_order):
         name, owner = str(item.get("name", "")), owner_of(item)
         mine = owner is not None and (owner.app, owner.environment) == (app, environment)
         if mine and owner is not None and name == runpod_name(app, environment, owner.key):

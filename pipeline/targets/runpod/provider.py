@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from flash_pipeline.builder.output import BuildResult, content_hashes
 from flash_pipeline.builder.render import image_ref
@@ -17,18 +16,23 @@ from flash_pipeline.errors import ApiError, BuildError, FlashError, UsageError
 from flash_pipeline.targets.cancel import Cancel
 from flash_pipeline.targets.plan import Action
 from flash_pipeline.targets.runpod.api import Client
-from flash_pipeline.targets.runpod.backend import Backend
+from flash_pipeline.targets.runpod.backend import Backend, api_of, open_backend
+from flash_pipeline.targets.runpod.bodies import EndpointBody, health_url
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
-from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
+from flash_pipeline.targets.runpod.deploy import (
+    DEFAULT_LEASE_WAIT,
+    DeployOptions,
+    default_context,
+    deploy_runpod,
+    desired_bodies,
+    lb_template,
+    survey,
+)
 from flash_pipeline.targets.runpod.diagnose import diagnosis
-from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
-from flash_pipeline.targets.runpod.rest import RestBackend, health_url
 from flash_pipeline.targets.runpod.rows import StatusRow
-
-DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
 
 class RunpodProvider:
@@ -37,11 +41,11 @@ class RunpodProvider:
     def __init__(self, client: Client, environ: Mapping[str, str], *, graphql: bool = False) -> None:
         self.client = client
         self.environ = environ
-        self.backend: Backend = GraphqlBackend(client) if graphql else RestBackend(client)
+        self.backend: Backend = open_backend(client, "graphql" if graphql else "rest")
         self.held: list[Lease] = []  # leases taken, for release_all() after an interruption
         self.taking: list[tuple[str, str]] = []  # (lease name, holder) of every lease this run took or began to take
         self.catalog = Catalog(client)  # prices and stock, read at most once per run
-        self.applying: list[tuple[Project, list[Outcome]]] = []  # for release_all(): creates in flight
+        self.applying: list[tuple[Project, list[Outcome]]] = []  # outcomes as planned: Ctrl-C reports them
         self.lease_poll = POLL  # the backoff between looks at another run's lease
         self.clock: Callable[[], float] = time.monotonic  # what health gates measure their timeout on
 
@@ -49,10 +53,8 @@ class RunpodProvider:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunpodProvider:
         """Credentials are checked here, before any build work."""
         env = os.environ if environ is None else environ
-        backend = env.get("FLASH_API", "rest")
-        if backend not in ("rest", "graphql"):
-            raise UsageError(f"FLASH_API={backend!r} is not a backend flash knows", "use rest (default) or graphql")
-        return cls(Client.from_environment(env), env, graphql=backend == "graphql")
+        api = api_of(env)
+        return cls(Client.from_environment(env), env, graphql=api == "graphql")
 
     def images(self, project: Project, result: BuildResult | None) -> dict[str, str]:
         """Each endpoint's image: its own `image`, else the build's {registry}/{app}-{endpoint}:{hash}."""
@@ -68,10 +70,10 @@ class RunpodProvider:
 
     def plan(self, project: Project, images: Mapping[str, str]) -> list[Action]:
         bodies_plan = survey(project, self.backend, images, self.environ)
-        self._refuse_key_in_env(bodies_plan.bodies)
+        self.refuse_key_in_env(bodies_plan.bodies)
         return bodies_plan.actions
 
-    def _refuse_key_in_env(self, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+    def refuse_key_in_env(self, bodies: Mapping[str, EndpointBody]) -> None:
         """The deploy key must never reach an endpoint, whichever variable carried it there."""
         for key, body in bodies.items():
             for name, value in body["env"].items():
@@ -94,27 +96,30 @@ class RunpodProvider:
         self,
         project: Project,
         images: Mapping[str, str],
-        outcomes: list[Outcome],
+        options: DeployOptions,
         *,
-        prune: bool,
-        rollback: bool,
-        timeout: float | None,
         echo: Callable[[str], None],
         cancel: Cancel,
-        lease_wait: float,
     ) -> list[Outcome]:
+        """Deploy under the app's lease; each endpoint's outcome (`outcomes_of` shows them while the
+        work goes on, for the report of an interrupted run)."""
         self.client.on_wait = echo
-        self._refuse_key_in_env(desired_bodies(project, images, self.environ))
-        self.applying.append((project, outcomes))
-        held = self.lease(project, cancel, echo, lease_wait)
-        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock)
+        self.refuse_key_in_env(desired_bodies(project, images, self.environ))
+        held = self.lease(project, cancel, echo, options.lease_wait)
+
+        def started(outcomes: list[Outcome]) -> None:
+            self.applying.append((project, outcomes))
+
+        ctx = default_context(self.backend, project, self.environ, echo, cancel, held.guard, self.clock, started)
         ctx = replace(ctx, catalog=self.catalog)
         try:
-            return deploy_runpod(
-                project, ctx, images, self.environ, outcomes, prune=prune, rollback=rollback, timeout=timeout
-            )
+            return deploy_runpod(project, ctx, images, self.environ, options)
         finally:
             _release(held)
+
+    def outcomes_of(self, project: Project) -> list[Outcome]:
+        """The outcomes of this run's deploy of `project` so far ([] before its plan was made)."""
+        return next((outcomes for p, outcomes in self.applying if p is project), [])
 
     def status(self, project: Project) -> list[StatusRow]:
         keys = [e.key for e in project.endpoints]
@@ -132,7 +137,7 @@ class RunpodProvider:
                 continue
             base, health = health_url(found, template, endpoint.health_path)
             try:
-                summary = self.backend.worker_summary(str(found["id"]), endpoint.name)
+                summary = self.backend.workers(str(found["id"]), endpoint.name)
             except FlashError:
                 summary = {}  # workers are detail: status still answers
             extra = [str(e["id"]) for e in claims.ours.get(endpoint.key, [])[1:]]
@@ -160,7 +165,7 @@ class RunpodProvider:
 
     def data_plane_headers(self) -> dict[str, str]:
         """What a request to an endpoint's URL carries: the API key (RunPod LB URLs require one)."""
-        return {"Authorization": str(self.client.session.headers["Authorization"])}
+        return self.client.auth_headers()
 
     def destroy_targets(self, project: Project) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """(name, id) of every endpoint destroy deletes (ours by name and markers, orphans included),

@@ -3,7 +3,10 @@ report stage prints it as text or JSON), and the diagnosis a failed gate prints 
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from flash_pipeline.targets.runpod.backend import WorkerSummary
 
 
 class Availability(TypedDict):
@@ -30,7 +33,7 @@ class StatusRow(TypedDict):
     id: str | None
     owner: NotRequired[str]
     url: NotRequired[str]
-    workers: NotRequired[dict[str, Any]]  # the backend's worker summary: counts by state (RunPod's JSON)
+    workers: NotRequired[WorkerSummary]  # the backend's worker summary: counts by state (RunPod's JSON)
     ping: NotRequired[int | str]  # an HTTP status, or why there was none
     duplicates: NotRequired[list[str]]  # ids of further endpoints of ours with the name
     adopt: NotRequired[bool]  # no owner markers yet: deploy adopts it

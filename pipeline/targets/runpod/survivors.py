@@ -14,16 +14,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import FlashError
+from flash_pipeline.targets.runpod.bodies import LiveEndpoint, family, health_url
 from flash_pipeline.targets.runpod.converge import Context, Outcome
 from flash_pipeline.targets.runpod.ownership import MARKER_ENDPOINT, Claims, claim, created_order
-from flash_pipeline.targets.runpod.rest import family, health_url
 
 
-def survivor(items: Sequence[dict[str, Any]], wanted: str | None) -> dict[str, Any]:
+def survivor(items: Sequence[LiveEndpoint], wanted: str | None) -> LiveEndpoint:
     """The endpoint of a name that stays: the oldest of the wanted family, else the oldest."""
     ordered = sorted(items, key=created_order)
     return next((e for e in ordered if wanted is not None and family(e) == wanted), ordered[0])
@@ -49,7 +48,7 @@ class Retiring:
     why: str  # "replaced" (a replace's old endpoint), "duplicate", or "orphan" (pruned)
 
 
-def _named(item: Mapping[str, Any]) -> set[str]:
+def _named(item: LiveEndpoint) -> set[str]:
     """The URLs an endpoint's FLASH_ENDPOINTS names."""
     try:
         found = json.loads((item.get("env") or {}).get("FLASH_ENDPOINTS") or "{}")

@@ -9,10 +9,10 @@ deploy, and its callers' env is completed then, before they are written.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from flash_pipeline.config.envvars import callees_env, resolve_value
 from flash_pipeline.config.model import Endpoint, Project
+from flash_pipeline.targets.runpod.bodies import EndpointBody
 
 BUILD = "FLASH_BUILD"
 
@@ -38,10 +38,10 @@ def wiring(
     return env
 
 
-def rewired(body: Mapping[str, Any], endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, Any]:
+def rewired(body: EndpointBody, endpoint: Endpoint, urls: Mapping[str, str]) -> EndpointBody:
     """The body with FLASH_ENDPOINTS naming the callees' URLs as deployed."""
     if not endpoint.calls:
-        return dict(body)
+        return body.copy()
     return {**body, "env": {**body["env"], **callees_env(endpoint, urls)}}
 
 
