@@ -21,11 +21,15 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)  # where `flash` is installed beside this Python
 
 
-def config(*keys: str, calls: tuple[tuple[str, str], ...] = (), gpu: tuple[str, ...] = ()) -> str:
+def config(
+    *keys: str, calls: tuple[tuple[str, str], ...] = (), gpu: tuple[str, ...] = (), big: tuple[str, ...] = ()
+) -> str:
     lines = ['[app]\nname = "adv"\nregistry = "ghcr.io/acme"\nsource = "src"\ncall_key = "{{ RUNPOD_SECRET_calls }}"\n']
     for key in keys:
         lines.append(f"[endpoints.{key}]")
-        lines.append('gpu = "ADA_24"' if key in gpu else 'cpu = "cpu3c-2-4"')
+        lines.append(
+            'gpu = "ADA_24"' if key in gpu else f'cpu = "cpu3c-{4 if key in big else 2}-{8 if key in big else 4}"'
+        )
         callees = [c for k, c in calls if k == key]
         if callees:
             lines.append(f"calls = {json.dumps(callees)}")
@@ -99,3 +103,45 @@ def test_a_cancelled_action_lets_flash_stop_cleanly_and_prints_its_report(app: P
     assert names(emulator) == Counter({"adv-b": 1})  # a was never created: flash stopped
     assert leases(emulator) == []
     assert outputs.read_text().startswith("endpoints=")
+
+
+# -- Ctrl-C while an update is in flight ---------------------------------------------------------
+
+
+def deploy(app: Path, emulator, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flash_pipeline", "deploy", "--no-build", *args],
+        cwd=app,
+        env=environ(emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_ctrl_c_while_an_update_is_in_flight_reports_the_update_the_account_shows(app: Path, emulator) -> None:
+    """The report said `b: not changed` while b's PATCH had landed (creates were looked up, updates
+    were not): an update in flight is looked up too before the report is printed."""
+    import threading
+
+    (app / "flash.toml").write_text(config("a", "b", calls=(("a", "b"),)))
+    first = deploy(app, emulator)
+    assert first.wait(60) == 0, first.communicate()
+    (app / "flash.toml").write_text(config("a", "b", calls=(("a", "b"),), big=("b",)))
+    [b] = [i for i, d in emulator.endpoints.items() if d.body["name"] == "adv-b"]
+    answered = threading.Event()
+    run: list[subprocess.Popen[str]] = []
+
+    def after_update() -> None:  # applied on the account; the answer comes only after the report (or 30 s)
+        run[0].send_signal(signal.SIGINT)
+        answered.wait(30)
+
+    emulator.after["update"] = after_update
+    run.append(deploy(app, emulator))
+    out, err = run[0].communicate(timeout=60)
+    answered.set()
+    assert run[0].returncode == 130, err
+    assert emulator.endpoints[b].body["cpu"][0]["vcpuCount"] == 4  # the PATCH landed
+    assert f"  b: updated {b} (health not confirmed)" in out.splitlines()  # not "not changed"
+    assert "  a: not changed" in out.splitlines()
+    assert leases(emulator) == []

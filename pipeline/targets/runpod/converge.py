@@ -41,6 +41,7 @@ class Outcome:
     changed: tuple[str, ...] = ()
     rolled_back: bool = False
     retire: str = ""  # a replace's old endpoint, deleted once nothing calls it (survivors.retire)
+    sending: dict[str, Any] = field(default_factory=dict)  # the patch of an update in flight ("updating")
 
     @property
     def healthy(self) -> bool | None:
@@ -100,7 +101,12 @@ def converge(
             )
             patch = sparse_patch(body, fields)
             endpoint_id = str(live["id"])
-            live = ctx.write(lambda: ctx.backend.update(endpoint_id, patch, endpoint.name)) or live
+
+            def send() -> Any:  # in flight from here: an interrupted run looks it up before reporting
+                outcome.action, outcome.endpoint_id, outcome.sending = "updating", endpoint_id, patch
+                return ctx.backend.update(endpoint_id, patch, endpoint.name)
+
+            live = ctx.write(send) or live
             outcome.action = "adopted" if action.kind == "adopt" else "updated"
         else:
             outcome.action = "unchanged"
@@ -115,7 +121,7 @@ def converge(
             _unhealthy(ctx, endpoint, action, outcome, before, health, limit, rollback)
     except FlashError as exc:
         outcome.error = f"{endpoint.key}: {exc}"
-        if outcome.action in ("pending", "creating"):
+        if outcome.action in ("pending", "creating", "updating"):
             outcome.action = "failed"
 
 

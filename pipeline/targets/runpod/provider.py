@@ -15,7 +15,7 @@ from flash_pipeline.builder.render import image_ref
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, BuildError, FlashError, UsageError
 from flash_pipeline.targets.cancel import Cancel
-from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.plan import Action, plan_deploy
 from flash_pipeline.targets.runpod.api import Client
 from flash_pipeline.targets.runpod.backend import Backend
 from flash_pipeline.targets.runpod.catalog import Catalog
@@ -25,7 +25,7 @@ from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
-from flash_pipeline.targets.runpod.rest import RestBackend, health_url
+from flash_pipeline.targets.runpod.rest import RestBackend, comparable, health_url
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
@@ -226,12 +226,16 @@ def _bounded(work: Callable[[], None]) -> None:
 
 
 def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outcome]]], template: str) -> None:
-    """Outcomes whose create was in flight when the run stopped: made or not, as the account shows."""
-    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action == "creating"]
+    """Outcomes whose create or update was in flight when the run stopped: made (applied) or not,
+    as the account shows."""
+    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action in ("creating", "updating")]
     if not pending:
         return
     listed = backend.list()
     for project, outcome in pending:
+        if outcome.action == "updating":
+            _settle_update(listed, outcome)
+            continue
         keys = [e.key for e in project.endpoints]
         ours = claim(project.name, project.environment, keys, listed).ours.get(outcome.key, [])
         made = [e for e in ours if str(e["id"]) != outcome.retire]
@@ -243,3 +247,19 @@ def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outc
         else:
             outcome.action = "pending"
             outcome.note = "its create was in flight when flash stopped, and is not on the account"
+
+
+def _settle_update(listed: list[dict[str, Any]], outcome: Outcome) -> None:
+    """An update in flight when the run stopped: applied when the live endpoint already has what
+    its patch sent (applying it again would change nothing)."""
+    found = next((e for e in listed if str(e.get("id")) == outcome.endpoint_id), None)
+    applied = found is not None and all(
+        d.kind == "keep"
+        for d in plan_deploy({outcome.key: comparable({**found, **outcome.sending})}, {outcome.key: comparable(found)})
+    )
+    if applied:
+        outcome.action = "updated"
+        outcome.note = "its update was in flight when flash stopped, and is on the account"
+    else:
+        outcome.action = "pending"
+        outcome.note = "its update was in flight when flash stopped, and is not on the account"
