@@ -145,3 +145,104 @@ def test_ctrl_c_while_an_update_is_in_flight_reports_the_update_the_account_show
     assert f"  b: updated {b} (health not confirmed)" in out.splitlines()  # not "not changed"
     assert "  a: not changed" in out.splitlines()
     assert leases(emulator) == []
+
+
+# -- Ctrl-C while a delete is in flight ----------------------------------------------------------
+
+CHAIN = ("a", "b", "c")
+CALLS = (("a", "b"), ("b", "c"))
+
+
+def interrupt_at_first_delete(emulator, run: list[subprocess.Popen[str]]):
+    """SIGINT once the first delete is applied on the account; its answer comes only after the
+    report (or 30 s). Returns the Event that lets the answer go."""
+    import threading
+
+    answered = threading.Event()
+    sent: list[bool] = []
+
+    def after_delete() -> None:
+        if not sent:
+            sent.append(True)
+            run[0].send_signal(signal.SIGINT)
+            answered.wait(30)
+
+    emulator.after["delete"] = after_delete
+    return answered
+
+
+def live_names(emulator) -> dict[str, str]:
+    return {str(d.body["name"]): i for i, d in emulator.endpoints.items()}
+
+
+def callers_of_gone(emulator) -> list[str]:
+    """Endpoints whose FLASH_ENDPOINTS names an endpoint that is not on the account."""
+    bad = []
+    for deployed in emulator.endpoints.values():
+        for key, url in json.loads(deployed.body.get("env", {}).get("FLASH_ENDPOINTS") or "{}").items():
+            if url.rstrip("/").rsplit("/", 1)[-1] not in emulator.endpoints:
+                bad.append(f"{deployed.body['name']} -> {key}")
+    return bad
+
+
+def test_ctrl_c_while_a_pruned_endpoint_is_deleted_reports_it_deleted(app: Path, emulator) -> None:
+    """`--prune` of c (and of b, which calls it), interrupted as b's delete lands: the report said
+    `b: not changed (id)` for an endpoint that was gone."""
+    (app / "flash.toml").write_text(config(*CHAIN, calls=CALLS))
+    assert deploy(app, emulator).wait(60) == 0
+    gone = live_names(emulator)["adv-b"]
+    (app / "flash.toml").write_text(config("a"))
+    run: list[subprocess.Popen[str]] = []
+    answered = interrupt_at_first_delete(emulator, run)
+    run.append(deploy(app, emulator, "--prune"))
+    out, err = run[0].communicate(timeout=60)
+    answered.set()
+    assert run[0].returncode == 130, err
+    assert gone not in emulator.endpoints  # callers first: b went before c
+    assert f"  b: deleted {gone}" in out.splitlines()
+    assert "  c: not changed (" in out
+    assert callers_of_gone(emulator) == [] and leases(emulator) == []
+
+
+def test_ctrl_c_while_a_replaced_endpoint_is_deleted_does_not_say_it_is_kept(app: Path, emulator) -> None:
+    """A GPU->CPU replace of c, interrupted as the old c's delete lands: the report said `(the old
+    endpoint … is kept)` for an endpoint that was gone."""
+    (app / "flash.toml").write_text(config(*CHAIN, calls=CALLS, gpu=("c",)))
+    assert deploy(app, emulator).wait(60) == 0
+    old = live_names(emulator)["adv-c"]
+    (app / "flash.toml").write_text(config(*CHAIN, calls=CALLS))
+    run: list[subprocess.Popen[str]] = []
+    answered = interrupt_at_first_delete(emulator, run)
+    run.append(deploy(app, emulator))
+    out, err = run[0].communicate(timeout=60)
+    answered.set()
+    assert run[0].returncode == 130, err
+    new = live_names(emulator)["adv-c"]
+    assert old not in emulator.endpoints and new != old
+    assert f"  c: replaced {new}" in out.splitlines()  # not "(the old endpoint … is kept)"
+    assert callers_of_gone(emulator) == [] and leases(emulator) == []
+
+
+def test_an_interrupted_destroy_deletes_callers_first(app: Path, emulator) -> None:
+    """destroy deleted in listing order, callee first: stopped after one delete, it left b calling a
+    deleted c. It deletes callers before callees, as prune does."""
+    (app / "flash.toml").write_text(config(*CHAIN, calls=CALLS))
+    assert deploy(app, emulator).wait(60) == 0
+    run: list[subprocess.Popen[str]] = []
+    answered = interrupt_at_first_delete(emulator, run)
+    run.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "flash_pipeline", "destroy", "--yes"],
+            cwd=app,
+            env=environ(emulator),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+    out, err = run[0].communicate(timeout=60)
+    answered.set()
+    assert run[0].returncode == 130, err
+    assert sorted(live_names(emulator)) == ["adv-b", "adv-c"]  # a, the only caller of nothing left, went first
+    assert callers_of_gone(emulator) == [] and leases(emulator) == []
+    assert [line.split()[0] for line in out.splitlines()[1:4]] == ["adv-a", "adv-b", "adv-c"]  # as it deletes

@@ -26,6 +26,7 @@ from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
 from flash_pipeline.targets.runpod.rest import RestBackend, comparable, health_url
+from flash_pipeline.targets.runpod.survivors import callers_first
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
@@ -166,9 +167,8 @@ class RunpodProvider:
         and of exact-name endpoints without markers, which it leaves alone."""
         keys = [e.key for e in project.endpoints]
         claims = claim(project.name, project.environment, keys, self.backend.list())
-        doomed = [
-            (str(e["name"]), str(e["id"])) for items in (*claims.ours.values(), *claims.orphans.values()) for e in items
-        ]
+        items = [e for found in (*claims.ours.values(), *claims.orphans.values()) for e in found]
+        doomed = [(str(e["name"]), str(e["id"])) for e in callers_first(items, lb_template(self.environ))]
         spared = [(str(e["name"]), str(e["id"])) for e in claims.unmarked.values()]
         return doomed, spared
 
@@ -229,9 +229,13 @@ def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outc
     """Outcomes whose create or update was in flight when the run stopped: made (applied) or not,
     as the account shows."""
     pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action in ("creating", "updating")]
-    if not pending:
+    deleting = [
+        o for _, outcomes in applying for o in outcomes if o.retire or (o.action == "pending" and o.endpoint_id)
+    ]
+    if not pending and not deleting:
         return
     listed = backend.list()
+    _settle_deletes(listed, deleting)
     for project, outcome in pending:
         if outcome.action == "updating":
             _settle_update(listed, outcome)
@@ -263,3 +267,15 @@ def _settle_update(listed: list[dict[str, Any]], outcome: Outcome) -> None:
     else:
         outcome.action = "pending"
         outcome.note = "its update was in flight when flash stopped, and is not on the account"
+
+
+def _settle_deletes(listed: list[dict[str, Any]], outcomes: list[Outcome]) -> None:
+    """Deletes that were in flight when the run stopped (a replace's old endpoint, a pruned
+    orphan): gone from the account is deleted, whatever the report thought."""
+    live = {str(e.get("id")) for e in listed}
+    for outcome in outcomes:
+        if outcome.retire and outcome.retire not in live:
+            old, outcome.retire = outcome.retire, ""
+            outcome.note = f"{outcome.name} now runs as {outcome.endpoint_id}; the old endpoint {old} was deleted"
+        elif outcome.action == "pending" and outcome.endpoint_id and not set(outcome.endpoint_id.split(", ")) & live:
+            outcome.action = "deleted"

@@ -58,6 +58,20 @@ def _named(item: Mapping[str, Any]) -> set[str]:
     return {str(u).rstrip("/") for u in (found.values() if isinstance(found, dict) else [])}
 
 
+def callers_first(items: Sequence[dict[str, Any]], template: str) -> list[dict[str, Any]]:
+    """Endpoints in an order that deletes every caller before its callees (destroy): one stopped
+    half-way never leaves an endpoint calling a deleted one. A cycle is broken in listing order."""
+    left = list(items)
+    ordered: list[dict[str, Any]] = []
+    while left:
+        called = {u for e in left for u in _named(e)}
+        free = [e for e in left if health_url(e, template)[0].rstrip("/") not in called]
+        for item in free or left[:1]:
+            ordered.append(item)
+            left.remove(item)
+    return ordered
+
+
 def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None:
     """Delete what is to go, callers before their callees, except what an endpoint that stays still
     calls (a caller that rolled back or was not deployed, the mothership, a kept endpoint): that is
