@@ -185,9 +185,12 @@ def _no_workers(keys: list[str]) -> ApiError:
 
 def _workers(project: Project, keys: list[str], provider: Any) -> tuple[list[str], list[tuple[str, str]]]:
     """The live endpoints among `keys`, and ("endpoint-worker", log path) of each of their workers."""
+    from flash_pipeline.targets.runpod.deploy import families
     from flash_pipeline.targets.runpod.ownership import claim
+    from flash_pipeline.targets.runpod.survivors import prefer
 
-    live = claim(project.name, project.environment, [e.key for e in project.endpoints], provider.backend.list()).live()
+    claims = claim(project.name, project.environment, [e.key for e in project.endpoints], provider.backend.list())
+    live = prefer(claims, families(project)).live()  # of several endpoints of a name, the one deploy keeps
     found = []
     for name in keys:
         if name not in live:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -22,9 +23,15 @@ BIN = str(Path(sys.executable).parent)  # where `flash` is installed beside this
 
 
 def config(
-    *keys: str, calls: tuple[tuple[str, str], ...] = (), gpu: tuple[str, ...] = (), big: tuple[str, ...] = ()
+    *keys: str,
+    calls: tuple[tuple[str, str], ...] = (),
+    gpu: tuple[str, ...] = (),
+    big: tuple[str, ...] = (),
+    mothership: bool = False,
 ) -> str:
     lines = ['[app]\nname = "adv"\nregistry = "ghcr.io/acme"\nsource = "src"\ncall_key = "{{ RUNPOD_SECRET_calls }}"\n']
+    if mothership:
+        lines.append("[mothership]\n")
     for key in keys:
         lines.append(f"[endpoints.{key}]")
         lines.append(
@@ -246,3 +253,38 @@ def test_an_interrupted_destroy_deletes_callers_first(app: Path, emulator) -> No
     assert sorted(live_names(emulator)) == ["adv-b", "adv-c"]  # a, the only caller of nothing left, went first
     assert callers_of_gone(emulator) == [] and leases(emulator) == []
     assert [line.split()[0] for line in out.splitlines()[1:4]] == ["adv-a", "adv-b", "adv-c"]  # as it deletes
+
+
+# -- a replace beside a mothership turned off ------------------------------------------------------
+
+
+def test_a_replaced_callee_kept_for_an_orphan_is_not_what_status_shows_and_prune_frees_it(app: Path, emulator) -> None:
+    """The mothership turned off (orphaned, not pruned) while c goes GPU->CPU: the old c is kept
+    for the orphan, which is never rewired, yet the note said "deploy again once they are rewired"
+    on every deploy, and `flash status` (and `call`, `logs`) showed the old GPU endpoint as c while
+    deploy wired everything to the new one: they now take the survivor deploy keeps."""
+    (app / "flash.toml").write_text(config(*CHAIN, calls=CALLS, gpu=("c",), mothership=True))
+    assert deploy(app, emulator).wait(60) == 0
+    old = live_names(emulator)["adv-c"]
+    (app / "flash.toml").write_text(config(*CHAIN, calls=CALLS))
+    run = deploy(app, emulator)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    new = next(i for i, d in emulator.endpoints.items() if d.body["name"] == "adv-c" and i != old)
+    assert (
+        f"(adv-c now runs as {new}; the old endpoint {old} is kept: mothership still calls it; "
+        "`--prune` deletes mothership (not in the config), then it)"
+    ) in out
+    status = subprocess.run(
+        [sys.executable, "-m", "flash_pipeline", "status"],
+        cwd=app,
+        env=environ(emulator),
+        capture_output=True,
+        text=True,
+    )
+    [row] = [line for line in status.stdout.splitlines() if line.startswith("c  ")]
+    assert row.split()[1] == new and f"(duplicates: {old};" in row
+    pruned = deploy(app, emulator, "--prune")
+    assert pruned.wait(60) == 0
+    assert live_names(emulator) == {"adv-a": ANY, "adv-b": ANY, "adv-c": new}
+    assert callers_of_gone(emulator) == []

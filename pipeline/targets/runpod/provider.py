@@ -20,13 +20,20 @@ from flash_pipeline.targets.runpod.api import Client
 from flash_pipeline.targets.runpod.backend import Backend
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
-from flash_pipeline.targets.runpod.deploy import default_context, deploy_runpod, desired_bodies, lb_template, survey
+from flash_pipeline.targets.runpod.deploy import (
+    default_context,
+    deploy_runpod,
+    desired_bodies,
+    families,
+    lb_template,
+    survey,
+)
 from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.graphql import GraphqlBackend
 from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
 from flash_pipeline.targets.runpod.rest import RestBackend, comparable, health_url
-from flash_pipeline.targets.runpod.survivors import callers_first
+from flash_pipeline.targets.runpod.survivors import callers_first, prefer
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
 
@@ -118,8 +125,8 @@ class RunpodProvider:
 
     def status(self, project: Project) -> list[dict[str, Any]]:
         keys = [e.key for e in project.endpoints]
-        claims = claim(project.name, project.environment, keys, self.backend.list())
-        live = claims.live()
+        claims = prefer(claim(project.name, project.environment, keys, self.backend.list()), families(project))
+        live = claims.live()  # where a name has several endpoints, the survivor deploy keeps
         template = lb_template(self.environ)
         rows: list[dict[str, Any]] = []
         for endpoint in project.endpoints:
@@ -152,7 +159,7 @@ class RunpodProvider:
     def url_of(self, project: Project, key: str) -> str | None:
         """The URL of one endpoint of ours (by exact name and markers, or adoptable), or None."""
         found = claim(project.name, project.environment, [e.key for e in project.endpoints], self.backend.list())
-        live = found.live().get(key)
+        live = prefer(found, families(project)).live().get(key)  # the survivor deploy keeps and wires
         if live is None:
             return None
         template = lb_template(self.environ)

@@ -115,7 +115,9 @@ def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None
     for item in retiring:
         if item.endpoint_id in kept:
             callers = kept[item.endpoint_id]
-            _kept(item, f"{', '.join(callers)} still call{'s' if len(callers) == 1 else ''} it")
+            orphans = [c for c in callers if c in claims.orphans]  # never rewired: only --prune frees it
+            fix = f"`--prune` deletes {', '.join(orphans)} (not in the config), then it" if orphans else ""
+            _kept(item, f"{', '.join(callers)} still call{'s' if len(callers) == 1 else ''} it", fix)
         elif item.endpoint_id in failed:
             _failed(item, failed[item.endpoint_id])
         else:
@@ -143,17 +145,16 @@ def _failed(item: Retiring, why: str) -> None:
         _kept(item, f"its delete failed ({why})")
 
 
-def _kept(item: Retiring, why: str) -> None:
+def _kept(item: Retiring, why: str, fix: str = "") -> None:
     outcome = item.outcome
+    fix = fix or "deploy again once they are rewired to delete it"
     if item.why == "orphan":
         if outcome.action != "failed":
             outcome.action = "orphaned"
-        outcome.note = (
-            f"the endpoint {item.endpoint_id} is kept: {why}; deploy again once they are rewired to delete it"
-        )
+        outcome.note = f"the endpoint {item.endpoint_id} is kept: {why}; {fix}"
         return
     what = "old endpoint" if item.why == "replaced" else "duplicate"
-    kept = f"the {what} {item.endpoint_id} is kept: {why}; deploy again once they are rewired to delete it"
+    kept = f"the {what} {item.endpoint_id} is kept: {why}; {fix}"
     if item.why == "replaced":
         outcome.note = f"{item.name} now runs as {outcome.endpoint_id}; {kept}"
     else:
