@@ -288,3 +288,32 @@ def test_a_replaced_callee_kept_for_an_orphan_is_not_what_status_shows_and_prune
     assert pruned.wait(60) == 0
     assert live_names(emulator) == {"adv-a": ANY, "adv-b": ANY, "adv-c": new}
     assert callers_of_gone(emulator) == []
+
+
+# -- a control plane that answers in over a second ------------------------------------------------
+
+
+@pytest.mark.parametrize("ended", ["finished", "interrupted"])
+def test_a_slow_control_plane_does_not_leave_the_lease_behind(app: Path, emulator, ended: str) -> None:
+    """The lease was released in at most 1 s (read + delete, or list + delete after Ctrl-C): with
+    an API answering those in 1.5 s, every deploy left its lease, and the next one waited for a
+    deploy that had finished (2 minutes, or `--lock-timeout` and exit 4)."""
+    import threading
+
+    (app / "flash.toml").write_text(config("a"))
+    slow = "template.get" if ended == "finished" else "template.list"  # release reads by id; abandon lists
+    run: list[subprocess.Popen[str]] = []
+    answered = threading.Event()
+    if ended == "interrupted":
+
+        def after_create() -> None:
+            run[0].send_signal(signal.SIGINT)
+            answered.wait(30)
+
+        emulator.after["create"] = after_create
+    emulator.op_latency[slow] = 1.5
+    run.append(deploy(app, emulator))
+    _, err = run[0].communicate(timeout=90)
+    answered.set()
+    assert run[0].returncode == (0 if ended == "finished" else 130), err
+    assert leases(emulator) == []

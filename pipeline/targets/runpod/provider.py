@@ -36,6 +36,8 @@ from flash_pipeline.targets.runpod.rest import RestBackend, comparable, health_u
 from flash_pipeline.targets.runpod.survivors import callers_first, prefer
 
 DEFAULT_LEASE_WAIT = 600.0  # seconds a deploy waits for another deploy of the same app to finish
+RELEASE_WAIT = 15.0  # seconds a finished run waits for its lease's release (two calls: read, delete)
+ABANDON_WAIT = 5.0  # the same after Ctrl-C (list, delete): the run's writes have stopped already
 
 
 class RunpodProvider:
@@ -209,7 +211,7 @@ class RunpodProvider:
 
     def release_all(self) -> None:
         """After Ctrl-C: look up every create that was in flight (so the report says whether it was
-        made), then release every lease this run took, whatever its thread is doing (≤ 1 s each)."""
+        made), then release every lease this run took, whatever its thread is doing (≤ ABANDON_WAIT each)."""
         try:
             settle_interrupted(self.backend, self.applying, lb_template(self.environ))
         except FlashError:
@@ -221,15 +223,16 @@ class RunpodProvider:
 
 
 def _release(held: Lease) -> None:
-    _bounded(held.release)
+    _bounded(held.release, RELEASE_WAIT)
 
 
-def _bounded(work: Callable[[], None]) -> None:
-    """Run work in a daemon thread, waiting at most a second: an interrupted run must exit promptly
-    (an unreleased lease expires by itself)."""
+def _bounded(work: Callable[[], None], wait: float = ABANDON_WAIT) -> None:
+    """Run work in a daemon thread, waiting at most `wait` seconds: a run must exit promptly (an
+    unreleased lease expires by itself), but a lease left for an API that answers in over a
+    second holds up the next run for minutes."""
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    thread.join(1.0)
+    thread.join(wait)
 
 
 def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outcome]]], template: str) -> None:
