@@ -28,6 +28,7 @@ def config(
     gpu: tuple[str, ...] = (),
     big: tuple[str, ...] = (),
     mothership: bool = False,
+    unhealthy: tuple[str, ...] = (),
 ) -> str:
     lines = ['[app]\nname = "adv"\nregistry = "ghcr.io/acme"\nsource = "src"\ncall_key = "{{ RUNPOD_SECRET_calls }}"\n']
     if mothership:
@@ -37,6 +38,8 @@ def config(
         lines.append(
             'gpu = "ADA_24"' if key in gpu else f'cpu = "cpu3c-{4 if key in big else 2}-{8 if key in big else 4}"'
         )
+        if key in unhealthy:  # the emulator's workers of such an image never answer /ping 200
+            lines.append(f'image = "ghcr.io/acme/unhealthy-{key}:1"')
         callees = [c for k, c in calls if k == key]
         if callees:
             lines.append(f"calls = {json.dumps(callees)}")
@@ -151,6 +154,36 @@ def test_ctrl_c_while_an_update_is_in_flight_reports_the_update_the_account_show
     assert emulator.endpoints[b].body["cpu"][0]["vcpuCount"] == 4  # the PATCH landed
     assert f"  b: updated {b} (health not confirmed)" in out.splitlines()  # not "not changed"
     assert "  a: not changed" in out.splitlines()
+    assert leases(emulator) == []
+
+
+def test_ctrl_c_while_a_rollback_is_in_flight_reports_it_rolled_back(app: Path, emulator) -> None:
+    """b's new image fails its gate and is rolled back; Ctrl-C as the rollback's PATCH lands: the
+    report said `b: updated` for an endpoint back on its previous spec."""
+    import threading
+
+    (app / "flash.toml").write_text(config("a", "b", calls=(("a", "b"),)))
+    assert deploy(app, emulator).wait(60) == 0
+    [b] = [i for i, d in emulator.endpoints.items() if d.body["name"] == "adv-b"]
+    image = emulator.endpoints[b].body["image"]
+    (app / "flash.toml").write_text(config("a", "b", calls=(("a", "b"),), unhealthy=("b",)))
+    answered = threading.Event()
+    run: list[subprocess.Popen[str]] = []
+    updates: list[bool] = []
+
+    def after_update() -> None:  # the second PATCH of b is its rollback
+        updates.append(True)
+        if len(updates) == 2:
+            run[0].send_signal(signal.SIGINT)
+            answered.wait(30)
+
+    emulator.after["update"] = after_update
+    run.append(deploy(app, emulator, "--timeout", "1"))
+    out, err = run[0].communicate(timeout=60)
+    answered.set()
+    assert run[0].returncode == 130, err
+    assert emulator.endpoints[b].body["image"] == image  # the rollback landed
+    assert f"  b: rolled back {b} (health not confirmed)" in out.splitlines()
     assert leases(emulator) == []
 
 

@@ -159,9 +159,17 @@ def _roll_back(
     ctx.echo(f"{endpoint.key}: rolling back {', '.join(outcome.changed)}")
     fields = list(outcome.changed)
     previous = {**previous, "env": {**(previous.get("env") or {}), **ctx.owner(endpoint.key)}}  # stays ours
+    patch = sparse_patch(previous, fields)
+    done = outcome.action
+
+    def send() -> Any:  # in flight from here: an interrupted run looks it up before reporting
+        outcome.action, outcome.sending = "rolling back", patch
+        return ctx.backend.update(outcome.endpoint_id, patch, endpoint.name)
+
     try:
-        ctx.write(lambda: ctx.backend.update(outcome.endpoint_id, sparse_patch(previous, fields), endpoint.name))
+        ctx.write(send)
     except FlashError as exc:
+        outcome.action = done
         outcome.note = f"the rollback failed too ({exc}): the endpoint keeps the new, unhealthy spec"
         return
     outcome.action = "rolled back"

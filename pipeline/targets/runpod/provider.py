@@ -238,7 +238,8 @@ def _bounded(work: Callable[[], None], wait: float = ABANDON_WAIT) -> None:
 def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outcome]]], template: str) -> None:
     """Outcomes whose create or update was in flight when the run stopped: made (applied) or not,
     as the account shows."""
-    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action in ("creating", "updating")]
+    in_flight = ("creating", "updating", "rolling back")
+    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action in in_flight]
     deleting = [
         o for _, outcomes in applying for o in outcomes if o.retire or (o.action == "pending" and o.endpoint_id)
     ]
@@ -247,7 +248,7 @@ def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outc
     listed = backend.list()
     _settle_deletes(listed, deleting)
     for project, outcome in pending:
-        if outcome.action == "updating":
+        if outcome.action in ("updating", "rolling back"):
             _settle_update(listed, outcome)
             continue
         keys = [e.key for e in project.endpoints]
@@ -264,14 +265,19 @@ def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outc
 
 
 def _settle_update(listed: list[dict[str, Any]], outcome: Outcome) -> None:
-    """An update in flight when the run stopped: applied when the live endpoint already has what
-    its patch sent (applying it again would change nothing)."""
+    """An update (or a rollback) in flight when the run stopped: applied when the live endpoint
+    already has what its patch sent (applying it again would change nothing)."""
     found = next((e for e in listed if str(e.get("id")) == outcome.endpoint_id), None)
     applied = found is not None and all(
         d.kind == "keep"
         for d in plan_deploy({outcome.key: comparable({**found, **outcome.sending})}, {outcome.key: comparable(found)})
     )
-    if applied:
+    if outcome.action == "rolling back":  # the new spec was applied; its rollback was in flight
+        outcome.action = "rolled back" if applied else "updated"
+        outcome.note = (
+            f"its rollback was in flight when flash stopped, and is {'' if applied else 'not '}on the account"
+        )
+    elif applied:
         outcome.action = "updated"
         outcome.note = "its update was in flight when flash stopped, and is on the account"
     else:
