@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,12 +29,30 @@ def _append(variable: str, text: str) -> None:
 
 
 def _flash(words: list[str]) -> subprocess.CompletedProcess[str]:
-    """flash with stdout captured (the report, printed by the caller) and stderr passed through."""
+    """flash with stdout captured (the report, printed by the caller) and stderr passed through.
+
+    A cancelled workflow (SIGINT or SIGTERM to this step, or to its process group) is handed to
+    flash once, as a Ctrl-C: flash stops at a safe point, releases its lease and prints its report,
+    which is printed here with the outputs written as on any other exit. flash runs in a session of
+    its own so that a signal to the group reaches it only through here (twice would make it exit at
+    once, without its report); subprocess.run would instead kill it 0.25 s after a SIGINT."""
     try:
-        return subprocess.run(["flash", *words], stdout=subprocess.PIPE, text=True, check=False)
+        child = subprocess.Popen(["flash", *words], stdout=subprocess.PIPE, text=True, start_new_session=True)
     except FileNotFoundError:
         print("flash action: the flash command is not installed (the step before installs it)", file=sys.stderr)
         return subprocess.CompletedProcess(["flash", *words], 127, "")
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stdout, _ = child.communicate()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return subprocess.CompletedProcess(["flash", *words], child.returncode, stdout)
 
 
 def endpoints_output(report: str) -> str:

@@ -191,10 +191,13 @@ def _workers(
 ) -> tuple[list[str], list[tuple[str, str, str]]]:
     """The live endpoints among `keys`, and ("endpoint-worker", endpoint id, worker id) of each of
     their workers (the backend lists them and opens their log streams)."""
+    from flash_pipeline.targets.runpod.deploy import families
     from flash_pipeline.targets.runpod.ownership import claim
+    from flash_pipeline.targets.runpod.survivors import prefer
 
     backend = provider.backend
-    live = claim(project.name, project.environment, [e.key for e in project.endpoints], backend.list()).live()
+    claims = claim(project.name, project.environment, [e.key for e in project.endpoints], backend.list())
+    live = prefer(claims, families(project)).live()  # of several endpoints of a name, the one deploy keeps
     found = []
     for name in keys:
         if name not in live:

@@ -129,7 +129,7 @@ def interrupted_text(deploys: Sequence[tuple[str, Sequence[Outcome]]]) -> str:
                 state += f" ({o.note})" if o.note else ""
             else:
                 state = f"{o.action} {o.endpoint_id or ''}".rstrip()
-                if o.gate is None or not o.gate.healthy:
+                if (o.gate is None or not o.gate.healthy) and o.action != "deleted":
                     state += " (health not confirmed)"
                 if o.retire:  # a replace's old endpoint: its callers may still name it
                     state += f" (the old endpoint {o.retire} is kept)"

@@ -24,6 +24,7 @@ from flash_pipeline.targets.runpod.bodies import (
     Comparable,
     EndpointBody,
     LiveEndpoint,
+    Patch,
     api_form,
     health_url,
     sparse_patch,
@@ -51,6 +52,7 @@ class Outcome:
     changed: tuple[str, ...] = ()
     rolled_back: bool = False
     retire: str = ""  # a replace's old endpoint, deleted once nothing calls it (survivors.retire)
+    sending: Patch = field(default_factory=Patch)  # the patch of an update in flight ("updating")
 
     @property
     def healthy(self) -> bool | None:
@@ -111,7 +113,12 @@ def converge(
             )
             patch = sparse_patch(body, fields)
             endpoint_id = str(live["id"])
-            live = ctx.write(lambda: ctx.backend.update(endpoint_id, patch, endpoint.name)) or live
+
+            def send() -> Any:  # in flight from here: an interrupted run looks it up before reporting
+                outcome.action, outcome.endpoint_id, outcome.sending = "updating", endpoint_id, patch
+                return ctx.backend.update(endpoint_id, patch, endpoint.name)
+
+            live = ctx.write(send) or live
             outcome.action = "adopted" if action.kind == "adopt" else "updated"
         else:
             outcome.action = "unchanged"
@@ -126,7 +133,7 @@ def converge(
             _unhealthy(ctx, endpoint, action, outcome, before, health, limit, rollback)
     except FlashError as exc:
         outcome.error = f"{endpoint.key}: {exc}"
-        if outcome.action in ("pending", "creating"):
+        if outcome.action in ("pending", "creating", "updating"):
             outcome.action = "failed"
 
 
@@ -165,9 +172,17 @@ def _roll_back(
     fields = list(outcome.changed)
     env = cast(dict[str, str], previous.get("env") or {})
     previous = {**previous, "env": {**env, **ctx.owner(endpoint.key)}}  # stays ours
+    patch = sparse_patch(previous, fields)
+    done = outcome.action
+
+    def send() -> Any:  # in flight from here: an interrupted run looks it up before reporting
+        outcome.action, outcome.sending = "rolling back", patch
+        return ctx.backend.update(outcome.endpoint_id, patch, endpoint.name)
+
     try:
-        ctx.write(lambda: ctx.backend.update(outcome.endpoint_id, sparse_patch(previous, fields), endpoint.name))
+        ctx.write(send)
     except FlashError as exc:
+        outcome.action = done
         outcome.note = f"the rollback failed too ({exc}): the endpoint keeps the new, unhealthy spec"
         return
     outcome.action = "rolled back"

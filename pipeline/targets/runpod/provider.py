@@ -14,10 +14,10 @@ from flash_pipeline.builder.render import image_ref
 from flash_pipeline.config.model import Project
 from flash_pipeline.errors import ApiError, BuildError, FlashError, UsageError
 from flash_pipeline.targets.cancel import Cancel
-from flash_pipeline.targets.plan import Action
+from flash_pipeline.targets.plan import Action, plan_deploy
 from flash_pipeline.targets.runpod.api import Client
 from flash_pipeline.targets.runpod.backend import Backend, api_of, open_backend
-from flash_pipeline.targets.runpod.bodies import EndpointBody, health_url
+from flash_pipeline.targets.runpod.bodies import EndpointBody, LiveEndpoint, comparable, health_url
 from flash_pipeline.targets.runpod.catalog import Catalog
 from flash_pipeline.targets.runpod.converge import Outcome
 from flash_pipeline.targets.runpod.deploy import (
@@ -26,6 +26,7 @@ from flash_pipeline.targets.runpod.deploy import (
     default_context,
     deploy_runpod,
     desired_bodies,
+    families,
     lb_template,
     survey,
 )
@@ -33,6 +34,10 @@ from flash_pipeline.targets.runpod.diagnose import diagnosis
 from flash_pipeline.targets.runpod.lease import POLL, Lease, abandon, acquire, holder_id, holders, lease_name, unlock
 from flash_pipeline.targets.runpod.ownership import claim
 from flash_pipeline.targets.runpod.rows import StatusRow
+from flash_pipeline.targets.runpod.survivors import callers_first, prefer
+
+RELEASE_WAIT = 15.0  # seconds a finished run waits for its lease's release (two calls: read, delete)
+ABANDON_WAIT = 5.0  # the same after Ctrl-C (list, delete): the run's writes have stopped already
 
 
 class RunpodProvider:
@@ -123,8 +128,8 @@ class RunpodProvider:
 
     def status(self, project: Project) -> list[StatusRow]:
         keys = [e.key for e in project.endpoints]
-        claims = claim(project.name, project.environment, keys, self.backend.list())
-        live = claims.live()
+        claims = prefer(claim(project.name, project.environment, keys, self.backend.list()), families(project))
+        live = claims.live()  # where a name has several endpoints, the survivor deploy keeps
         template = lb_template(self.environ)
         rows: list[StatusRow] = []
         for endpoint in project.endpoints:
@@ -157,7 +162,7 @@ class RunpodProvider:
     def url_of(self, project: Project, key: str) -> str | None:
         """The URL of one endpoint of ours (by exact name and markers, or adoptable), or None."""
         found = claim(project.name, project.environment, [e.key for e in project.endpoints], self.backend.list())
-        live = found.live().get(key)
+        live = prefer(found, families(project)).live().get(key)  # the survivor deploy keeps and wires
         if live is None:
             return None
         template = lb_template(self.environ)
@@ -172,9 +177,8 @@ class RunpodProvider:
         and of exact-name endpoints without markers, which it leaves alone."""
         keys = [e.key for e in project.endpoints]
         claims = claim(project.name, project.environment, keys, self.backend.list())
-        doomed = [
-            (str(e["name"]), str(e["id"])) for items in (*claims.ours.values(), *claims.orphans.values()) for e in items
-        ]
+        items = [e for found in (*claims.ours.values(), *claims.orphans.values()) for e in found]
+        doomed = [(str(e["name"]), str(e["id"])) for e in callers_first(items, lb_template(self.environ))]
         spared = [(str(e["name"]), str(e["id"])) for e in claims.unmarked.values()]
         return doomed, spared
 
@@ -214,7 +218,7 @@ class RunpodProvider:
 
     def release_all(self) -> None:
         """After Ctrl-C: look up every create that was in flight (so the report says whether it was
-        made), then release every lease this run took, whatever its thread is doing (≤ 1 s each)."""
+        made), then release every lease this run took, whatever its thread is doing (≤ ABANDON_WAIT each)."""
         try:
             settle_interrupted(self.backend, self.applying, lb_template(self.environ))
         except FlashError:
@@ -226,24 +230,34 @@ class RunpodProvider:
 
 
 def _release(held: Lease) -> None:
-    _bounded(held.release)
+    _bounded(held.release, RELEASE_WAIT)
 
 
-def _bounded(work: Callable[[], None]) -> None:
-    """Run work in a daemon thread, waiting at most a second: an interrupted run must exit promptly
-    (an unreleased lease expires by itself)."""
+def _bounded(work: Callable[[], None], wait: float = ABANDON_WAIT) -> None:
+    """Run work in a daemon thread, waiting at most `wait` seconds: a run must exit promptly (an
+    unreleased lease expires by itself), but a lease left for an API that answers in over a
+    second holds up the next run for minutes."""
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    thread.join(1.0)
+    thread.join(wait)
 
 
 def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outcome]]], template: str) -> None:
-    """Outcomes whose create was in flight when the run stopped: made or not, as the account shows."""
-    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action == "creating"]
-    if not pending:
+    """Outcomes whose create or update was in flight when the run stopped: made (applied) or not,
+    as the account shows."""
+    in_flight = ("creating", "updating", "rolling back")
+    pending = [(p, o) for p, outcomes in applying for o in outcomes if o.action in in_flight]
+    deleting = [
+        o for _, outcomes in applying for o in outcomes if o.retire or (o.action == "pending" and o.endpoint_id)
+    ]
+    if not pending and not deleting:
         return
     listed = backend.list()
+    _settle_deletes(listed, deleting)
     for project, outcome in pending:
+        if outcome.action in ("updating", "rolling back"):
+            _settle_update(listed, outcome)
+            continue
         keys = [e.key for e in project.endpoints]
         ours = claim(project.name, project.environment, keys, listed).ours.get(outcome.key, [])
         made = [e for e in ours if str(e["id"]) != outcome.retire]
@@ -255,3 +269,36 @@ def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outc
         else:
             outcome.action = "pending"
             outcome.note = "its create was in flight when flash stopped, and is not on the account"
+
+
+def _settle_update(listed: list[LiveEndpoint], outcome: Outcome) -> None:
+    """An update (or a rollback) in flight when the run stopped: applied when the live endpoint
+    already has what its patch sent (applying it again would change nothing)."""
+    found = next((e for e in listed if str(e.get("id")) == outcome.endpoint_id), None)
+    applied = found is not None and all(
+        d.kind == "keep"
+        for d in plan_deploy({outcome.key: comparable({**found, **outcome.sending})}, {outcome.key: comparable(found)})
+    )
+    if outcome.action == "rolling back":  # the new spec was applied; its rollback was in flight
+        outcome.action = "rolled back" if applied else "updated"
+        outcome.note = (
+            f"its rollback was in flight when flash stopped, and is {'' if applied else 'not '}on the account"
+        )
+    elif applied:
+        outcome.action = "updated"
+        outcome.note = "its update was in flight when flash stopped, and is on the account"
+    else:
+        outcome.action = "pending"
+        outcome.note = "its update was in flight when flash stopped, and is not on the account"
+
+
+def _settle_deletes(listed: list[LiveEndpoint], outcomes: list[Outcome]) -> None:
+    """Deletes that were in flight when the run stopped (a replace's old endpoint, a pruned
+    orphan): gone from the account is deleted, whatever the report thought."""
+    live = {str(e.get("id")) for e in listed}
+    for outcome in outcomes:
+        if outcome.retire and outcome.retire not in live:
+            old, outcome.retire = outcome.retire, ""
+            outcome.note = f"{outcome.name} now runs as {outcome.endpoint_id}; the old endpoint {old} was deleted"
+        elif outcome.action == "pending" and outcome.endpoint_id and not set(outcome.endpoint_id.split(", ")) & live:
+            outcome.action = "deleted"

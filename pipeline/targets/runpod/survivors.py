@@ -57,6 +57,20 @@ def _named(item: LiveEndpoint) -> set[str]:
     return {str(u).rstrip("/") for u in (found.values() if isinstance(found, dict) else [])}
 
 
+def callers_first(items: Sequence[LiveEndpoint], template: str) -> list[LiveEndpoint]:
+    """Endpoints in an order that deletes every caller before its callees (destroy): one stopped
+    half-way never leaves an endpoint calling a deleted one. A cycle is broken in listing order."""
+    left = list(items)
+    ordered: list[LiveEndpoint] = []
+    while left:
+        called = {u for e in left for u in _named(e)}
+        free = [e for e in left if health_url(e, template)[0].rstrip("/") not in called]
+        for item in free or left[:1]:
+            ordered.append(item)
+            left.remove(item)
+    return ordered
+
+
 def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None:
     """Delete what is to go, callers before their callees, except what an endpoint that stays still
     calls (a caller that rolled back or was not deployed, the mothership, a kept endpoint): that is
@@ -100,7 +114,9 @@ def retire(ctx: Context, project: Project, retiring: Sequence[Retiring]) -> None
     for item in retiring:
         if item.endpoint_id in kept:
             callers = kept[item.endpoint_id]
-            _kept(item, f"{', '.join(callers)} still call{'s' if len(callers) == 1 else ''} it")
+            orphans = [c for c in callers if c in claims.orphans]  # never rewired: only --prune frees it
+            fix = f"`--prune` deletes {', '.join(orphans)} (not in the config), then it" if orphans else ""
+            _kept(item, f"{', '.join(callers)} still call{'s' if len(callers) == 1 else ''} it", fix)
         elif item.endpoint_id in failed:
             _failed(item, failed[item.endpoint_id])
         else:
@@ -128,17 +144,16 @@ def _failed(item: Retiring, why: str) -> None:
         _kept(item, f"its delete failed ({why})")
 
 
-def _kept(item: Retiring, why: str) -> None:
+def _kept(item: Retiring, why: str, fix: str = "") -> None:
     outcome = item.outcome
+    fix = fix or "deploy again once they are rewired to delete it"
     if item.why == "orphan":
         if outcome.action != "failed":
             outcome.action = "orphaned"
-        outcome.note = (
-            f"the endpoint {item.endpoint_id} is kept: {why}; deploy again once they are rewired to delete it"
-        )
+        outcome.note = f"the endpoint {item.endpoint_id} is kept: {why}; {fix}"
         return
     what = "old endpoint" if item.why == "replaced" else "duplicate"
-    kept = f"the {what} {item.endpoint_id} is kept: {why}; deploy again once they are rewired to delete it"
+    kept = f"the {what} {item.endpoint_id} is kept: {why}; {fix}"
     if item.why == "replaced":
         outcome.note = f"{item.name} now runs as {outcome.endpoint_id}; {kept}"
     else:
