@@ -22,7 +22,6 @@ from flash_pipeline.cli.common import (
     ENVIRONMENT,
     TARGET,
     config_paths,
-    confirm,
     echo_err,
     environment,
     load,
@@ -160,6 +159,7 @@ def init(directory: Path, force: bool) -> int:
 @ENVIRONMENT
 def build(configs: tuple[str, ...], out: Path | None, push: bool, builder: str, insecure_registry: bool) -> int:
     """Render workers, Dockerfiles and manifest.json for every endpoint. Several -c (or globs): each app in turn."""
+    from flash_pipeline.cli.build import build_one
     from flash_pipeline.cli.many import run_each
 
     names = config_paths(configs)
@@ -168,29 +168,9 @@ def build(configs: tuple[str, ...], out: Path | None, push: bool, builder: str, 
             f"-o names one output folder, but -c names {len(names)} configs: {', '.join(names)}",
             "leave -o out (each config builds into .flash/build next to it), or pass one -c",
         )
-    return run_each(names, "nothing was built", lambda config, _: _build(config, out, push, builder, insecure_registry))
-
-
-def _build(config: str, out: Path | None, push: bool, builder: str, insecure_registry: bool) -> int:
-    import time
-
-    from flash_pipeline import report
-    from flash_pipeline.builder.output import build as build_project
-
-    project = load(config, "nothing was built")
-    started = time.perf_counter()
-    try:
-        result = build_project(project, out)
-    except ConfigError as exc:
-        exc.consequence = "nothing was built"
-        raise
-    click.echo(report.build_text(result, time.perf_counter() - started))
-    if push:
-        from flash_pipeline.builder.images import push as push_images
-
-        pushed = push_images(result, project.registry, click.echo, builder=builder, insecure=insecure_registry)
-        click.echo(report.push_text(result, pushed))
-    return 0
+    return run_each(
+        names, "nothing was built", lambda config, _: build_one(config, out, push, builder, insecure_registry)
+    )
 
 
 @cli.command()
@@ -329,40 +309,9 @@ def plan(
 @ENVIRONMENT
 def status(configs: tuple[str, ...], target: str | None, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping. Several -c (or globs): each app in turn."""
-    from flash_pipeline import report
-    from flash_pipeline.cli.many import run_each
+    from flash_pipeline.cli.status import status as show
 
-    texts: list[str] = []
-    apps: list[dict[str, Any]] = []  # the JSON document's entries, a failed app's included
-
-    def one(config: str, app: str | None) -> int:
-        project = load(config, "")
-        where = pick_target(target, config)
-        try:
-            if where == "runpod":
-                rows = runpod_provider().status(project)
-                fields, text = report.runpod_status_json(rows), report.runpod_status_text(rows, app)
-            else:
-                from flash_pipeline.targets.local.deploy import last_failures, local_status
-
-                answer, failures = local_status(project), last_failures(project)
-                fields = report.local_status_json(project, answer, failures)
-                text = report.local_status_text(project, answer, failures, named=app is not None)
-        except FlashError as exc:
-            unknown: dict[str, Any] = {"endpoints": {}} | ({"running": None} if where == "local" else {})
-            apps.append(report.app_json(project.name, config, where, unknown, error=exc))
-            raise
-        apps.append(report.app_json(project.name, config, where, fields))
-        texts.append(text)
-        return 0
-
-    try:
-        return run_each(configs, "", one)
-    finally:  # what was found is printed, a failure's error then follows on stderr
-        if fmt == "json" and apps:
-            click.echo(report.json_document("status", apps))
-        elif fmt != "json" and texts:
-            click.echo("\n\n".join(texts))
+    return show(configs, target, fmt)
 
 
 @cli.command()
@@ -387,19 +336,9 @@ def _destroy(config: str, target: str, yes: bool, app: str | None, lock_timeout:
         from flash_pipeline.cli import runpod as runpod_cli
 
         return runpod_cli.destroy(config, yes, app, lock_timeout)
-    from flash_pipeline.targets.local.deploy import local_destroy
+    from flash_pipeline.cli import local as local_cli
 
-    project = load(config, "nothing was destroyed")
-    confirm(yes, f"Stop every local endpoint of {project.name}?")
-    keys = local_destroy(project)
-    click.echo(
-        f"flash: stopped {', '.join(keys)} on the local target"
-        if keys
-        else f"flash: nothing of {project.name} was running on the local target"
-        if app
-        else "flash: nothing was running on the local target"
-    )
-    return 0
+    return local_cli.destroy(config, yes, app)
 
 
 @cli.command()

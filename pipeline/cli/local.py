@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from flash_pipeline.cli.common import echo_err, load
+from flash_pipeline.cli.common import confirm, echo_err, load
 from flash_pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -85,3 +85,20 @@ def _wait_for_stop_signal() -> None:
     while not stopped.wait(0.5):
         pass
     raise KeyboardInterrupt
+
+
+def destroy(config: str, yes: bool, app: str | None = None) -> int:
+    """Stop every local endpoint of the app (`app`: several configs, so the line names it)."""
+    from flash_pipeline.targets.local.deploy import local_destroy
+
+    project = load(config, "nothing was destroyed")
+    confirm(yes, f"Stop every local endpoint of {project.name}?")
+    keys = local_destroy(project)
+    click.echo(
+        f"flash: stopped {', '.join(keys)} on the local target"
+        if keys
+        else f"flash: nothing of {project.name} was running on the local target"
+        if app
+        else "flash: nothing was running on the local target"
+    )
+    return 0
