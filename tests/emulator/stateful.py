@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +221,24 @@ class World:
 
                 stacks = ["".join(traceback.format_stack(f)) for f in sys._current_frames().values()]
                 stuck = "\n---\n".join(s for s in stacks if "pipeline/targets" in s or "emulator" in s)
-                raise AssertionError(f"a {run.kind} never ended:\n{stuck}")
+                # Every thread's innermost frames and the account's last calls: a stall of the
+                # emulator (no handler busy, a client waiting for an answer) shows as such.
+                names = {t.ident: t.name for t in threading.enumerate()}
+                tails = [
+                    f"{names.get(ident, ident)}: "
+                    + " <- ".join(
+                        f"{fr.f_code.co_filename.rsplit('/', 2)[-1]}:{fr.f_lineno} {fr.f_code.co_name}"
+                        for fr, _ in traceback.walk_stack(frame)
+                    )[:400]
+                    for ident, frame in sys._current_frames().items()
+                ]
+                recent = list(zip(self.emu.times[-30:], self.emu.calls[-30:], strict=False))
+                raise AssertionError(
+                    f"a {run.kind} never ended:\n{stuck}\n--- every thread:\n"
+                    + "\n".join(tails)
+                    + f"\n--- the account's last calls (now {time.monotonic():.1f}):\n"
+                    + "\n".join(f"{t:.1f} {c}" for t, c in recent)
+                )
         if self.crashed:
             raise self.crashed[0]
         for run in self.runs:
