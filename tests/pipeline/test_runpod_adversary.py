@@ -350,3 +350,45 @@ def test_a_slow_control_plane_does_not_leave_the_lease_behind(app: Path, emulato
     answered.set()
     assert run[0].returncode == (0 if ended == "finished" else 130), err
     assert leases(emulator) == []
+
+
+# -- many deploys queued on an API that refuses a second template of one name ----------------------
+
+
+def test_a_run_that_loses_the_race_for_a_freed_lease_again_and_again_keeps_waiting(emulator) -> None:
+    """Where RunPod refuses a second template of one name, a waiter whose create lost the race for
+    a freed lease (another run took it between its listing and its create) spent one of 3 retries
+    each time: the 4th lost race failed the deploy (exit 4, "Template name must be unique") instead
+    of waiting its turn. Found with six deploys of one app at once. A clash with a lease the next
+    listing shows is a wait, not a failure."""
+    import time
+
+    from flash_pipeline.targets.cancel import Cancel
+    from flash_pipeline.targets.runpod.api import Client
+    from flash_pipeline.targets.runpod.lease import EXPIRES, HOLDER, TAKEN, acquire
+    from flash_pipeline.targets.runpod.rest import RestBackend
+
+    assert emulator.unique_template_names
+    name, races = "flash-lease adv", [0]
+    seen: list[bool] = []
+
+    def another_run_takes_it_first() -> None:  # between our listing and our create
+        if races[0] < 6:
+            races[0] += 1
+            env = {HOLDER: f"run {races[0]}", EXPIRES: str(int(time.time() + 120)), TAKEN: "1.0"}
+            emulator.save_template({"name": name, "image": "busybox", "env": env})
+            seen.clear()
+
+    def and_finishes_after_we_saw_it() -> None:
+        if seen:
+            theirs = [i for i, t in emulator.templates.items() if {"key": HOLDER, "value": "us"} not in t["env"]]
+            for template_id in theirs:
+                del emulator.templates[template_id]
+        seen.append(True)
+
+    emulator.hooks["template.create"] = another_run_takes_it_first
+    emulator.hooks["template.list"] = and_finishes_after_we_saw_it
+    store = RestBackend(Client(emulator.url, emulator.api_key, retries=0))
+    held = acquire(store, name, "us", wait=60, cancel=Cancel(), echo=lambda _: None, poll=(0.01, 1.0, 0.01))
+    held.release()
+    assert races[0] == 6 and held.template_id and leases(emulator) == []

@@ -200,6 +200,8 @@ def _acquire(
                 store.delete_template(str(current["id"]), name)  # by id: a fresh lease has a new id
             else:
                 others.append(current)
+        if others:  # a create that failed was a clash with them: only failures with nobody else count
+            failures_left = 3
         if mine is None and not others:
             lease.taken = now()
             try:
