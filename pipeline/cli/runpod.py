@@ -77,10 +77,20 @@ def deploy(names: Sequence[str], options: DeployOptions, fmt: str) -> int:
     cancel = Cancel()
     try:
         results = run_interruptible(lambda: deploy_configs(projects, provider, options, progress, cancel, done), cancel)
-    except Interrupted:
+    except Interrupted as stopped:
         provider.release_all()
-        click.echo(report.interrupted_text([(p.name, provider.outcomes_of(p)) for p in projects]))
-        raise
+        text = report.interrupted_text([(p.name, provider.outcomes_of(p)) for p in projects])
+        if fmt != "json":
+            click.echo(text)
+            raise
+        echo_err(text)  # for the person watching; stdout stays one JSON document (the Action reads it)
+        why = Interrupted("flash was interrupted; each endpoint's row says how far it got")
+        apps = [
+            report.app_json(p.name, names[i], "runpod", report.runpod_deploy_json(provider.outcomes_of(p)), error=why)
+            for i, p in enumerate(projects)
+        ]
+        click.echo(report.json_document("deploy", apps))
+        raise stopped
     if fmt == "json":
         apps = [
             report.app_json(

@@ -201,6 +201,36 @@ def test_ctrl_c_during_a_slow_create_reports_the_endpoint_it_made(tmp_path: Path
     assert emulator.templates == {}  # the lease was released
 
 
+def test_ctrl_c_with_format_json_still_prints_the_document(tmp_path: Path, flash, emulator) -> None:
+    """The Action reads deploy's JSON: an interrupted deploy printed only text, so the Action wrote
+    `endpoints={}` although an endpoint had been made. stdout stays one JSON document, rows included."""
+    import os
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "demo", tmp_path / "src")
+    (tmp_path / "flash.toml").write_text(
+        '[app]\nname = "demo"\nregistry = "ghcr.io/acme"\nsource = "src"\n\n[endpoints.api]\ncpu = "cpu3c-2-4"\n'
+        '[endpoints.api.routes]\n"GET /x" = "app.handlers:health"\n'
+    )
+    answered = threading.Event()
+
+    def after_create() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        answered.wait(30)
+
+    emulator.after["create"] = after_create
+    result = flash("deploy", "--no-build", "--format", "json", cwd=tmp_path)
+    answered.set()
+    assert result.code == 130
+    [endpoint_id] = [i for i, e in emulator.endpoints.items() if e.body["name"] == "demo-api"]
+    document = json.loads(result.out)
+    [app] = document["apps"]
+    assert (document["ok"], app["ok"], app["error"]["exit_code"]) == (False, False, 130)
+    assert app["error"]["message"] == "flash was interrupted; each endpoint's row says how far it got"
+    assert (app["endpoints"]["api"]["action"], app["endpoints"]["api"]["id"]) == ("created", endpoint_id)
+    assert "flash: interrupted: no further change was sent" in result.err
+
+
 # -- sequences the stateful test found, shrunk ---------------------------------------------------------
 
 
