@@ -5,7 +5,8 @@ A `World` is one account (an emulator) and one app, `st`, in two environments (d
 `staging`). Each command runs as flash runs it (a provider of its own, the real Cancel and lease),
 in a thread of its own, so two or three overlap for real; an interruption is the Cancel a SIGINT
 sets, set from inside the emulator at a chosen call. Time in health gates and lease waits is
-virtual (VirtualCancel): a sleep advances the clock and only yields the CPU for a moment.
+virtual (VirtualCancel): a sleep advances the clock and only yields the CPU for a moment; real time
+counts as well.
 `Machine` is the hypothesis state machine over a World; tests/pipeline/test_runpod_invariants.py
 runs it bounded, tests/stress/test_runpod_stateful.py long.
 """
@@ -41,12 +42,17 @@ PACE = 0.05  # the most a virtual sleep really waits (lets other threads run; ne
 
 
 class Clock:
+    """Real elapsed time plus every virtual sleep: a gate's limit counts the time its probes take
+    (as it does for flash), so a probe that waits for its timeout ends the gate, never stretches it
+    without end; sleeps cost (almost) nothing."""
+
     def __init__(self) -> None:
         self.now = 1000.0
+        self.started = time.monotonic()
         self.lock = threading.Lock()
 
     def __call__(self) -> float:
-        return self.now
+        return self.now + (time.monotonic() - self.started)
 
     def advance(self, seconds: float) -> None:
         with self.lock:
