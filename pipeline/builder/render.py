@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_pipeline.builder.ignore import ALWAYS_EXCLUDED
+from flash_pipeline.config.envvars import build_hash
 from flash_pipeline.config.model import Endpoint, Gpu, Project
 from flash_pipeline.resources import resource_path
 
@@ -164,7 +165,7 @@ def image_ref(project: Project, endpoint: Endpoint, digest: str) -> str:
     if endpoint.image:
         return endpoint.image
     repository = f"{project.registry}/{endpoint.name}" if project.registry else endpoint.name
-    return f"{repository}:{digest[:12]}"
+    return f"{repository}:{build_hash(digest)}"
 
 
 def manifest(project: Project, hashes: Mapping[str, str]) -> bytes:

@@ -52,3 +52,18 @@ def callees_env(endpoint: Endpoint, urls: Mapping[str, str]) -> dict[str, str]:
     if not endpoint.calls:
         return {}
     return {"FLASH_ENDPOINTS": json.dumps({key: urls.get(key, "") for key in endpoint.calls}, sort_keys=True)}
+
+
+BUILD = "FLASH_BUILD"
+BUILD_HASH = 12  # hex digits of the content hash in an image's tag, and so in FLASH_BUILD
+
+
+def build_hash(digest: str) -> str:
+    """The build's short hash: the tag flash gives its image, what /manifest reports."""
+    return digest[:BUILD_HASH]
+
+
+def build_env(build: str | None) -> dict[str, str]:
+    """The one builder of FLASH_BUILD (both targets): the hash the worker's /manifest reports, so a
+    gate tells this release's workers from the previous one's; {} for the user's own image."""
+    return {BUILD: build} if build else {}

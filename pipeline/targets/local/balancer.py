@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from flash_pipeline.config.envvars import build_hash
 from flash_pipeline.targets.local import rollout
 from flash_pipeline.targets.local.messages import Comparable, EndpointStatus, LastFailure, SpecBody
 from flash_pipeline.targets.local.workers import Worker, WorkerPool
@@ -98,7 +99,7 @@ class EndpointSpec:
         """What `flash plan` compares; env as a digest, so no value ever leaves the supervisor."""
         env_digest = hashlib.sha256(json.dumps(sorted(self.env.items())).encode()).hexdigest()[:12]
         return {
-            "build": self.digest[:12],
+            "build": build_hash(self.digest),
             "env": env_digest,
             "workers": [self.workers_min, self.workers_max],
             "scaler_value": self.scaler_value,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flash_pipeline.config.envvars import build_env, build_hash
 from flash_pipeline.targets.local.messages import Failure
 from flash_runtime.backoff import Backoff
 
@@ -233,7 +234,7 @@ class WorkerPool:
         env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}  # the deploy key never reaches a worker
         env.update(self.spec.env)
         env.update({"PORT": str(port), "PORT_HEALTH": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
-        env["FLASH_BUILD"] = self.spec.digest[:12]  # what /manifest reports: the hash in the image tag
+        env.update(build_env(build_hash(self.spec.digest)))  # what /manifest reports, as on RunPod
         worker_id = env["RUNPOD_POD_ID"] = f"{self.spec.key}-{number}"  # as RunPod names a worker to it
         if getattr(self.spec, "source_dir", ""):
             env["FLASH_SOURCE_DIR"] = self.spec.source_dir  # tracebacks point at the user's files

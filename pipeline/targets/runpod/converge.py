@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from flash_pipeline.config.envvars import BUILD
 from flash_pipeline.config.model import Endpoint
 from flash_pipeline.errors import FlashError
 from flash_pipeline.targets.cancel import Cancel
@@ -30,7 +31,6 @@ from flash_pipeline.targets.runpod.bodies import (
     sparse_patch,
 )
 from flash_pipeline.targets.runpod.catalog import Catalog
-from flash_pipeline.targets.runpod.wiring import BUILD
 from flash_runtime.backoff import Backoff
 
 T = TypeVar("T")

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from flash_pipeline.config.envvars import callees_env, resolve_value
+from flash_pipeline.config.envvars import build_env, callees_env, resolve_value
 from flash_pipeline.config.model import Endpoint, Project
 from flash_pipeline.targets.runpod.bodies import EndpointBody
-
-BUILD = "FLASH_BUILD"
 
 
 def build_of(endpoint: Endpoint, image: str) -> str | None:
@@ -28,10 +26,7 @@ def wiring(
     """The env flash sets on an endpoint: FLASH_BUILD (what /manifest must answer for the gate),
     and for a caller FLASH_ENDPOINTS ({callee: URL}; "" while a callee's URL is not known yet) and
     FLASH_CALL_KEY (the call key as written: RunPod resolves a {{ RUNPOD_SECRET_… }} itself)."""
-    env: dict[str, str] = {}
-    build = build_of(endpoint, image)
-    if build:
-        env[BUILD] = build
+    env: dict[str, str] = build_env(build_of(endpoint, image))
     env.update(callees_env(endpoint, urls))
     if endpoint.calls and project.call_key:
         env["FLASH_CALL_KEY"] = resolve_value(project.call_key, environ)
