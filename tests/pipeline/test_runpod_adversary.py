@@ -108,11 +108,15 @@ def test_a_cancelled_action_lets_flash_stop_cleanly_and_prints_its_report(app: P
     assert step[0].returncode == 130, err
     assert "Traceback" not in err
     [made] = [i for i, d in emulator.endpoints.items() if d.body["name"] == "adv-b"]
-    assert f"  b: created {made} (health not confirmed)" in out.splitlines()
-    assert "  a: not changed" in out.splitlines()
+    # stdout is deploy's JSON document (the Action reads it); the report for people is on stderr
+    assert f"  b: created {made} (health not confirmed)" in err.splitlines()
+    assert "  a: not changed" in err.splitlines()
+    rows = json.loads(out)["apps"][0]["endpoints"]
+    assert (rows["b"]["action"], rows["b"]["id"], rows["a"]["action"]) == ("created", made, "pending")
     assert names(emulator) == Counter({"adv-b": 1})  # a was never created: flash stopped
     assert leases(emulator) == []
-    assert outputs.read_text().startswith("endpoints=")
+    written = json.loads(outputs.read_text().removeprefix("endpoints="))
+    assert list(written) == ["b"] and written["b"]["id"] == made  # the endpoint it made, not {}
 
 
 # -- Ctrl-C while an update is in flight ---------------------------------------------------------
@@ -367,6 +371,7 @@ def test_a_run_that_loses_the_race_for_a_freed_lease_again_and_again_keeps_waiti
     from flash_pipeline.targets.runpod.api import Client
     from flash_pipeline.targets.runpod.lease import EXPIRES, HOLDER, TAKEN, acquire
     from flash_pipeline.targets.runpod.rest import RestBackend
+    from flash_runtime.backoff import Backoff
 
     assert emulator.unique_template_names
     name, races = "flash-lease adv", [0]
@@ -389,6 +394,14 @@ def test_a_run_that_loses_the_race_for_a_freed_lease_again_and_again_keeps_waiti
     emulator.hooks["template.create"] = another_run_takes_it_first
     emulator.hooks["template.list"] = and_finishes_after_we_saw_it
     store = RestBackend(Client(emulator.url, emulator.api_key, retries=0))
-    held = acquire(store, name, "us", wait=60, cancel=Cancel(), echo=lambda _: None, poll=(0.01, 1.0, 0.01))
+    held = acquire(
+        store,
+        name,
+        "us",
+        wait=60,
+        cancel=Cancel(),
+        echo=lambda _: None,
+        poll=Backoff(initial=0.01, factor=1.0, cap=0.01, jitter=0.0),
+    )
     held.release()
     assert races[0] == 6 and held.template_id and leases(emulator) == []
