@@ -225,21 +225,25 @@ class RunpodProvider:
             pass  # the report then says the create was in flight; `flash status` tells
         for held in self.held:
             held.stop.set()  # no renewal after this
-        for name, holder in self.taking:  # by holder: a lease whose create was answered as Ctrl-C came too
-            _bounded(functools.partial(abandon, self.backend, name, holder))
+        # By holder: a lease whose create was answered as Ctrl-C came goes too. All at once, so
+        # several configs' leases take ABANDON_WAIT in all, not each.
+        _bounded(*(functools.partial(abandon, self.backend, name, holder) for name, holder in self.taking))
 
 
 def _release(held: Lease) -> None:
-    _bounded(held.release, RELEASE_WAIT)
+    _bounded(held.release, wait=RELEASE_WAIT)
 
 
-def _bounded(work: Callable[[], None], wait: float = ABANDON_WAIT) -> None:
-    """Run work in a daemon thread, waiting at most `wait` seconds: a run must exit promptly (an
-    unreleased lease expires by itself), but a lease left for an API that answers in over a
-    second holds up the next run for minutes."""
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(wait)
+def _bounded(*work: Callable[[], None], wait: float = ABANDON_WAIT) -> None:
+    """Run each work in a daemon thread, waiting at most `wait` seconds for them all: a run must
+    exit promptly (an unreleased lease expires by itself), but a lease left for an API that
+    answers in over a second holds up the next run for minutes."""
+    threads = [threading.Thread(target=w, daemon=True) for w in work]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + wait
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def settle_interrupted(backend: Backend, applying: list[tuple[Project, list[Outcome]]], template: str) -> None:
