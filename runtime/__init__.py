@@ -7,8 +7,9 @@ backoff, without loading Sanic and aiohttp (about 200 ms) through this package.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from flash_runtime.lazy import exports
 
 if TYPE_CHECKING:  # the same names as _WHERE (tests/pipeline/test_lazy_exports.py checks)
     from flash_runtime.calls import CallError as CallError
@@ -29,9 +30,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value  # found once
-    return value
+__getattr__ = exports(__name__, _WHERE, globals())

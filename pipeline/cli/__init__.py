@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,15 @@ LOCK_TIMEOUT = click.option(
     show_default=True,
     help="runpod: seconds to wait while another deploy (or destroy) of the same app and environment runs.",
 )
+
+
+def text_or_json(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--format text|json` (json: the versioned document), as the commands that print one take it."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help=help
+    )
+
+
 INSECURE = click.option(
     "--insecure-registry", is_flag=True, help="The registry speaks plain HTTP (a local or air-gapped registry)."
 )
@@ -198,14 +208,7 @@ def build(configs: tuple[str, ...], out: Path | None, push: bool, builder: str, 
 )
 @click.option("--timeout", "old_timeout", type=click.FloatRange(min=0), hidden=True)  # deprecated: --health-timeout
 @LOCK_TIMEOUT
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: the versioned document of docs/commands.md (with --dry-run: the plan's).",
-)
+@text_or_json("json: the versioned document of docs/commands.md (with --dry-run: the plan's).")
 @MAX_FLOOR
 @ALLOW_UNAVAILABLE
 @ENVIRONMENT
@@ -298,14 +301,7 @@ def plan(
 @cli.command()
 @CONFIGS
 @TARGET
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: the versioned document of docs/commands.md.",
-)
+@text_or_json("json: the versioned document of docs/commands.md.")
 @ENVIRONMENT
 def status(configs: tuple[str, ...], target: str | None, fmt: str) -> int:
     """Each endpoint's id, URL, workers and /ping. Several -c (or globs): each app in turn."""

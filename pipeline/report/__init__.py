@@ -6,8 +6,9 @@ up in its subject module on first use (PEP 562), so `flash validate` loads only 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from flash_runtime.lazy import exports
 
 if TYPE_CHECKING:  # the same names as _WHERE (tests/pipeline/test_lazy_exports.py checks)
     from flash_pipeline.report.build import build_text as build_text
@@ -80,9 +81,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value  # found once
-    return value
+__getattr__ = exports(__name__, _WHERE, globals())
